@@ -1,0 +1,198 @@
+"""Frozen, validated configuration.
+
+Everything that fixes array shapes (numbers of envs, steps, updates, network sizes) lives here and is
+static under ``jit``. Everything one may vmap, differentiate or evolve (meta-parameters, the task, the
+key) is an argument of ``train`` instead. ``validate()`` raises :class:`ConfigError` naming the field and
+the allowed values, and is called before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from metarl.errors import ConfigError
+
+NetworkKind = Literal["auto", "mlp", "cnn"]
+Activation = Literal["tanh", "relu"]
+
+
+def _require(ok: bool, field_name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field_name}: {message}")
+
+
+def _positive_int(value: Any, field_name: str) -> None:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        field_name,
+        f"must be a positive integer, got {value!r}",
+    )
+
+
+def _finite(value: Any, field_name: str) -> None:
+    _require(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        field_name,
+        f"must be a finite number, got {value!r}",
+    )
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """The inner agent: a PPO-style actor-critic whose policy loss comes from the objective."""
+
+    num_envs: int = 4
+    """Parallel environments per agent."""
+    num_steps: int = 128
+    """Rollout length per environment per update."""
+    total_timesteps: int = 500_000
+    """Environment steps per lifetime; the number of updates N is total_timesteps // (num_envs * num_steps)."""
+    update_epochs: int = 4
+    """Passes over each rollout batch."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; must divide num_envs * num_steps."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1]."""
+    gae_lambda: float = 0.95
+    """GAE lambda, in [0, 1]."""
+    lr: float = 2.5e-4
+    """Adam learning rate (> 0)."""
+    anneal_lr: bool = True
+    """Linearly anneal the learning rate to 0 over the lifetime N."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (> 0)."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient (>= 0)."""
+    vf_coef: float = 0.5
+    """Value-loss coefficient (>= 0)."""
+    value_clip_eps: float = 0.2
+    """PPO-style value clipping range; 0 disables it."""
+    normalize_advantages: bool = True
+    """Normalize advantages per minibatch (LPO's features assume it)."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this before learning (not for logged returns)."""
+    network: NetworkKind = "auto"
+    """Torso: 'mlp', 'cnn' (MinAtar-style conv), or 'auto' (cnn for image observations, else mlp)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the MLP (and of the head after the conv torso, first entry)."""
+    activation: Activation = "tanh"
+    """Hidden activation."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Lifetime N: the number of agent updates."""
+        return self.total_timesteps // self.batch_size
+
+    def validate(self) -> PPOConfig:
+        for name in ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches"):
+            _positive_int(getattr(self, name), f"ppo.{name}")
+        _require(
+            self.batch_size % self.num_minibatches == 0,
+            "ppo.num_minibatches",
+            f"must divide num_envs * num_steps = {self.num_envs} * {self.num_steps} = {self.batch_size}, "
+            f"got {self.num_minibatches}",
+        )
+        _require(
+            self.total_timesteps >= self.batch_size,
+            "ppo.total_timesteps",
+            f"must be at least num_envs * num_steps = {self.batch_size} (one update), got {self.total_timesteps}",
+        )
+        for name in ("gamma", "gae_lambda", "lr", "max_grad_norm", "ent_coef", "vf_coef", "value_clip_eps", "reward_scale"):
+            _finite(getattr(self, name), f"ppo.{name}")
+        _require(0.0 < self.gamma <= 1.0, "ppo.gamma", f"must be in (0, 1], got {self.gamma}")
+        _require(0.0 <= self.gae_lambda <= 1.0, "ppo.gae_lambda", f"must be in [0, 1], got {self.gae_lambda}")
+        _require(self.lr > 0, "ppo.lr", f"must be > 0, got {self.lr}")
+        _require(self.max_grad_norm > 0, "ppo.max_grad_norm", f"must be > 0, got {self.max_grad_norm}")
+        for name in ("ent_coef", "vf_coef", "value_clip_eps"):
+            _require(getattr(self, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(self, name)}")
+        _require(self.reward_scale > 0, "ppo.reward_scale", f"must be > 0, got {self.reward_scale}")
+        _require(
+            self.network in ("auto", "mlp", "cnn"),
+            "ppo.network",
+            f"must be one of 'auto', 'mlp', 'cnn', got {self.network!r}",
+        )
+        _require(self.activation in ("tanh", "relu"), "ppo.activation", f"must be 'tanh' or 'relu', got {self.activation!r}")
+        _require(
+            len(self.hidden_sizes) > 0 and all(isinstance(h, int) and h > 0 for h in self.hidden_sizes),
+            "ppo.hidden_sizes",
+            f"must be a non-empty tuple of positive integers, got {self.hidden_sizes!r}",
+        )
+        return self
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One `metarl train` run: an agent trained with one objective on one env, over several seeds."""
+
+    env: str = "CartPole-v1"
+    """Environment id (see `metarl.envs.names()`)."""
+    objective: str = "ppo"
+    """Objective name (see `metarl.objectives.names()`); ignored when objective_file is given."""
+    objective_kwargs: str = "{}"
+    """JSON object of keyword arguments for the objective factory, e.g. '{"clip_eps": 0.1}'."""
+    objective_file: str | None = None
+    """A learned-objective file (.msgpack) written by metarl; sets the objective and its meta-parameters."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """Inner-agent settings."""
+    seed: int = 0
+    """Base seed; seed i of num_seeds uses fold_in(PRNGKey(seed), i)."""
+    num_seeds: int = 1
+    """Independent agents trained together (vmapped)."""
+    out: str = "results/train"
+    """Parent folder of the run folder."""
+    name: str | None = None
+    """Run folder name (default: <env>_<objective>_s<seed>)."""
+    force: bool = False
+    """Overwrite an existing run folder."""
+
+    def objective_kwargs_dict(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.objective_kwargs)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"objective_kwargs: must be a JSON object, got {self.objective_kwargs!r} ({error})") from None
+        _require(isinstance(value, dict), "objective_kwargs", f"must be a JSON object, got {self.objective_kwargs!r}")
+        return value
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.env}_{self.objective}_s{self.seed}"
+
+    def validate(self) -> TrainConfig:
+        from metarl import envs, objectives  # registries; imported late to keep config import-light
+
+        self.ppo.validate()
+        envs.check(self.env)
+        if self.objective_file is None:
+            objectives.check(self.objective)
+        self.objective_kwargs_dict()
+        _require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
+        _positive_int(self.num_seeds, "num_seeds")
+        return self
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def ppo_from_dict(values: dict[str, Any]) -> PPOConfig:
+    """Rebuild a PPOConfig from `to_dict` output, rejecting unknown keys by name."""
+    known = {f.name for f in dataclasses.fields(PPOConfig)}
+    unknown = sorted(set(values) - known)
+    _require(not unknown, "ppo", f"unknown keys {unknown}; allowed: {sorted(known)}")
+    values = dict(values)
+    if "hidden_sizes" in values:
+        values["hidden_sizes"] = tuple(values["hidden_sizes"])
+    return PPOConfig(**values)

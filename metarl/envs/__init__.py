@@ -1,0 +1,24 @@
+"""Environment registry: every gymnax env by its gymnax id, plus metarl's own JAX envs.
+
+``make(name, **kwargs) -> EnvSpec``. Register a new env with ``register(name, factory)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from metarl.envs import gymnax_adapter
+from metarl.envs.spec import EnvSpec
+from metarl.registry import Registry
+
+REGISTRY: Registry[EnvSpec] = Registry("env")
+
+for _env_id in gymnax_adapter.env_ids():
+    REGISTRY.register(_env_id, functools.partial(gymnax_adapter.make_gymnax, _env_id))
+
+make = REGISTRY.make
+register = REGISTRY.register
+names = REGISTRY.names
+check = REGISTRY.check
+
+__all__ = ["EnvSpec", "REGISTRY", "make", "register", "names", "check"]

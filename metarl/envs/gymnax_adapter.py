@@ -1,0 +1,83 @@
+"""The one module that imports gymnax (1.0: six-value ``step``, auto-reset, ``final_observation``).
+
+It turns a gymnax environment into an :class:`EnvSpec`: the static structure (shapes, action space)
+plus ``reset``/``step`` functions whose traced numbers live in ``EnvParams`` passed on every call, so a
+batch of env variants is a ``vmap`` over params. Episode statistics come from gymnax's own
+``LogWrapper``; continuous actions are clipped to the action box here, so the policy's log-probability
+stays that of the unclipped sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+import gymnax
+from gymnax.environments import spaces
+from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
+
+from metarl.envs.spec import EnvSpec
+from metarl.errors import ConfigError
+
+
+def env_ids() -> list[str]:
+    return list(gymnax.registered_envs)
+
+
+def make_gymnax(env_id: str, *, flatten_observations: bool = False, env_params: dict[str, Any] | None = None, **env_kwargs) -> EnvSpec:
+    """An :class:`EnvSpec` for a registered gymnax env.
+
+    ``env_params`` overrides fields of the env's default ``EnvParams`` (e.g. ``max_steps_in_episode``);
+    ``env_kwargs`` go to the env's constructor.
+    """
+    env, default_params = gymnax.make(env_id, **env_kwargs)
+    if env_params:
+        unknown = sorted(set(env_params) - set(vars(default_params)))
+        if unknown:
+            raise ConfigError(f"env_params: unknown fields {unknown} for {env_id}; allowed: {sorted(vars(default_params))}")
+        default_params = default_params.replace(**env_params)
+    if flatten_observations:
+        env = FlattenObservationWrapper(env)
+    env = LogWrapper(env)
+
+    obs_space = env.observation_space(default_params)
+    action_space = env.action_space(default_params)
+    if isinstance(action_space, spaces.Discrete):
+        action_kind, action_dim, low, high = "discrete", int(action_space.n), None, None
+    elif isinstance(action_space, spaces.Box):
+        action_kind = "continuous"
+        action_dim = int(np.prod(action_space.shape))
+        low = tuple(np.broadcast_to(np.asarray(action_space.low, np.float32), (action_dim,)).tolist())
+        high = tuple(np.broadcast_to(np.asarray(action_space.high, np.float32), (action_dim,)).tolist())
+    else:
+        raise ConfigError(f"env: {env_id} has a {type(action_space).__name__} action space; metarl supports Discrete and Box")
+    action_shape = tuple(action_space.shape)
+
+    def reset(key, params):
+        return env.reset(key, params)
+
+    def step(key, state, action, params):
+        if action_kind == "continuous":
+            action = jnp.clip(action, jnp.asarray(low), jnp.asarray(high)).reshape(action_shape)
+        obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+        stats = {
+            "final_observation": info["final_observation"],
+            "episode_return": info["returned_episode_returns"],
+            "episode_length": info["returned_episode_lengths"],
+            "episode_done": info["returned_episode"],
+        }
+        return obs, state, jnp.asarray(reward, jnp.float32).reshape(()), terminated.reshape(()), truncated.reshape(()), stats
+
+    return EnvSpec(
+        name=env_id,
+        reset=reset,
+        step=step,
+        default_params=default_params,
+        obs_shape=tuple(obs_space.shape),
+        action_kind=action_kind,
+        action_dim=action_dim,
+        action_low=low,
+        action_high=high,
+    )

@@ -1,0 +1,30 @@
+"""What the inner loop needs to know about an environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True, eq=False)
+class EnvSpec:
+    """Static structure of an environment plus pure ``reset``/``step`` functions.
+
+    ``reset(key, params) -> (obs, state)``
+    ``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, stats)``
+
+    ``step`` auto-resets: ``obs`` is the first observation of the next episode when
+    ``terminated | truncated``; ``stats["final_observation"]`` is the observation reached before the reset
+    (used to bootstrap truncated episodes). ``stats`` also carries ``episode_return``,
+    ``episode_length`` (of the episode that ended at this step) and ``episode_done``.
+    """
+
+    name: str
+    reset: Callable
+    step: Callable
+    default_params: Any
+    obs_shape: tuple[int, ...]
+    action_kind: str  # "discrete" | "continuous"
+    action_dim: int
+    action_low: tuple[float, ...] | None = None
+    action_high: tuple[float, ...] | None = None

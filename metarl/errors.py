@@ -1,0 +1,16 @@
+"""Exceptions metarl raises for bad input, before anything is compiled or written."""
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message names the field and the allowed values."""
+
+
+class RegistryError(KeyError):
+    """An unknown or duplicate name in one of metarl's registries."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly.
+        return str(self.args[0]) if self.args else ""
+
+
+class LearnedFileError(ValueError):
+    """A learned-component file does not match what was asked for (family, name or shapes)."""

@@ -1,0 +1,235 @@
+"""The inner loop: a whole PPO-style training run as one jittable function.
+
+``make_train(config, env, objective) -> train(meta_params, task, key) -> TrainOutput``
+
+The factory closes over everything that fixes shapes (the frozen config, the env's structure, the
+objective's functions); ``train`` takes everything one may vmap, differentiate or evolve. The run is
+``lax.scan`` over N updates, each a ``lax.scan`` rollout followed by ``lax.scan`` epochs of minibatch
+updates. ``jax.vmap`` over ``key`` trains seeds together; over ``meta_params`` a population.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from metarl.config import PPOConfig
+from metarl.envs.spec import EnvSpec
+from metarl.errors import ConfigError
+from metarl.objectives.base import DriftInputs, Objective
+from metarl.rl import distributions
+from metarl.rl.gae import gae
+from metarl.rl.networks import make_actor_critic
+from metarl.types import LifetimeContext, Task
+
+SUPPORTED_AGENTS = ("actor_critic",)
+
+
+class Transition(NamedTuple):
+    obs: chex.Array
+    action: chex.Array
+    log_prob: chex.Array
+    value: chex.Array
+    reward: chex.Array  # scaled reward used for learning
+    terminated: chex.Array
+    episode_end: chex.Array  # terminated | truncated
+    final_obs: chex.Array  # observation reached before any auto-reset (bootstrap target)
+    episode_return: chex.Array  # unscaled return of the episode that ended here
+    episode_length: chex.Array
+
+
+class TrainOutput(NamedTuple):
+    """``metrics``: dict of per-update arrays, shape (num_updates,) (stacked by scan).
+    ``agent_params``: the agent's parameters at the end of its lifetime."""
+
+    metrics: dict[str, chex.Array]
+    agent_params: Any
+
+
+@struct.dataclass
+class RunnerState:
+    agent_params: Any
+    opt_state: Any
+    env_state: Any
+    obs: chex.Array
+    key: chex.PRNGKey
+    last_episode_return: chex.Array  # most recent mean episodic return (carried over updates with none)
+    last_episode_length: chex.Array
+
+
+def value_loss(values, old_values, returns, clip_eps: float):
+    """0.5·(V − R)², with PPO's clipping of V to old_V ± ε when ε > 0."""
+    unclipped = jnp.square(values - returns)
+    if clip_eps <= 0:
+        return 0.5 * jnp.mean(unclipped)
+    clipped_values = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+    return 0.5 * jnp.mean(jnp.maximum(unclipped, jnp.square(clipped_values - returns)))
+
+
+def normalize(x, eps: float = 1e-8):
+    return (x - x.mean()) / (x.std() + eps)
+
+
+def default_task(config: PPOConfig, env: EnvSpec) -> Task:
+    """The task a plain `metarl train` run uses: the full lifetime on the env's default params."""
+    return Task(num_updates=jnp.asarray(config.num_updates, jnp.int32), env_params=env.default_params)
+
+
+def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callable[[Any, Task, chex.PRNGKey], TrainOutput]:
+    config.validate()
+    if objective.agent not in SUPPORTED_AGENTS:
+        raise ConfigError(f"objective {objective.name!r} needs agent {objective.agent!r}; supported: {SUPPORTED_AGENTS}")
+    network = make_actor_critic(config, env.obs_shape, env.action_kind, env.action_dim)
+    dist = distributions.for_action_kind(env.action_kind)
+    # The learning rate is applied by hand so it can anneal over a *traced* lifetime N.
+    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=1e-5))
+    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
+    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    scan_length = config.num_updates
+
+    def init_runner(key, env_params) -> RunnerState:
+        net_key, env_key, key = jax.random.split(key, 3)
+        obs, env_state = reset_envs(jax.random.split(env_key, config.num_envs), env_params)
+        agent_params = network.init(net_key, obs[:1])
+        return RunnerState(
+            agent_params=agent_params,
+            opt_state=optimizer.init(agent_params),
+            env_state=env_state,
+            obs=obs,
+            key=key,
+            last_episode_return=jnp.float32(jnp.nan),
+            last_episode_length=jnp.float32(jnp.nan),
+        )
+
+    def rollout(runner: RunnerState, env_params):
+        def env_step(carry, _):
+            agent_params, env_state, obs, key = carry
+            key, action_key, step_key = jax.random.split(key, 3)
+            policy, value = network.apply(agent_params, obs)
+            action = dist.sample(action_key, policy)
+            log_prob = dist.log_prob(policy, action)
+            next_obs, env_state, reward, terminated, truncated, stats = step_envs(
+                jax.random.split(step_key, config.num_envs), env_state, action, env_params
+            )
+            transition = Transition(
+                obs=obs,
+                action=action,
+                log_prob=log_prob,
+                value=value,
+                reward=reward * config.reward_scale,
+                terminated=terminated,
+                episode_end=jnp.logical_or(terminated, truncated),
+                final_obs=stats["final_observation"],
+                episode_return=stats["episode_return"],
+                episode_length=stats["episode_length"].astype(jnp.float32),
+            )
+            return (agent_params, env_state, next_obs, key), transition
+
+        (_, env_state, obs, key), trajectory = jax.lax.scan(
+            env_step, (runner.agent_params, runner.env_state, runner.obs, runner.key), None, config.num_steps
+        )
+        return runner.replace(env_state=env_state, obs=obs, key=key), trajectory
+
+    def agent_loss(agent_params, meta_params, batch, context):
+        transition, advantages, returns = batch
+        policy, values = network.apply(agent_params, transition.obs)
+        log_prob = dist.log_prob(policy, transition.action)
+        entropy = jnp.mean(dist.entropy(policy))
+        if config.normalize_advantages:
+            advantages = normalize(advantages)
+        policy_loss, aux = objective.loss(meta_params, DriftInputs(log_prob, transition.log_prob, advantages, context))
+        critic_loss = value_loss(values, transition.value, returns, config.value_clip_eps)
+        total = policy_loss + config.vf_coef * critic_loss - config.ent_coef * entropy
+        return total, {"policy_loss": policy_loss, "value_loss": critic_loss, "entropy": entropy, **aux}
+
+    grad_fn = jax.grad(agent_loss, has_aux=True)
+
+    def learn(runner: RunnerState, meta_params, trajectory: Transition, context: LifetimeContext):
+        _, next_values = network.apply(runner.agent_params, trajectory.final_obs)
+        advantages, returns = gae(
+            trajectory.reward,
+            trajectory.value,
+            next_values,
+            trajectory.terminated,
+            trajectory.episode_end,
+            config.gamma,
+            config.gae_lambda,
+        )
+        lr = config.lr * (1.0 - context.progress) if config.anneal_lr else config.lr
+        flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (trajectory, advantages, returns))
+
+        def minibatch_step(carry, minibatch):
+            agent_params, opt_state = carry
+            grads, aux = grad_fn(agent_params, meta_params, minibatch, context)
+            updates, opt_state = optimizer.update(grads, opt_state, agent_params)
+            agent_params = optax.apply_updates(agent_params, jax.tree.map(lambda u: -lr * u, updates))
+            return (agent_params, opt_state), aux
+
+        def epoch(carry, key):
+            order = jax.random.permutation(key, config.batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[order].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), flat
+            )
+            return jax.lax.scan(minibatch_step, carry, minibatches)
+
+        key, epoch_key = jax.random.split(runner.key)
+        (agent_params, opt_state), aux = jax.lax.scan(
+            epoch, (runner.agent_params, runner.opt_state), jax.random.split(epoch_key, config.update_epochs)
+        )
+        runner = runner.replace(agent_params=agent_params, opt_state=opt_state, key=key)
+        return runner, jax.tree.map(jnp.mean, aux)
+
+    def update(runner: RunnerState, meta_params, env_params, context: LifetimeContext):
+        runner, trajectory = rollout(runner, env_params)
+        runner, losses = learn(runner, meta_params, trajectory, context)
+        episodes = jnp.sum(trajectory.episode_end)
+        has_episodes = episodes > 0
+        mean_return = jnp.sum(trajectory.episode_return * trajectory.episode_end) / jnp.maximum(episodes, 1)
+        mean_length = jnp.sum(trajectory.episode_length * trajectory.episode_end) / jnp.maximum(episodes, 1)
+        runner = runner.replace(
+            last_episode_return=jnp.where(has_episodes, mean_return, runner.last_episode_return),
+            last_episode_length=jnp.where(has_episodes, mean_length, runner.last_episode_length),
+        )
+        metrics = {
+            "episode_return": runner.last_episode_return,
+            "episode_length": runner.last_episode_length,
+            "episodes_completed": episodes.astype(jnp.float32),
+            **losses,
+        }
+        return runner, metrics
+
+    def train(meta_params, task: Task, key: chex.PRNGKey) -> TrainOutput:
+        runner = init_runner(key, task.env_params)
+        placeholder = jax.eval_shape(
+            lambda r: update(r, meta_params, task.env_params, LifetimeContext(0, task.num_updates))[1], runner
+        )
+
+        def scan_body(runner: RunnerState, update_index):
+            context = LifetimeContext(update_index, task.num_updates)
+            active = update_index < task.num_updates
+
+            def skip(r):
+                return r, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), placeholder)
+
+            runner, metrics = jax.lax.cond(
+                active, lambda r: update(r, meta_params, task.env_params, context), skip, runner
+            )
+            return runner, {**metrics, "active": active}
+
+        runner, metrics = jax.lax.scan(scan_body, runner, jnp.arange(scan_length, dtype=jnp.int32))
+        return TrainOutput(metrics=metrics, agent_params=runner.agent_params)
+
+    return train
+
+
+def final_return(output: TrainOutput) -> chex.Array:
+    """Mean episodic return at the end of the lifetime (the last *active* update), per leading batch axis."""
+    returns = output.metrics["episode_return"]
+    active = output.metrics["active"]
+    last_active = jnp.sum(active, axis=-1) - 1
+    return jnp.take_along_axis(returns, last_active[..., None], axis=-1)[..., 0]

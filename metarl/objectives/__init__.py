@@ -1,0 +1,14 @@
+"""Learned and hand-designed RL objectives (one registry).
+
+``make(name, **kwargs) -> Objective``; ``register(name, factory)`` adds one, also from a user's script.
+"""
+
+from metarl.objectives.base import DriftInputs, Objective, drift_objective, no_meta_params
+from metarl.objectives.registry import REGISTRY
+
+make = REGISTRY.make
+register = REGISTRY.register
+names = REGISTRY.names
+check = REGISTRY.check
+
+__all__ = ["DriftInputs", "Objective", "drift_objective", "no_meta_params", "REGISTRY", "make", "register", "names", "check"]

@@ -1,0 +1,74 @@
+"""LPO and TA-LPO: a learned drift network (Lu et al., NeurIPS 2022; Jackson et al., ICLR 2024).
+
+Features of ratio r and (normalized) advantage A, all zero at r = 1:
+    f = [log r, (log r)², 1 − r, (1 − r)²],   x = [f, A·f]                      (8 values)
+TA-LPO multiplies the lifetime context into the features so they still vanish at r = 1:
+    [x, (n/N)·x]            and, when lifetimes N vary during meta-training,  [..., (log N)·x].
+Network without biases: Dense(hidden) → tanh → Dense(1); ``D = relu(net(features) − 1e-4)``.
+No biases and vanishing features give D = 0 with zero gradient in a neighbourhood of r = 1, so every
+member of the family satisfies the mirror-learning constraints by construction. ``ppo_init`` adds PPO's
+drift inside the relu (and zero-initializes the output layer), so the search starts at PPO.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from metarl.errors import ConfigError
+from metarl.objectives.base import Objective, drift_objective
+from metarl.objectives.ppo import ppo_drift
+
+NUM_BASE_FEATURES = 8
+DRIFT_OFFSET = 1e-4
+
+
+def lpo_features(ratio, advantages, context, *, progress: bool, log_horizon: bool):
+    """Input features of the drift net, shape ``ratio.shape + (8 · (1 + progress + log_horizon),)``."""
+    log_ratio = jnp.log(ratio)
+    f = jnp.stack([log_ratio, log_ratio**2, 1.0 - ratio, (1.0 - ratio) ** 2], axis=-1)
+    x = jnp.concatenate([f, advantages[..., None] * f], axis=-1)
+    parts = [x]
+    if progress:
+        parts.append(context.progress * x)
+    if log_horizon:
+        parts.append(context.log_num_updates * x)
+    return jnp.concatenate(parts, axis=-1)
+
+
+def make_lpo(
+    hidden: int = 128,
+    progress: bool = False,
+    log_horizon: bool = False,
+    ppo_init: bool = False,
+    clip_eps: float = 0.2,
+    name: str = "lpo",
+) -> Objective:
+    """LPO; with ``progress=True`` it is TA-LPO (see :func:`make_ta_lpo`)."""
+    if not (isinstance(hidden, int) and hidden > 0):
+        raise ConfigError(f"objective_kwargs.hidden: must be a positive integer, got {hidden!r}")
+    if ppo_init and not 0.0 < clip_eps < 1.0:
+        raise ConfigError(f"objective_kwargs.clip_eps: must be in (0, 1), got {clip_eps}")
+    num_features = NUM_BASE_FEATURES * (1 + int(progress) + int(log_horizon))
+
+    def init(key):
+        hidden_key, out_key = jax.random.split(key)
+        out_scale = 0.0 if ppo_init else 1.0 / jnp.sqrt(hidden)
+        return {
+            "hidden": jax.random.normal(hidden_key, (num_features, hidden)) / jnp.sqrt(num_features),
+            "out": jax.random.normal(out_key, (hidden, 1)) * out_scale,
+        }
+
+    def drift(meta_params, ratio, advantages, context):
+        features = lpo_features(ratio, advantages, context, progress=progress, log_horizon=log_horizon)
+        learned = (jnp.tanh(features @ meta_params["hidden"]) @ meta_params["out"])[..., 0]
+        if ppo_init:
+            learned = learned + ppo_drift(ratio, advantages, clip_eps)
+        return jax.nn.relu(learned - DRIFT_OFFSET)
+
+    return drift_objective(name, drift, init)
+
+
+def make_ta_lpo(hidden: int = 128, log_horizon: bool = False, ppo_init: bool = False, clip_eps: float = 0.2) -> Objective:
+    """Temporally-aware LPO: the drift also sees n/N (and log N with ``log_horizon``)."""
+    return make_lpo(hidden=hidden, progress=True, log_horizon=log_horizon, ppo_init=ppo_init, clip_eps=clip_eps, name="ta_lpo")

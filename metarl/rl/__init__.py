@@ -1,0 +1,1 @@
+"""Pure single-stream RL building blocks (time-major arrays; callers vmap)."""
