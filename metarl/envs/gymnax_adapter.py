@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnax
 import jax.numpy as jnp
 import numpy as np
-
-import gymnax
 from gymnax.environments import spaces
 from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
 
 from metarl.envs.spec import EnvSpec
 from metarl.errors import ConfigError
+
+# gymnax envs whose constructor downloads a data set (no use on an offline machine).
+NEEDS_DOWNLOAD = frozenset({"MNISTBandit-bsuite"})
 
 
 def env_ids() -> list[str]:

@@ -10,7 +10,8 @@ updates. ``jax.vmap`` over ``key`` trains seeds together; over ``meta_params`` a
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax

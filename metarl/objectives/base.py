@@ -12,7 +12,8 @@ terms: the ``actor_critic`` agent adds the value loss and the entropy bonus with
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax.numpy as jnp

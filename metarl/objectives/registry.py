@@ -14,3 +14,26 @@ REGISTRY.register("ppo", make_ppo)
 REGISTRY.register("dpo", make_dpo)
 REGISTRY.register("lpo", make_lpo)
 REGISTRY.register("ta_lpo", make_ta_lpo)
+
+
+def save(path, name: str, kwargs: dict, meta_params, metadata: dict | None = None):
+    """Write a learned objective file that `load` (and `metarl train --objective-file`) reads back."""
+    from metarl.io.learned import LearnedComponent, save_learned
+
+    REGISTRY.check(name)
+    return save_learned(path, LearnedComponent("objective", name, dict(kwargs), meta_params, dict(metadata or {})))
+
+
+def load(path) -> tuple[Objective, object, dict]:
+    """Rebuild ``(objective, meta_params, kwargs)`` from a learned file, checking family, name and shapes."""
+    import jax
+
+    from metarl.errors import LearnedFileError
+    from metarl.io.learned import check_params_like, load_learned
+
+    component = load_learned(path, family="objective")
+    if component.name not in REGISTRY:
+        raise LearnedFileError(f"{path}: objective {component.name!r} is not registered; known: {', '.join(REGISTRY.names())}")
+    objective = REGISTRY.make(component.name, **component.kwargs)
+    reference = objective.init(jax.random.PRNGKey(0))
+    return objective, check_params_like(path, component.params, reference), component.kwargs

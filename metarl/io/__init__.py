@@ -1,0 +1,1 @@
+"""Files metarl writes and reads: run folders, metrics, learned components."""

@@ -1,0 +1,72 @@
+"""Run folders: ``config.json`` (config + the exact command), ``metrics.jsonl`` (one row per step)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from metarl.errors import ConfigError
+
+_PACKAGES = ("metarl", "jax", "jaxlib", "flax", "optax", "chex", "evosax", "gymnax", "orbax-checkpoint")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def prepare_run_dir(parent: str | Path, name: str, *, force: bool = False) -> Path:
+    """Create ``parent/name``; refuse to overwrite an earlier run's files unless ``force``."""
+    run_dir = Path(parent) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise ConfigError(
+                f"out: run folder {str(run_dir)!r} already holds an earlier run; pass --force to overwrite it, "
+                f"or --name to choose another folder"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def write_config(run_dir: Path, config: dict[str, Any], command: list[str] | None = None) -> Path:
+    command = sys.argv if command is None else command
+    payload = {
+        "command": shlex.join(["metarl", *command[1:]]) if command and command[0].endswith("metarl") else shlex.join(command),
+        "config": config,
+        "versions": package_versions(),
+    }
+    path = run_dir / "config.json"
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; null reads back as "no value"
+    return value
+
+
+def write_metrics(run_dir: Path, rows: Iterable[dict[str, Any]], *, append: bool = False) -> Path:
+    path = run_dir / "metrics.jsonl"
+    with path.open("a" if append else "w") as handle:
+        for row in rows:
+            handle.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+    return path
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    with (Path(run_dir) / "metrics.jsonl").open() as handle:
+        return [json.loads(line) for line in handle if line.strip()]

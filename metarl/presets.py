@@ -1,0 +1,37 @@
+"""Inner-agent settings that train well per environment family (defaults of `metarl train --env ...`).
+
+Each preset is a plain PPOConfig; command-line flags override any field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from metarl.config import PPOConfig
+
+# PureJaxRL's classic-control settings: 4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4.
+CLASSIC_CONTROL = PPOConfig()
+
+# Pendulum needs a short horizon (gamma 0.95), more epochs, no entropy bonus and rewards scaled to O(1).
+PENDULUM = PPOConfig(
+    num_envs=16, num_steps=128, total_timesteps=1_000_000, update_epochs=10, num_minibatches=16,
+    gamma=0.95, lr=1e-3, ent_coef=0.0, reward_scale=0.1,
+)
+
+# MinAtar settings of the LPO/TA-LPO papers: 64 envs x 128 steps, 4 epochs x 8 minibatches, conv torso.
+MINATAR = PPOConfig(
+    num_envs=64, num_steps=128, total_timesteps=10_000_000, update_epochs=4, num_minibatches=8,
+    lr=5e-3, hidden_sizes=(64,), activation="relu",
+)
+
+
+def ppo_preset(env: str) -> PPOConfig:
+    if env.endswith("-MinAtar"):
+        return MINATAR
+    if env.startswith("Pendulum"):
+        return PENDULUM
+    return CLASSIC_CONTROL
+
+
+def with_overrides(config: PPOConfig, **overrides) -> PPOConfig:
+    return dataclasses.replace(config, **overrides)

@@ -1,0 +1,105 @@
+import dataclasses
+import json
+
+import jax
+import pytest
+from conftest import TINY
+
+import metarl.inner
+from metarl import objectives
+from metarl.cli import main, parse_train_config, run_train
+from metarl.config import TrainConfig
+from metarl.errors import LearnedFileError
+from metarl.io.results import read_metrics
+
+
+def test_train_writes_config_and_per_update_metrics(tmp_path):
+    config = TrainConfig(env="CartPole-v1", objective="dpo", ppo=TINY, num_seeds=2, out=str(tmp_path))
+    summary = run_train(config, ["metarl", "train", "--objective", "dpo"], verbose=False)
+    run_dir = tmp_path / "CartPole-v1_dpo_s0"
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert stored["command"] == "metarl train --objective dpo"
+    assert stored["config"]["ppo"]["num_envs"] == TINY.num_envs
+    rows = read_metrics(run_dir)
+    assert [row["update"] for row in rows] == list(range(TINY.num_updates))
+    assert len(rows[-1]["episode_return_per_seed"]) == 2
+    assert summary["steps_per_second"] > 0 and len(summary["final_return_per_seed"]) == 2
+
+
+@pytest.mark.parametrize(
+    "args,field",
+    [
+        (["--env", "CartPol"], "unknown env 'CartPol'"),
+        (["--objective", "lpoo"], "unknown objective 'lpoo'"),
+        (["--ppo.num-minibatches", "3"], "ppo.num_minibatches: must divide"),
+        (["--ppo.total-timesteps", "0"], "ppo.total_timesteps: must be a positive integer"),
+        (["--ppo.num-steps", "-5"], "ppo.num_steps: must be a positive integer"),
+        (["--ppo.lr", "0"], "ppo.lr: must be > 0"),
+        (["--num-seeds", "0"], "num_seeds"),
+        (["--objective-kwargs", "{bad"], "objective_kwargs: must be a JSON object"),
+        (["--objective", "ppo", "--objective-kwargs", '{"clip_eps": 2}'], "clip_eps"),
+    ],
+)
+def test_bad_input_is_reported_before_compiling_and_writes_nothing(args, field, tmp_path, monkeypatch, capsys):
+    def no_compile(*a, **k):
+        raise AssertionError("make_train was reached: the error came too late")
+
+    monkeypatch.setattr(metarl.inner, "make_train", no_compile)
+    code = main(["metarl", "train", "--out", str(tmp_path), *args])
+    assert code == 2
+    assert field in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_existing_run_folder_is_not_overwritten_without_force(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "metrics.jsonl").write_text("{}\n")
+    assert main(["metarl", "train", "--out", str(tmp_path), "--name", "x"]) == 2
+    assert "already holds an earlier run" in capsys.readouterr().err
+    assert (tmp_path / "x" / "metrics.jsonl").read_text() == "{}\n"
+
+
+def test_presets_are_defaults_and_flags_override_them():
+    assert parse_train_config(["--env", "Breakout-MinAtar"]).ppo.num_envs == 64
+    assert parse_train_config(["--env", "Pendulum-v1", "--ppo.num-envs", "8"]).ppo.num_envs == 8
+    assert parse_train_config([]).ppo.num_envs == 4
+
+
+def test_learned_objective_file_round_trips_through_train(tmp_path):
+    objective = objectives.make("ta_lpo", hidden=8)
+    params = objective.init(jax.random.PRNGKey(3))
+    path = objectives.save(tmp_path / "learned" / "ta_lpo", "ta_lpo", {"hidden": 8}, params, {"generation": 5})
+    assert path.suffix == ".msgpack" and path.with_suffix(".json").is_file()
+    loaded, loaded_params, kwargs = objectives.load(path)
+    assert loaded.name == "ta_lpo" and kwargs == {"hidden": 8}
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), params, loaded_params))
+    config = TrainConfig(objective_file=str(path), ppo=TINY, out=str(tmp_path / "runs"), name="from_file")
+    summary = run_train(config, ["metarl"], verbose=False)
+    assert summary["objective"] == "ta_lpo"
+    stored = json.loads((tmp_path / "runs" / "from_file" / "config.json").read_text())
+    assert stored["config"]["objective_kwargs"] == '{"hidden": 8}'
+
+
+def test_learned_file_with_wrong_shapes_or_family_is_refused(tmp_path):
+    wrong = objectives.make("lpo", hidden=8).init(jax.random.PRNGKey(0))
+    path = objectives.save(tmp_path / "bad", "lpo", {"hidden": 16}, wrong)
+    with pytest.raises(LearnedFileError, match=r"expected .*16.*found .*8"):
+        objectives.load(path)
+    from metarl.io.learned import load_learned
+
+    with pytest.raises(LearnedFileError, match="expected a learned curriculum, found a learned objective"):
+        load_learned(path, family="curriculum")
+    (tmp_path / "junk.msgpack").write_bytes(b"not msgpack at all")
+    with pytest.raises(LearnedFileError, match="not a metarl learned file|expected format"):
+        objectives.load(tmp_path / "junk.msgpack")
+
+
+def test_cli_list_names_objectives_and_envs(capsys):
+    assert main(["metarl", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "ta_lpo" in out and "Breakout-MinAtar" in out
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TINY.lr = 1.0  # type: ignore[misc]

@@ -1,0 +1,124 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY, tiny
+
+from metarl import envs, objectives
+from metarl.inner import default_task, final_return, make_train
+from metarl.types import Task
+
+
+def _train(name="ppo", config=TINY, env="CartPole-v1", **kwargs):
+    env_spec = envs.make(env)
+    objective = objectives.make(name, **kwargs)
+    return make_train(config, env_spec, objective), objective, default_task(config, env_spec)
+
+
+def assert_trees_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol, equal_nan=True)
+
+
+def test_metrics_are_stacked_per_update():
+    train, objective, task = _train()
+    output = jax.jit(train)({}, task, jax.random.PRNGKey(0))
+    for name in ("episode_return", "episode_length", "policy_loss", "value_loss", "entropy", "approx_kl", "drift_mean", "active"):
+        assert output.metrics[name].shape == (TINY.num_updates,), name
+    assert bool(jnp.all(output.metrics["active"]))
+    assert jnp.all(jnp.isfinite(output.metrics["value_loss"]))
+
+
+def test_same_key_gives_identical_output_and_other_keys_differ():
+    train, _, task = _train("lpo")
+    meta_params = objectives.make("lpo").init(jax.random.PRNGKey(0))
+    jitted = jax.jit(train)
+    first = jitted(meta_params, task, jax.random.PRNGKey(7))
+    second = jitted(meta_params, task, jax.random.PRNGKey(7))
+    assert_trees_equal(first, second)
+    other = jitted(meta_params, task, jax.random.PRNGKey(8))
+    assert not np.array_equal(first.metrics["policy_loss"], other.metrics["policy_loss"])
+
+
+def test_jit_matches_no_jit():
+    train, _, task = _train(config=tiny(num_steps=8, total_timesteps=4 * 8 * 2))
+    with jax.disable_jit():
+        eager = train({}, task, jax.random.PRNGKey(3))
+    jitted = jax.jit(train)({}, task, jax.random.PRNGKey(3))
+    assert_trees_close(eager, jitted, rtol=1e-4, atol=1e-4)
+
+
+def test_train_compiles_once_for_new_keys_and_meta_params():
+    env_spec = envs.make("CartPole-v1")
+    objective = objectives.make("ta_lpo")
+    train = make_train(TINY, env_spec, objective)
+    task = default_task(TINY, env_spec)
+    counted = jax.jit(chex.assert_max_traces(train, n=1))
+    for seed in range(3):
+        jax.block_until_ready(counted(objective.init(jax.random.PRNGKey(seed)), task, jax.random.PRNGKey(seed)))
+    # A different lifetime N is a traced value too: no retrace.
+    jax.block_until_ready(counted(objective.init(jax.random.PRNGKey(0)), task._replace(num_updates=jnp.int32(2)), jax.random.PRNGKey(0)))
+    chex.clear_trace_counter()
+
+
+def test_vmap_over_seeds_equals_each_seed_alone():
+    train, _, task = _train()
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    batched = jax.jit(jax.vmap(train, in_axes=(None, None, 0)))({}, task, keys)
+    single = jax.jit(train)
+    for i in range(3):
+        alone = single({}, task, keys[i])
+        assert_trees_close(jax.tree.map(lambda x: x[i], batched), alone)
+
+
+def test_vmap_over_a_population_of_meta_params_equals_each_member_alone():
+    train, objective, task = _train("ta_lpo")
+    population = jax.vmap(objective.init)(jax.random.split(jax.random.PRNGKey(1), 4))
+    key = jax.random.PRNGKey(5)
+    batched = jax.jit(jax.vmap(train, in_axes=(0, None, None)))(population, task, key)
+    single = jax.jit(train)
+    for i in range(4):
+        alone = single(jax.tree.map(lambda x: x[i], population), task, key)
+        assert_trees_close(jax.tree.map(lambda x: x[i], batched), alone)
+    # different members really are different learners
+    assert not np.allclose(batched.metrics["policy_loss"][0], batched.metrics["policy_loss"][1])
+
+
+def test_shorter_task_lifetime_equals_a_run_configured_with_that_lifetime():
+    """A traced lifetime N < scan length skips the remaining updates and leaves the agent as after N."""
+    long_config = tiny(total_timesteps=TINY.batch_size * 5)
+    short_config = tiny(total_timesteps=TINY.batch_size * 3)
+    env_spec = envs.make("CartPole-v1")
+    objective = objectives.make("ppo", clip_eps=0.2)
+    short = jax.jit(make_train(short_config, env_spec, objective))({}, default_task(short_config, env_spec), jax.random.PRNGKey(2))
+    long_train = jax.jit(make_train(long_config, env_spec, objective))
+    masked = long_train({}, Task(jnp.int32(3), env_spec.default_params), jax.random.PRNGKey(2))
+    assert masked.metrics["active"].tolist() == [True, True, True, False, False]
+    assert_trees_close(masked.agent_params, short.agent_params, rtol=1e-6, atol=1e-6)
+    for name, values in short.metrics.items():
+        if name != "active":
+            np.testing.assert_allclose(masked.metrics[name][:3], values, rtol=1e-6, atol=1e-6, equal_nan=True)
+    assert float(final_return(masked)) == pytest.approx(float(final_return(short)), nan_ok=True)
+
+
+@pytest.mark.parametrize("name", objectives.names())
+def test_every_objective_trains_in_the_inner_loop(name):
+    train, objective, task = _train(name)
+    output = jax.jit(train)(objective.init(jax.random.PRNGKey(0)), task, jax.random.PRNGKey(0))
+    assert jnp.all(jnp.isfinite(output.metrics["policy_loss"]))
+    assert jnp.all(jnp.isfinite(output.metrics["drift_mean"]))
+
+
+@pytest.mark.parametrize("env", ["Pendulum-v1", "Breakout-MinAtar", "Acrobot-v1"])
+def test_continuous_and_image_envs_run(env):
+    config = tiny(network="auto")
+    train, _, task = _train(config=config, env=env)
+    output = jax.jit(train)({}, task, jax.random.PRNGKey(0))
+    assert jnp.all(jnp.isfinite(output.metrics["value_loss"]))
+    assert jnp.all(jnp.isfinite(output.metrics["entropy"]))

@@ -1,0 +1,41 @@
+"""Guard against the XLA CPU deadlock seen with jax/jaxlib 0.10.2 (shared/ANCHORS.md).
+
+Vmapped training is run in fresh subprocesses under a timeout: a version bump that brings the hang
+back makes this test fail instead of hanging CI.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import jax
+    from metarl import envs, objectives
+    from metarl.config import PPOConfig
+    from metarl.inner import default_task, make_train
+    config = PPOConfig(num_envs=4, num_steps=32, total_timesteps=4 * 32 * 4, num_minibatches=2, hidden_sizes=(32,))
+    env = envs.make("CartPole-v1")
+    objective = objectives.make("lpo")
+    train = make_train(config, env, objective)
+    population = jax.vmap(objective.init)(jax.random.split(jax.random.PRNGKey(0), 4))
+    keys = jax.random.split(jax.random.PRNGKey(1), 4)
+    seeds = jax.jit(jax.vmap(train, in_axes=(None, None, 0)))(objective.init(jax.random.PRNGKey(0)), default_task(config, env), keys)
+    jax.block_until_ready(seeds)
+    members = jax.jit(jax.vmap(train, in_axes=(0, None, 0)))(population, default_task(config, env), keys)
+    jax.block_until_ready(members)
+    print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_vmapped_training_finishes_in_a_fresh_process(attempt):
+    try:
+        result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("vmapped training did not finish in 240 s: likely the XLA CPU deadlock (see pyproject.toml's jax pin)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")

@@ -1,0 +1,132 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metarl import objectives
+from metarl.errors import ConfigError, RegistryError
+from metarl.objectives import DriftInputs
+from metarl.objectives.dpo import dpo_drift
+from metarl.types import LifetimeContext
+
+ALL = objectives.names()
+DRIFT = [name for name in ALL if objectives.make(name).drift is not None]
+CONTEXTS = [LifetimeContext(0, 100), LifetimeContext(50, 100), LifetimeContext(99, 100), LifetimeContext(3, 10)]
+
+
+def random_meta_params(objective, seed):
+    params = objective.init(jax.random.PRNGKey(seed))
+    # Random, not initial: perturb every leaf so zero-initialized layers (ppo_init) are exercised too.
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1000), max(len(leaves), 1))
+    return jax.tree.unflatten(treedef, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)])
+
+
+def drift_inputs(n=256, seed=0, context=CONTEXTS[1]):
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    old = jax.random.normal(k1, (n,))
+    new = old + 0.3 * jax.random.normal(k2, (n,))
+    return DriftInputs(new, old, jax.random.normal(k3, (n,)) * 2, context)
+
+
+def test_registry_lists_the_built_in_family():
+    assert {"ppo", "dpo", "lpo", "ta_lpo"} <= set(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_objective_builds_and_gives_finite_loss_and_grads(name):
+    objective = objectives.make(name)
+    meta_params = objective.init(jax.random.PRNGKey(0))
+    inputs = drift_inputs()
+    loss, aux = jax.jit(objective.loss)(meta_params, inputs)
+    assert jnp.isfinite(loss) and all(jnp.isfinite(v) for v in aux.values())
+    grad = jax.grad(lambda lp: objective.loss(meta_params, inputs._replace(log_prob=lp))[0])(inputs.log_prob)
+    assert jnp.all(jnp.isfinite(grad)) and float(jnp.abs(grad).sum()) > 0
+
+
+def test_ppo_objective_equals_direct_clip_loss():
+    inputs = drift_inputs(seed=3)
+    ratio = jnp.exp(inputs.log_prob - inputs.old_log_prob)
+    clipped = jnp.clip(ratio, 0.8, 1.2)
+    direct = -jnp.mean(jnp.minimum(ratio * inputs.advantages, clipped * inputs.advantages))
+    loss, _ = objectives.make("ppo", clip_eps=0.2).loss({}, inputs)
+    np.testing.assert_allclose(loss, direct, rtol=1e-6, atol=1e-7)
+    # and the gradients w.r.t. the new log-probs agree too
+    g_obj = jax.grad(lambda lp: objectives.make("ppo").loss({}, inputs._replace(log_prob=lp))[0])(inputs.log_prob)
+    g_dir = jax.grad(
+        lambda lp: -jnp.mean(jnp.minimum(jnp.exp(lp - inputs.old_log_prob) * inputs.advantages,
+                                         jnp.clip(jnp.exp(lp - inputs.old_log_prob), 0.8, 1.2) * inputs.advantages))
+    )(inputs.log_prob)
+    np.testing.assert_allclose(g_obj, g_dir, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", DRIFT)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("context", CONTEXTS, ids=lambda c: f"n{c.update}of{c.num_updates}")
+def test_drift_is_nonnegative_and_flat_at_ratio_one(name, seed, context):
+    objective = objectives.make(name)
+    meta_params = random_meta_params(objective, seed)
+    ratios = jnp.linspace(0.2, 3.0, 57)
+    advantages = jnp.linspace(-3.0, 3.0, 31)
+    r, a = jnp.meshgrid(ratios, advantages)
+    drift = objective.drift(meta_params, r, a, context)
+    assert float(drift.min()) >= 0.0
+
+    def drift_at(ratio, advantage):
+        return objective.drift(meta_params, ratio, advantage, context)
+
+    at_one = jax.vmap(drift_at, in_axes=(None, 0))(1.0, advantages)
+    slope_at_one = jax.vmap(jax.grad(drift_at), in_axes=(None, 0))(1.0, advantages)
+    np.testing.assert_array_equal(at_one, 0.0)
+    np.testing.assert_array_equal(slope_at_one, 0.0)
+
+
+def test_dpo_matches_its_closed_form_at_hand_computed_points():
+    # A >= 0: (r-1)A - 2 tanh((r-1)A/2) at r=2, A=3: 3 - 2 tanh(1.5)
+    assert float(dpo_drift(jnp.array(2.0), jnp.array(3.0), 2.0, 0.6)) == pytest.approx(3 - 2 * np.tanh(1.5), rel=1e-6)
+    # A < 0: log(r)A - 0.6 tanh(log(r)A/0.6) at r=0.5, A=-2: x = 2 log 2
+    x = 2 * np.log(2.0)
+    assert float(dpo_drift(jnp.array(0.5), jnp.array(-2.0), 2.0, 0.6)) == pytest.approx(x - 0.6 * np.tanh(x / 0.6), rel=1e-6)
+
+
+def test_ta_lpo_drift_depends_on_lifetime_progress_and_lpo_does_not():
+    r, a = jnp.meshgrid(jnp.linspace(0.2, 3.0, 15), jnp.linspace(-3.0, 3.0, 15))
+    for name, should_change in (("ta_lpo", True), ("lpo", False)):
+        objective = objectives.make(name)
+        params = random_meta_params(objective, 0)
+        early = objective.drift(params, r, a, LifetimeContext(0, 100))
+        late = objective.drift(params, r, a, LifetimeContext(90, 100))
+        assert bool(jnp.any(jnp.abs(early - late) > 1e-6)) == should_change, name
+
+
+def test_log_horizon_features_make_ta_lpo_depend_on_lifetime_length():
+    objective = objectives.make("ta_lpo", log_horizon=True)
+    params = random_meta_params(objective, 0)
+    assert params["hidden"].shape[0] == 24
+    r, a = jnp.meshgrid(jnp.linspace(0.2, 3.0, 15), jnp.linspace(-3.0, 3.0, 15))
+    short = objective.drift(params, r, a, LifetimeContext(5, 10))
+    long = objective.drift(params, r, a, LifetimeContext(500, 1000))  # same n/N, other N
+    assert bool(jnp.any(jnp.abs(short - long) > 1e-6))
+
+
+def test_lpo_with_ppo_init_starts_at_ppo():
+    objective = objectives.make("lpo", ppo_init=True)
+    params = objective.init(jax.random.PRNGKey(0))
+    inputs = drift_inputs(seed=5)
+    lpo_loss, _ = objective.loss(params, inputs)
+    ppo_loss, _ = objectives.make("ppo").loss({}, inputs)
+    np.testing.assert_allclose(lpo_loss, ppo_loss, atol=2e-4)
+
+
+def test_unknown_and_duplicate_names_list_the_known_ones():
+    with pytest.raises(RegistryError, match="known objectives: dpo, lpo"):
+        objectives.make("lpoo")
+    with pytest.raises(RegistryError, match="already registered"):
+        objectives.register("ppo", objectives.REGISTRY.get("ppo"))
+
+
+def test_bad_objective_kwargs_name_the_field():
+    with pytest.raises(ConfigError, match="clip_eps"):
+        objectives.make("ppo", clip_eps=1.5)
+    with pytest.raises(ConfigError, match="hidden"):
+        objectives.make("lpo", hidden=0)
