@@ -2,6 +2,7 @@
 
     metarl train --env CartPole-v1 --objective ppo --num-seeds 3
     metarl train --env Breakout-MinAtar --objective-file results/.../learned/ta_lpo.msgpack
+    metarl train --import my_objectives.py --objective my_drift   # a user's own objective
     metarl list                      # registered envs and objectives
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from metarl.config import TrainConfig, to_dict
@@ -27,6 +29,41 @@ def _flag_value(args: list[str], flag: str) -> str | None:
         elif arg.startswith(flag + "="):
             value = arg.split("=", 1)[1]
     return value
+
+
+def load_plugins(args: list[str]) -> list[str]:
+    """Import every ``--import X`` (a module name or a .py file) and return the remaining args.
+
+    A plugin registers its own objectives (or envs, ...) at import, so a user's component is usable
+    from the command line without editing metarl.
+    """
+    import importlib
+    import importlib.util
+
+    remaining, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--import" or arg.startswith("--import="):
+            target = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            i += 1 if "=" in arg else 2
+            if not target:
+                raise ConfigError("--import: needs a module name or a path to a .py file")
+            if target.endswith(".py"):
+                path = Path(target)
+                if not path.is_file():
+                    raise ConfigError(f"--import: file {target!r} does not exist")
+                spec = importlib.util.spec_from_file_location(path.stem, path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                try:
+                    importlib.import_module(target)
+                except ModuleNotFoundError as error:
+                    raise ConfigError(f"--import: cannot import {target!r} ({error})") from None
+            continue
+        remaining.append(arg)
+        i += 1
+    return remaining
 
 
 def parse_train_config(args: list[str]) -> TrainConfig:
@@ -139,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, args = argv[1], argv[2:]
     try:
+        args = load_plugins(args)
         if command == "train":
             run_train(parse_train_config(args), argv)
         elif command == "list":

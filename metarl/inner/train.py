@@ -151,7 +151,7 @@ def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callabl
     grad_fn = jax.grad(agent_loss, has_aux=True)
 
     def learn(runner: RunnerState, meta_params, trajectory: Transition, context: LifetimeContext):
-        _, next_values = network.apply(runner.agent_params, trajectory.final_obs)
+        next_values = network.apply(runner.agent_params, trajectory.final_obs, method=network.value)
         advantages, returns = gae(
             trajectory.reward,
             trajectory.value,
@@ -206,20 +206,15 @@ def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callabl
 
     def train(meta_params, task: Task, key: chex.PRNGKey) -> TrainOutput:
         runner = init_runner(key, task.env_params)
-        placeholder = jax.eval_shape(
-            lambda r: update(r, meta_params, task.env_params, LifetimeContext(0, task.num_updates))[1], runner
-        )
 
         def scan_body(runner: RunnerState, update_index):
             context = LifetimeContext(update_index, task.num_updates)
             active = update_index < task.num_updates
-
-            def skip(r):
-                return r, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), placeholder)
-
-            runner, metrics = jax.lax.cond(
-                active, lambda r: update(r, meta_params, task.env_params, context), skip, runner
-            )
+            updated, metrics = update(runner, meta_params, task.env_params, context)
+            # Past the task's lifetime N the agent is frozen. A select rather than lax.cond: under vmap
+            # over tasks cond becomes a select anyway, and on one task XLA runs the select faster.
+            runner = jax.tree.map(lambda new, old: jnp.where(active, new, old), updated, runner)
+            metrics = jax.tree.map(lambda m: jnp.where(active, m, jnp.nan), metrics)
             return runner, {**metrics, "active": active}
 
         runner, metrics = jax.lax.scan(scan_body, runner, jnp.arange(scan_length, dtype=jnp.int32))

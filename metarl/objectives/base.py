@@ -63,7 +63,6 @@ def drift_objective(name: str, drift: Callable[..., chex.Array], init: Callable 
         surrogate = ratio * inputs.advantages - drift_values
         aux = {
             "drift_mean": jnp.mean(drift_values),
-            "drift_max": jnp.max(drift_values),
             # k3 estimator of KL(π_old || π_new): (r − 1) − log r ≥ 0
             "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
         }

@@ -29,25 +29,39 @@ class MLP(nn.Module):
         return x
 
 
+def patches_3x3(x):
+    """(..., H, W, C) -> (..., H-2, W-2, 9C): the 3x3 VALID neighbourhoods, by slicing (im2col)."""
+    height, width = x.shape[-3], x.shape[-2]
+    shifted = [x[..., i : height - 2 + i, j : width - 2 + j, :] for i in range(3) for j in range(3)]
+    return jnp.concatenate(shifted, axis=-1)
+
+
 class MinAtarTorso(nn.Module):
-    """Conv(16, 3x3) -> flatten -> Dense, the torso of the MinAtar baselines."""
+    """Conv(16, 3x3, VALID) -> flatten -> Dense, the torso of the MinAtar baselines.
+
+    The convolution is computed as a Dense layer on 3x3 patches: the same function, but XLA on CPU
+    runs this matmul form ~20x faster than its convolution kernels for these tiny images (measured
+    in benchmarks/inner_loop.py's MinAtar case).
+    """
 
     hidden: int
     activation: str
+    channels: int = 16
 
     @nn.compact
     def __call__(self, x):
         act = _ACTIVATIONS[self.activation]
-        x = act(nn.Conv(16, kernel_size=(3, 3), padding="VALID", kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+        x = act(_dense(self.channels, np.sqrt(2))(patches_3x3(x)))
         x = x.reshape(x.shape[:-3] + (-1,))
         return act(_dense(self.hidden, np.sqrt(2))(x))
 
 
 class ActorCritic(nn.Module):
-    """Returns ``(policy_params, value)``; policy_params are logits or (mean, log_std).
+    """``__call__(obs) -> (policy_params, value)``; ``value(obs)`` runs the critic path alone.
 
-    With an MLP the actor and critic have separate towers (as in PureJaxRL); with the conv torso
-    they share it (as in the MinAtar baselines).
+    policy_params are logits (discrete) or (mean, log_std) (continuous). With an MLP the actor and
+    critic have separate towers (as in PureJaxRL); with the conv torso they share it (as in the MinAtar
+    baselines).
     """
 
     action_kind: str
@@ -58,23 +72,39 @@ class ActorCritic(nn.Module):
     obs_rank: int = 1
     """Rank of one observation; leading axes beyond it are batch axes."""
 
-    @nn.compact
-    def __call__(self, obs):
+    def setup(self):
+        if self.torso == "cnn":
+            self.shared = MinAtarTorso(self.hidden_sizes[0], self.activation)
+        else:
+            self.actor = MLP(self.hidden_sizes, self.activation)
+            self.critic = MLP(self.hidden_sizes, self.activation)
+        self.value_head = _dense(1, 1.0)
+        self.policy_head = _dense(self.action_dim, 0.01)
+        if self.action_kind == "continuous":
+            self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+
+    def _inputs(self, obs):
         obs = obs.astype(jnp.float32)
         if self.torso == "cnn":
-            features = MinAtarTorso(self.hidden_sizes[0], self.activation)(obs)
-            actor_features = critic_features = features
+            return obs
+        return obs.reshape(obs.shape[: obs.ndim - self.obs_rank] + (-1,))
+
+    def value(self, obs):
+        x = self._inputs(obs)
+        features = self.shared(x) if self.torso == "cnn" else self.critic(x)
+        return self.value_head(features)[..., 0]
+
+    def __call__(self, obs):
+        x = self._inputs(obs)
+        if self.torso == "cnn":
+            actor_features = critic_features = self.shared(x)
         else:
-            flat = obs.reshape(obs.shape[: obs.ndim - self.obs_rank] + (-1,))
-            actor_features = MLP(self.hidden_sizes, self.activation, name="actor")(flat)
-            critic_features = MLP(self.hidden_sizes, self.activation, name="critic")(flat)
-        value = _dense(1, 1.0)(critic_features)[..., 0]
-        head = _dense(self.action_dim, 0.01)(actor_features)
+            actor_features, critic_features = self.actor(x), self.critic(x)
+        value = self.value_head(critic_features)[..., 0]
+        head = self.policy_head(actor_features)
         if self.action_kind == "discrete":
             return head, value
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return (head, jnp.broadcast_to(log_std, head.shape)), value
-
+        return (head, jnp.broadcast_to(self.log_std, head.shape)), value
 
 
 def resolve_torso(config: PPOConfig, obs_shape: tuple[int, ...]) -> str:
