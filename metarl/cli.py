@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from metarl.config import TrainConfig, to_dict
+from metarl.config import MetaTrainConfig, TrainConfig, to_dict
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
 
 USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
@@ -150,14 +150,24 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
+    import tyro
+
+    return tyro.cli(MetaTrainConfig, args=args, prog="metarl meta-train",
+                    description="Discover an objective's meta-parameters with evolution strategies.")
+
+
 def run_list() -> None:
     from metarl import envs, objectives
+    from metarl.meta.es import algorithm_names
 
     print("objectives:", ", ".join(objectives.names()))
     print("envs:", ", ".join(envs.names()))
+    print("es algorithms:", ", ".join(algorithm_names()))
 
 
 COMMANDS = {
+    "meta-train": "discover an objective with evolution strategies (checkpointed, resumable)",
     "train": "train an agent with one objective (built-in or a learned file)",
     "list": "list the registered envs and objectives",
 }
@@ -177,7 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     command, args = argv[1], argv[2:]
     try:
         args = load_plugins(args)
-        if command == "train":
+        if command == "meta-train":
+            from metarl.distributed import configure_host_devices
+            from metarl.meta.run import NonFiniteFitnessError, run_meta_train
+
+            config = parse_meta_train_config(args)
+            configure_host_devices(config.host_devices)  # before jax initializes
+            try:
+                run_meta_train(config, argv)
+            except NonFiniteFitnessError as error:
+                print(f"metarl meta-train: stopped: {error}", file=sys.stderr)
+                return 3
+        elif command == "train":
             run_train(parse_train_config(args), argv)
         elif command == "list":
             run_list()

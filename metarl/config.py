@@ -196,3 +196,184 @@ def ppo_from_dict(values: dict[str, Any]) -> PPOConfig:
     if "hidden_sizes" in values:
         values["hidden_sizes"] = tuple(values["hidden_sizes"])
     return PPOConfig(**values)
+
+
+FitnessShaping = Literal["centered_rank", "z_score", "pairwise_rank"]
+FitnessScore = Literal["final_return", "last_k_mean", "auc"]
+
+
+@dataclass(frozen=True)
+class ESConfig:
+    """The evolution-strategies outer loop (evosax 0.3)."""
+
+    algorithm: str = "Open_ES"
+    """evosax algorithm by name (Open_ES, SNES, CMA_ES, PGPE, ... see `metarl list`)."""
+    population_size: int = 16
+    """Members per generation; even with antithetic sampling, and divisible by the device count."""
+    sigma: float = 0.03
+    """Initial search standard deviation (> 0)."""
+    sigma_decay: float = 1.0
+    """Per-generation multiplicative decay of sigma (Open_ES), in (0, 1]."""
+    lr: float = 0.03
+    """Meta learning rate of the ES optimizer (> 0; Open_ES, PGPE, SNES, ...)."""
+    lr_decay: float = 1.0
+    """Per-generation multiplicative decay of the meta learning rate, in (0, 1]."""
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """optax optimizer for algorithms that take one."""
+    fitness_shaping: FitnessShaping = "centered_rank"
+    """centered_rank, z_score, or pairwise_rank (antithetic pairs: winner +0.5, loser -0.5)."""
+    antithetic: bool = True
+    """Antithetic sampling; both members of a pair also get the same task (env lifetime and seeds)."""
+    max_nonfinite_generations: int = 3
+    """Stop after this many consecutive generations in which every member's fitness is non-finite."""
+
+    def validate(self) -> ESConfig:
+        from metarl.meta import es  # the evosax adapter knows the algorithm names
+
+        es.check_algorithm(self.algorithm)
+        _positive_int(self.population_size, "es.population_size")
+        if self.antithetic or self.fitness_shaping == "pairwise_rank":
+            _require(
+                self.population_size % 2 == 0,
+                "es.population_size",
+                f"must be even with antithetic sampling / pairwise ranks (member i pairs with i + P/2), got {self.population_size}",
+            )
+        _require(
+            not (self.fitness_shaping == "pairwise_rank" and not self.antithetic),
+            "es.fitness_shaping",
+            "pairwise_rank needs es.antithetic=True (it compares the two members of an antithetic pair)",
+        )
+        for name in ("sigma", "lr", "sigma_decay", "lr_decay"):
+            _finite(getattr(self, name), f"es.{name}")
+            _require(getattr(self, name) > 0, f"es.{name}", f"must be > 0, got {getattr(self, name)}")
+        for name in ("sigma_decay", "lr_decay"):
+            _require(getattr(self, name) <= 1, f"es.{name}", f"must be in (0, 1], got {getattr(self, name)}")
+        _require(self.optimizer in ("adam", "sgd"), "es.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
+        _require(
+            self.fitness_shaping in ("centered_rank", "z_score", "pairwise_rank"),
+            "es.fitness_shaping",
+            f"must be one of centered_rank, z_score, pairwise_rank; got {self.fitness_shaping!r}",
+        )
+        _positive_int(self.max_nonfinite_generations, "es.max_nonfinite_generations")
+        return self
+
+
+@dataclass(frozen=True)
+class TaskDistribution:
+    """What each member is trained on: envs x lifetimes x seeds."""
+
+    envs: tuple[str, ...] = ("CartPole-v1",)
+    """Environments; fitness is the mean over them (normalized when normalize=True)."""
+    lifetimes: tuple[int, ...] = ()
+    """Lifetimes N in agent updates (default: the PPO config's num_updates). Each must be <= it."""
+    lifetime_sampling: Literal["choice", "log_uniform"] = "choice"
+    """choice: uniform over `lifetimes`; log_uniform: log-uniform integer between min and max of `lifetimes`."""
+    seeds_per_member: int = 1
+    """Agents trained per member and env (their scores are averaged)."""
+    fitness: FitnessScore = "final_return"
+    """final_return (last update of the lifetime), last_k_mean (mean of the last k updates), or auc (mean over the lifetime)."""
+    last_k: int = 5
+    """k for last_k_mean."""
+    normalize: bool = True
+    """Normalize each env's score as (R - R_init) / (R_ppo - R_init), with PPO references metarl measures and stores."""
+
+    def lifetimes_for(self, ppo: PPOConfig) -> tuple[int, ...]:
+        return self.lifetimes or (ppo.num_updates,)
+
+    def validate(self, ppo: PPOConfig) -> TaskDistribution:
+        from metarl import envs
+
+        _require(len(self.envs) > 0, "tasks.envs", "must name at least one env")
+        for env in self.envs:
+            envs.check(env)
+        for n in self.lifetimes:
+            _positive_int(n, "tasks.lifetimes")
+            _require(
+                n <= ppo.num_updates,
+                "tasks.lifetimes",
+                f"{n} exceeds the PPO config's num_updates = {ppo.num_updates}; raise ppo.total_timesteps",
+            )
+        _require(
+            self.lifetime_sampling in ("choice", "log_uniform"),
+            "tasks.lifetime_sampling",
+            f"must be 'choice' or 'log_uniform', got {self.lifetime_sampling!r}",
+        )
+        _positive_int(self.seeds_per_member, "tasks.seeds_per_member")
+        _require(
+            self.fitness in ("final_return", "last_k_mean", "auc"),
+            "tasks.fitness",
+            f"must be one of final_return, last_k_mean, auc; got {self.fitness!r}",
+        )
+        _positive_int(self.last_k, "tasks.last_k")
+        return self
+
+
+def _small_cartpole() -> PPOConfig:
+    # 64 updates of 4 x 128 steps: short enough that the objective matters (PPO is far from 500 here).
+    return PPOConfig(total_timesteps=4 * 128 * 64)
+
+
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    """One `metarl meta-train` run: discover an objective's meta-parameters with ES."""
+
+    objective: str = "lpo"
+    """Objective to meta-train (must have meta-parameters: lpo, ta_lpo, ...)."""
+    objective_kwargs: str = "{}"
+    """JSON object of objective factory arguments, e.g. '{"log_horizon": true}'."""
+    ppo: PPOConfig = field(default_factory=_small_cartpole)
+    """Inner-agent settings (shared by every env of the task distribution)."""
+    tasks: TaskDistribution = field(default_factory=TaskDistribution)
+    """The task distribution."""
+    es: ESConfig = field(default_factory=ESConfig)
+    """The ES outer loop."""
+    num_generations: int = 30
+    """Generations to run (a resumed run continues up to this number)."""
+    chunk_size: int = 5
+    """Generations between progress lines and checkpoints."""
+    eval_seeds: int = 4
+    """Seeds on which the current mean meta-parameters are evaluated at each chunk end (0: off)."""
+    seed: int = 0
+    """Seed of the whole run."""
+    host_devices: int = 0
+    """CPU only: XLA host devices to split the CPU into (0: one per core). Ignored on GPU."""
+    out: str = "results/meta_train"
+    """Parent folder of the run folder."""
+    name: str | None = None
+    """Run folder name (default: <objective>_<envs>_s<seed>)."""
+    force: bool = False
+    """Delete an existing run folder and start fresh (default: resume it if its config matches)."""
+    keep_checkpoints: int = 3
+    """Checkpoints kept (the newest)."""
+
+    def objective_kwargs_dict(self) -> dict[str, Any]:
+        return TrainConfig(objective_kwargs=self.objective_kwargs).objective_kwargs_dict()
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.objective}_{'+'.join(self.tasks.envs)}_s{self.seed}"
+
+    def validate(self) -> MetaTrainConfig:
+        from metarl import objectives
+
+        self.ppo.validate()
+        objectives.check(self.objective)
+        self.objective_kwargs_dict()
+        self.tasks.validate(self.ppo)
+        self.es.validate()
+        for name in ("num_generations", "chunk_size", "keep_checkpoints"):
+            _positive_int(getattr(self, name), name)
+        _require(isinstance(self.eval_seeds, int) and self.eval_seeds >= 0, "eval_seeds", f"must be >= 0, got {self.eval_seeds}")
+        _require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
+        _require(isinstance(self.host_devices, int) and self.host_devices >= 0, "host_devices", f"must be >= 0, got {self.host_devices}")
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the run's trajectory (for the checkpoint's config hash).
+
+        Excluded: how long to run and where to write (extending a run or moving it is not a different run).
+        """
+        values = to_dict(self)
+        for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices"):
+            values.pop(name)
+        return values

@@ -1,3 +1,9 @@
+import os
+
+# Two XLA host devices, so tests can compare a 1-device and a 2-device population mesh.
+# Set before anything imports jax.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+
 import dataclasses
 
 import pytest

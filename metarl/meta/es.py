@@ -1,0 +1,104 @@
+"""The one module that imports evosax (0.3): algorithms by name, behind ask / tell / mean.
+
+metarl shapes fitness itself (``metarl.meta.fitness``) so that shaping, the non-finite policy and the
+sign convention are the same for every algorithm. Algorithms whose default shaping is a generic one
+(centered rank, z-score, ...) get evosax's identity shaping so metarl's is not applied twice; those with
+their own rank weights (CMA-ES, SNES, ...) keep them (they only use the order metarl's utilities give).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, NamedTuple
+
+import jax
+import optax
+from evosax.algorithms import algorithms as EVOSAX_ALGORITHMS
+from evosax.algorithms.distribution_based import distribution_based_algorithms
+from evosax.core import fitness_shaping as evosax_shaping
+
+from metarl.config import ESConfig
+from metarl.errors import ConfigError
+
+_GENERIC_SHAPINGS = (
+    evosax_shaping.identity_fitness_shaping_fn,
+    evosax_shaping.centered_rank_fitness_shaping_fn,
+    evosax_shaping.standardize_fitness_shaping_fn,
+    evosax_shaping.normalize_fitness_shaping_fn,
+)
+# Population-based algorithms (GAs, PSO, ...) keep a population rather than a search distribution;
+# metarl's outer loop needs a mean to export and evaluate.
+_DISTRIBUTION_BASED = frozenset(distribution_based_algorithms)
+
+
+def algorithm_names() -> list[str]:
+    return sorted(name for name in EVOSAX_ALGORITHMS if name in _DISTRIBUTION_BASED)
+
+
+def _init_parameters(name: str) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(EVOSAX_ALGORITHMS[name].__init__).parameters)
+
+
+def supports_antithetic(name: str) -> bool:
+    return "use_antithetic_sampling" in _init_parameters(name)
+
+
+def check_algorithm(name: str) -> None:
+    if name not in algorithm_names():
+        raise ConfigError(f"es.algorithm: unknown evosax algorithm {name!r}; known: {', '.join(algorithm_names())}")
+
+
+class EvolutionStrategy(NamedTuple):
+    """Pure functions over an evosax state; ``ask`` returns the population as a pytree like the solution."""
+
+    init: Any  # (key, mean_pytree) -> state
+    ask: Any  # (key, state) -> (population, state)
+    tell: Any  # (key, population, fitness_to_minimize, state) -> state
+    mean: Any  # state -> mean pytree
+    population_size: int
+
+
+def make_es(config: ESConfig, solution: Any) -> EvolutionStrategy:
+    check_algorithm(config.algorithm)
+    if config.antithetic and not supports_antithetic(config.algorithm):
+        raise ConfigError(
+            f"es.antithetic: {config.algorithm} does not sample antithetic pairs; pass --es.no-antithetic "
+            f"(antithetic sampling is available with: "
+            f"{', '.join(n for n in algorithm_names() if supports_antithetic(n))})"
+        )
+    parameters = _init_parameters(config.algorithm)
+    kwargs: dict[str, Any] = {}
+    if "optimizer" in parameters:
+        schedule = optax.exponential_decay(config.lr, transition_steps=1, decay_rate=config.lr_decay)
+        kwargs["optimizer"] = optax.adam(schedule) if config.optimizer == "adam" else optax.sgd(schedule)
+    if "std_schedule" in parameters:
+        kwargs["std_schedule"] = optax.exponential_decay(config.sigma, transition_steps=1, decay_rate=config.sigma_decay)
+    if "use_antithetic_sampling" in parameters:
+        kwargs["use_antithetic_sampling"] = config.antithetic
+    shaping = parameters.get("fitness_shaping_fn")
+    if shaping is not None and shaping.default in _GENERIC_SHAPINGS:
+        kwargs["fitness_shaping_fn"] = evosax_shaping.identity_fitness_shaping_fn
+    strategy = EVOSAX_ALGORITHMS[config.algorithm](config.population_size, solution, **kwargs)
+    params = strategy.default_params
+    if hasattr(params, "std_init"):
+        params = params.replace(std_init=config.sigma)
+
+    def init(key, mean):
+        return strategy.init(key, mean, params)
+
+    def ask(key, state):
+        return strategy.ask(key, state, params)
+
+    def tell(key, population, fitness_to_minimize, state):
+        state, _ = strategy.tell(key, population, fitness_to_minimize, state, params)
+        return state
+
+    def mean(state):
+        return strategy.get_mean(state)
+
+    return EvolutionStrategy(init, ask, tell, mean, config.population_size)
+
+
+def tree_is_finite(tree) -> jax.Array:
+    leaves = [jax.numpy.all(jax.numpy.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jax.numpy.all(jax.numpy.stack(leaves)) if leaves else jax.numpy.bool_(True)

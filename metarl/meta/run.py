@@ -1,0 +1,209 @@
+"""`metarl meta-train`: validate, build, then run the outer loop in chunks of jitted generations.
+
+Between chunks: metrics rows, a progress line, an evaluation of the current mean meta-parameters, a
+checkpoint and the exported learned file. Rerunning the same command resumes from the newest good
+checkpoint and ends bit-identical to an uninterrupted run (the generation key is derived from the run
+seed and the generation number, and the state holds everything else).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from metarl.config import MetaTrainConfig, to_dict
+from metarl.errors import ConfigError
+
+
+class NonFiniteFitnessError(RuntimeError):
+    """Every member's fitness was non-finite for several generations in a row."""
+
+
+def _prepare_run_dir(config: MetaTrainConfig) -> Path:
+    """Fresh folder, or the folder of the same run to resume; refuse one written by another config."""
+    from metarl.io.checkpoint import check_same_config
+
+    run_dir = Path(config.out) / config.run_name
+    stored_path = run_dir / "config.json"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if config.force:
+            shutil.rmtree(run_dir)
+        elif not stored_path.is_file():
+            raise ConfigError(f"out: {str(run_dir)!r} holds files that are not a metarl run; pass --force or choose --name")
+        else:
+            stored = json.loads(stored_path.read_text())
+            if stored.get("kind") != "meta-train":
+                raise ConfigError(f"out: {str(run_dir)!r} holds a {stored.get('kind', 'train')!r} run; pass --force or choose --name")
+            check_same_config(stored["identity"], config.identity(), f"run folder {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _write_config(run_dir: Path, config: MetaTrainConfig, command: list[str] | None) -> None:
+    import shlex
+
+    from metarl.io.results import package_versions
+
+    command = sys.argv if command is None else command
+    payload = {
+        "kind": "meta-train",
+        "command": shlex.join(["metarl", *command[1:]]),
+        "config": to_dict(config),
+        "identity": config.identity(),
+        "versions": package_versions(),
+    }
+    (run_dir / "config.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def _truncate_metrics(run_dir: Path, generation: int) -> None:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["generation"] < generation]
+    path.write_text("".join(row + "\n" for row in rows))
+
+
+def build(config: MetaTrainConfig):
+    """Everything that needs jax, built after validation: objective, envs, evaluator, mesh."""
+    import jax
+
+    from metarl import envs, objectives
+    from metarl.distributed import population_mesh
+    from metarl.meta.tasks import make_member_evaluator
+
+    objective = objectives.make(config.objective, **config.objective_kwargs_dict())
+    template = objective.init(jax.random.PRNGKey(0))
+    if not jax.tree.leaves(template):
+        raise ConfigError(f"objective: {config.objective!r} has no meta-parameters to discover; choose one of "
+                          f"{', '.join(n for n in objectives.names() if jax.tree.leaves(objectives.make(n).init(jax.random.PRNGKey(0))))}")
+    mesh = population_mesh(config.es.population_size)
+    env_specs = [envs.make(name) for name in config.tasks.envs]
+    evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member)
+    return objective, env_specs, evaluate_member, mesh
+
+
+def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs):
+    """Fitness of one set of meta-parameters over fixed lifetimes x ``eval_seeds`` seeds (for progress)."""
+    import jax
+    import jax.numpy as jnp
+
+    from metarl.meta.tasks import make_member_evaluator
+
+    lifetimes = sorted(set(config.tasks.lifetimes_for(config.ppo)))
+    if config.tasks.lifetime_sampling == "log_uniform" and len(lifetimes) >= 2:
+        low, high = lifetimes[0], lifetimes[-1]
+        lifetimes = sorted({low, int(round((low * high) ** 0.5)), high})
+    evaluate = make_member_evaluator(config, objective, env_specs, config.eval_seeds)
+    lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
+
+    @jax.jit
+    def evaluate_mean(meta_params, key, references):
+        fitness, _ = jax.vmap(evaluate, in_axes=(None, 0, None, None))(meta_params, lifetimes_array, key, references)
+        return jnp.mean(fitness)
+
+    return evaluate_mean
+
+
+def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
+    config.validate()
+    run_dir = _prepare_run_dir(config)
+    objective, env_specs, evaluate_member, mesh = build(config)
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from metarl import objectives
+    from metarl.io.checkpoint import Checkpoints
+    from metarl.io.results import write_metrics
+    from metarl.meta.outer import make_es_outer_loop
+    from metarl.meta.tasks import References, as_dict, measure_references
+
+    _write_config(run_dir, config, command)
+    base_key = jax.random.PRNGKey(config.seed)
+    init_key, reference_key, run_key, eval_key = jax.random.split(base_key, 4)
+    env_names = list(config.tasks.envs)
+
+    reference_path = run_dir / "references.json"
+    if config.tasks.normalize:
+        if reference_path.is_file():
+            stored = json.loads(reference_path.read_text())
+            references = References(jnp.asarray([stored[n]["initial"] for n in env_names]), jnp.asarray([stored[n]["ppo"] for n in env_names]))
+        else:
+            if verbose:
+                print(f"measuring PPO reference scores on {', '.join(env_names)} ...", flush=True)
+            references = measure_references(config, env_specs, objectives.make("ppo"), reference_key)
+            reference_path.write_text(json.dumps(as_dict(references, env_names), indent=2) + "\n")
+    else:
+        references = References(jnp.zeros(len(env_names)), jnp.ones(len(env_names)))
+
+    meta_params = objective.init(init_key)
+    loop = make_es_outer_loop(config, evaluate_member, meta_params, references, mesh)
+    state = loop.init(init_key, meta_params)
+    step = jax.jit(lambda state: loop.step(state, jax.random.fold_in(run_key, state.generation)))
+    evaluate_mean = make_mean_evaluator(config, objective, env_specs) if config.eval_seeds else None
+
+    checkpoints = Checkpoints(run_dir / "checkpoints", config.identity(), keep=config.keep_checkpoints)
+    restored = checkpoints.restore_latest(state)
+    generation = 0
+    if restored is not None:
+        generation, state, _ = restored
+        state = jax.tree.map(jnp.asarray, state)
+        if verbose:
+            print(f"resuming {run_dir} from generation {generation}", flush=True)
+    _truncate_metrics(run_dir, generation)
+
+    learned_path = run_dir / "learned" / f"{config.objective}.msgpack"
+    start_generation = generation
+    started = time.perf_counter()
+    last_eval = None
+    while generation < config.num_generations:
+        chunk = min(config.chunk_size, config.num_generations - generation)
+        chunk_start = time.perf_counter()
+        chunk_metrics = []
+        for _ in range(chunk):
+            state, metrics = step(state)
+            chunk_metrics.append(metrics)
+        chunk_metrics = jax.device_get(chunk_metrics)
+        seconds = (time.perf_counter() - chunk_start) / chunk
+        generation += chunk
+        mean_params = loop.params(state)
+        if evaluate_mean is not None:
+            last_eval = float(evaluate_mean(mean_params, jax.random.fold_in(eval_key, generation), references))
+        rows = []
+        for offset, metrics in enumerate(chunk_metrics):
+            row = {"generation": generation - chunk + offset}
+            row.update({k: float(v) for k, v in metrics.items() if k != "env_scores"})
+            row.update({f"score/{n}": float(s) for n, s in zip(env_names, np.atleast_1d(metrics["env_scores"]), strict=True)})
+            row["seconds_per_generation"] = seconds
+            if offset == chunk - 1 and last_eval is not None:
+                row["mean_params_fitness"] = last_eval
+            rows.append(row)
+        write_metrics(run_dir, rows, append=True)
+        streak = int(state.nonfinite_streak)
+        if streak >= config.es.max_nonfinite_generations:
+            raise NonFiniteFitnessError(
+                f"every member's fitness was non-finite for {streak} generations in a row (generation {generation}); "
+                f"stopping. The last good checkpoint in {checkpoints.directory} is intact."
+            )
+        checkpoints.save(generation, state, {"generation": generation})
+        objectives.save(learned_path, config.objective, config.objective_kwargs_dict(), mean_params,
+                        {"generation": generation, "mean_params_fitness": last_eval, "run": str(run_dir)})
+        if verbose:
+            last = rows[-1]
+            evaluated = f" · mean-params {last_eval:.3f}" if last_eval is not None else ""
+            print(f"gen {generation:>4}/{config.num_generations} · fitness mean {last['fitness_mean']:.3f} max {last['fitness_max']:.3f}"
+                  f"{evaluated} · {seconds:.2f} s/gen" + (f" · {int(last['nonfinite_members'])} non-finite" if last["nonfinite_members"] else ""),
+                  flush=True)
+    checkpoints.close()
+    total = time.perf_counter() - started
+    summary = {"run_dir": str(run_dir), "generations": generation, "ran_generations": generation - start_generation,
+               "seconds": total, "learned_file": str(learned_path), "mean_params_fitness": last_eval,
+               "final_params": jax.tree.map(np.asarray, loop.params(state))}
+    if verbose:
+        print(f"wrote {run_dir}/config.json, metrics.jsonl, checkpoints/, {learned_path.relative_to(run_dir)}")
+    return summary

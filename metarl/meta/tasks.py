@@ -1,0 +1,118 @@
+"""Task sampling and population evaluation: fitness = f(vmap over members (vmap over seeds (train))).
+
+Each member gets a lifetime N and a key; with antithetic sampling member i and member i + P/2 (a
+mirrored pair in evosax's layout) get the *same* N and key, so their difference measures the
+perturbation and not the task. Every member is trained on every env of the distribution; envs have
+different shapes, so each has its own compiled ``train`` and the fitness is the mean over envs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
+from metarl.config import MetaTrainConfig, PPOConfig, TaskDistribution
+from metarl.envs.spec import EnvSpec
+from metarl.inner.train import make_train
+from metarl.meta.fitness import score
+from metarl.objectives.base import Objective
+from metarl.types import Task
+
+
+class MemberTasks(NamedTuple):
+    num_updates: chex.Array  # (P,) int32: lifetime N per member
+    keys: chex.Array  # (P, 2): base key per member (per env and seed keys are folded from it)
+
+
+class References(NamedTuple):
+    """Per-env scores for normalization: an untrained agent's and PPO's, at the longest lifetime."""
+
+    initial: chex.Array  # (E,)
+    ppo: chex.Array  # (E,)
+
+
+def sample_lifetimes(key, tasks: TaskDistribution, ppo: PPOConfig, count: int) -> chex.Array:
+    lifetimes = jnp.asarray(tasks.lifetimes_for(ppo), jnp.int32)
+    if tasks.lifetime_sampling == "choice":
+        return jax.random.choice(key, lifetimes, (count,))
+    low, high = jnp.log(lifetimes.min()), jnp.log(lifetimes.max())
+    sampled = jnp.round(jnp.exp(jax.random.uniform(key, (count,), minval=low, maxval=high)))
+    return jnp.clip(sampled, lifetimes.min(), lifetimes.max()).astype(jnp.int32)
+
+
+def sample_member_tasks(key, config: MetaTrainConfig) -> MemberTasks:
+    population = config.es.population_size
+    count = population // 2 if config.es.antithetic else population
+    lifetime_key, seed_key = jax.random.split(key)
+    num_updates = sample_lifetimes(lifetime_key, config.tasks, config.ppo, count)
+    keys = jax.random.split(seed_key, count)
+    if config.es.antithetic:
+        num_updates = jnp.concatenate([num_updates, num_updates])
+        keys = jnp.concatenate([keys, keys])
+    return MemberTasks(num_updates, keys)
+
+
+def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int):
+    """``evaluate(meta_params, num_updates, key, references) -> (fitness, per-env scores (E,))`` for one member."""
+    trains = [make_train(config.ppo, spec, objective) for spec in env_specs]
+    tasks = config.tasks
+
+    def evaluate(meta_params, num_updates, key, references: References):
+        scores = []
+        for index, (spec, train) in enumerate(zip(env_specs, trains, strict=True)):
+            seed_keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
+            task = Task(num_updates=num_updates, env_params=spec.default_params)
+            output = jax.vmap(train, in_axes=(None, None, 0))(meta_params, task, seed_keys)
+            scores.append(jnp.mean(score(output, tasks.fitness, tasks.last_k)))
+        raw = jnp.stack(scores)
+        if tasks.normalize:
+            normalized = (raw - references.initial) / (references.ppo - references.initial)
+        else:
+            normalized = raw
+        return jnp.mean(normalized), raw
+
+    return evaluate
+
+
+def make_population_evaluator(evaluate_member, mesh: Mesh | None):
+    """vmap over members; with a mesh of several devices, each device evaluates its slice of the population."""
+    batched = jax.vmap(evaluate_member, in_axes=(0, 0, 0, None))
+
+    def evaluate(population, member_tasks: MemberTasks, references: References):
+        if mesh is None or mesh.size == 1:
+            return batched(population, member_tasks.num_updates, member_tasks.keys, references)
+        sharded = jax.shard_map(
+            batched, mesh=mesh, in_specs=(P("pop"), P("pop"), P("pop"), P()), out_specs=P("pop"), check_vma=False
+        )
+        return sharded(population, member_tasks.num_updates, member_tasks.keys, references)
+
+    return evaluate
+
+
+def first_finite(returns: chex.Array) -> chex.Array:
+    """The first non-NaN value along the last axis (the return of the still-untrained agent)."""
+    finite = jnp.isfinite(returns)
+    index = jnp.argmax(finite, axis=-1)
+    return jnp.take_along_axis(returns, index[..., None], axis=-1)[..., 0]
+
+
+def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_objective: Objective, key, num_seeds: int = 4) -> References:
+    """PPO at the longest lifetime on every env: its score and the untrained agent's (first episodes)."""
+    longest = max(config.tasks.lifetimes_for(config.ppo))
+    initial, final = [], []
+    for index, spec in enumerate(env_specs):
+        train = jax.jit(jax.vmap(make_train(config.ppo, spec, ppo_objective), in_axes=(None, None, 0)))
+        keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
+        output = train({}, Task(jnp.int32(longest), spec.default_params), keys)
+        final.append(jnp.mean(score(output, config.tasks.fitness, config.tasks.last_k)))
+        initial.append(jnp.mean(first_finite(output.metrics["episode_return"])))
+    return References(jnp.stack(initial), jnp.stack(final))
+
+
+def as_dict(references: References, env_names: list[str]) -> dict[str, Any]:
+    return {name: {"initial": float(i), "ppo": float(p)} for name, i, p in zip(env_names, references.initial, references.ppo, strict=True)}
