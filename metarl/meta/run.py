@@ -132,7 +132,9 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     if config.tasks.normalize:
         if reference_path.is_file():
             stored = json.loads(reference_path.read_text())
-            references = References(jnp.asarray([stored[n]["initial"] for n in env_names]), jnp.asarray([stored[n]["ppo"] for n in env_names]))
+            references = References(
+                jnp.asarray([stored[n]["initial"] for n in env_names]), jnp.asarray([stored[n]["ppo"] for n in env_names])
+            )
         else:
             if verbose:
                 print(f"measuring PPO reference scores on {', '.join(env_names)} ...", flush=True)
@@ -196,9 +198,9 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
         if verbose:
             last = rows[-1]
             evaluated = f" · mean-params {last_eval:.3f}" if last_eval is not None else ""
-            print(f"gen {generation:>4}/{config.num_generations} · fitness mean {last['fitness_mean']:.3f} max {last['fitness_max']:.3f}"
-                  f"{evaluated} · {seconds:.2f} s/gen" + (f" · {int(last['nonfinite_members'])} non-finite" if last["nonfinite_members"] else ""),
-                  flush=True)
+            nonfinite = f" · {int(last['nonfinite_members'])} non-finite" if last["nonfinite_members"] else ""
+            print(f"gen {generation:>4}/{config.num_generations} · fitness mean {last['fitness_mean']:.3f} "
+                  f"max {last['fitness_max']:.3f}{evaluated} · {seconds:.2f} s/gen{nonfinite}", flush=True)
     checkpoints.close()
     total = time.perf_counter() - started
     summary = {"run_dir": str(run_dir), "generations": generation, "ran_generations": generation - start_generation,
