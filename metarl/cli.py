@@ -167,6 +167,8 @@ def run_list() -> None:
 
 
 COMMANDS = {
+    "eval": "evaluate objectives (names or learned files) on envs x lifetimes x seeds",
+    "plot": "regenerate every figure below a results folder from its files",
     "meta-train": "discover an objective with evolution strategies (checkpointed, resumable)",
     "train": "train an agent with one objective (built-in or a learned file)",
     "list": "list the registered envs and objectives",
@@ -200,6 +202,21 @@ def main(argv: list[str] | None = None) -> int:
                 return 3
         elif command == "train":
             run_train(parse_train_config(args), argv)
+        elif command == "eval":
+            import tyro
+
+            from metarl.evaluation import EvalConfig, run_eval
+
+            run_eval(tyro.cli(EvalConfig, args=args, prog="metarl eval", description="Evaluate objectives on a grid."), argv)
+        elif command == "plot":
+            from metarl.plots import plot_all
+
+            roots = [a for a in args if not a.startswith("-")] or ["results"]
+            for root in roots:
+                if not Path(root).is_dir():
+                    raise ConfigError(f"plot: {root!r} is not a folder")
+                for path in plot_all(root):
+                    print(f"wrote {path}")
         elif command == "list":
             run_list()
         else:

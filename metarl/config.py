@@ -354,11 +354,16 @@ class MetaTrainConfig:
         return self.name or f"{self.objective}_{'+'.join(self.tasks.envs)}_s{self.seed}"
 
     def validate(self) -> MetaTrainConfig:
+        import jax
+
         from metarl import objectives
 
         self.ppo.validate()
         objectives.check(self.objective)
-        self.objective_kwargs_dict()
+        objective = objectives.make(self.objective, **self.objective_kwargs_dict())
+        if not jax.tree.leaves(objective.init(jax.random.PRNGKey(0))):
+            learnable = [n for n in objectives.names() if jax.tree.leaves(objectives.make(n).init(jax.random.PRNGKey(0)))]
+            raise ConfigError(f"objective: {self.objective!r} has no meta-parameters to discover; choose one of {', '.join(learnable)}")
         self.tasks.validate(self.ppo)
         self.es.validate()
         for name in ("num_generations", "chunk_size", "keep_checkpoints"):

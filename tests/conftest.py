@@ -5,10 +5,17 @@ import os
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
 import dataclasses
+import tempfile
 
+import jax
 import pytest
 
 from metarl.config import PPOConfig
+
+# Many tests build the same programs again (a fresh make_train per run); the persistent cache turns
+# those recompiles into look-ups. A per-session folder keeps runs independent.
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="metarl-jax-cache-"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 # A lifetime small enough to compile and run in a few seconds on 2 CPU cores.
 TINY = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2, num_minibatches=2, hidden_sizes=(16,))

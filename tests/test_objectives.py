@@ -19,7 +19,7 @@ def random_meta_params(objective, seed):
     # Random, not initial: perturb every leaf so zero-initialized layers (ppo_init) are exercised too.
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed + 1000), max(len(leaves), 1))
-    return jax.tree.unflatten(treedef, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)])
+    return jax.tree.unflatten(treedef, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys[: len(leaves)], strict=True)])
 
 
 def drift_inputs(n=256, seed=0, context=CONTEXTS[1]):

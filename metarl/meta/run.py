@@ -69,17 +69,11 @@ def _truncate_metrics(run_dir: Path, generation: int) -> None:
 
 def build(config: MetaTrainConfig):
     """Everything that needs jax, built after validation: objective, envs, evaluator, mesh."""
-    import jax
-
     from metarl import envs, objectives
     from metarl.distributed import population_mesh
     from metarl.meta.tasks import make_member_evaluator
 
     objective = objectives.make(config.objective, **config.objective_kwargs_dict())
-    template = objective.init(jax.random.PRNGKey(0))
-    if not jax.tree.leaves(template):
-        raise ConfigError(f"objective: {config.objective!r} has no meta-parameters to discover; choose one of "
-                          f"{', '.join(n for n in objectives.names() if jax.tree.leaves(objectives.make(n).init(jax.random.PRNGKey(0))))}")
     mesh = population_mesh(config.es.population_size)
     env_specs = [envs.make(name) for name in config.tasks.envs]
     evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member)
@@ -110,8 +104,8 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs):
 
 def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
     config.validate()
+    objective, env_specs, evaluate_member, mesh = build(config)  # refuses a bad mesh before writing anything
     run_dir = _prepare_run_dir(config)
-    objective, env_specs, evaluate_member, mesh = build(config)
 
     import jax
     import jax.numpy as jnp

@@ -57,6 +57,17 @@ def sample_member_tasks(key, config: MetaTrainConfig) -> MemberTasks:
     return MemberTasks(num_updates, keys)
 
 
+def diverged(output) -> chex.Array:
+    """True if any agent's losses went non-finite during its lifetime.
+
+    A diverged agent still acts (NaN logits sample some action) and so still earns a finite return;
+    scoring that return would hide the failure. Its fitness becomes NaN instead: ranked worst, counted.
+    """
+    active = output.metrics["active"]
+    losses = [output.metrics[name] for name in ("policy_loss", "value_loss")]
+    return jnp.any(jnp.stack([jnp.any(active & ~jnp.isfinite(loss)) for loss in losses]))
+
+
 def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int):
     """``evaluate(meta_params, num_updates, key, references) -> (fitness, per-env scores (E,))`` for one member."""
     trains = [make_train(config.ppo, spec, objective) for spec in env_specs]
@@ -68,7 +79,7 @@ def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_spe
             seed_keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
             task = Task(num_updates=num_updates, env_params=spec.default_params)
             output = jax.vmap(train, in_axes=(None, None, 0))(meta_params, task, seed_keys)
-            scores.append(jnp.mean(score(output, tasks.fitness, tasks.last_k)))
+            scores.append(jnp.where(diverged(output), jnp.nan, jnp.mean(score(output, tasks.fitness, tasks.last_k))))
         raw = jnp.stack(scores)
         if tasks.normalize:
             normalized = (raw - references.initial) / (references.ppo - references.initial)

@@ -1,0 +1,119 @@
+"""Figures, each a function of files in results/ only (never of a live run).
+
+    metarl plot results/          # every run folder below: meta_training.png, drift.png, eval.png
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from metarl.io.results import read_metrics  # noqa: E402
+
+
+def plot_meta_training(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Fitness (population mean and best, and the evaluated mean meta-parameters) per generation."""
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir)
+    generation = np.array([r["generation"] for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(generation, [r["fitness_mean"] for r in rows], label="population mean")
+    ax.plot(generation, [r["fitness_max"] for r in rows], alpha=0.5, label="population best")
+    evaluated = [(r["generation"], r["mean_params_fitness"]) for r in rows if r.get("mean_params_fitness") is not None]
+    if evaluated:
+        ax.plot(*zip(*evaluated, strict=True), "o-", color="k", label="mean meta-params (held-out seeds)")
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    normalized = config["tasks"]["normalize"]
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness (1 = PPO, 0 = untrained)" if normalized else "fitness")
+    ax.set_title(f"{config['objective']} on {', '.join(config['tasks']['envs'])}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out) if out else run_dir / "meta_training.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_drift(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
+    """The learned drift D(r, A) as a function of r for A = ±1, at n/N = 0, 0.5 and 1 (as in the TA-LPO paper)."""
+    import jax.numpy as jnp
+
+    from metarl import objectives
+    from metarl.objectives.ppo import ppo_drift
+    from metarl.types import LifetimeContext
+
+    learned_file = Path(learned_file)
+    objective, params, _ = objectives.load(learned_file)
+    ratios = jnp.linspace(0.5, 1.5, 201)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for ax, advantage in zip(axes, (1.0, -1.0), strict=True):
+        for progress in (0.0, 0.5, 1.0):
+            context = LifetimeContext(jnp.float32(progress * num_updates), jnp.float32(num_updates))
+            drift = objective.drift(params, ratios, jnp.full_like(ratios, advantage), context)
+            ax.plot(ratios, drift, label=f"n/N = {progress:g}")
+        ax.plot(ratios, ppo_drift(ratios, advantage, 0.2), "k:", label="PPO (ε = 0.2)")
+        ax.set_title(f"A = {advantage:+g}")
+        ax.set_xlabel("ratio r")
+    axes[0].set_ylabel("drift D(r, A)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"learned drift: {learned_file.stem}")
+    fig.tight_layout()
+    out = Path(out) if out else learned_file.parent.parent / f"drift_{learned_file.stem}.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Return vs lifetime N per env, one line per objective: IQM over seeds with a 95 % bootstrap band.
+
+    Raw returns, one panel per env (a ratio to a baseline would flip meaning on negative-return envs).
+    """
+    from metarl.evaluation import load_eval
+    from metarl.stats import bootstrap_ci, iqm
+
+    eval_dir = Path(eval_dir)
+    data = load_eval(eval_dir / "eval.npz")
+    names = [str(n) for n in data["objectives"]]
+    scores = data["scores"]  # (objective, env, lifetime, seed)
+    envs = [str(e) for e in data["envs"]]
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.5), squeeze=False)
+    for e, (ax, env) in enumerate(zip(axes[0], envs, strict=True)):
+        for o, name in enumerate(names):
+            values = np.where(np.isfinite(scores[o, e]), scores[o, e], np.nan)
+            centre = np.array([iqm(v[np.isfinite(v)]) if np.isfinite(v).any() else np.nan for v in values])
+            bands = [bootstrap_ci(v[np.isfinite(v)]) if np.isfinite(v).sum() > 1 else (np.nan, np.nan) for v in values]
+            ax.plot(data["lifetimes"], centre, "o-", label=name)
+            ax.fill_between(data["lifetimes"], [b[0] for b in bands], [b[1] for b in bands], alpha=0.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("lifetime N (agent updates)")
+        ax.set_title(env)
+    axes[0][0].set_ylabel("final return (IQM over seeds, 95% CI)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out) if out else eval_dir / "eval.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_all(root: str | Path) -> list[Path]:
+    """Regenerate every figure below ``root`` from its files."""
+    written = []
+    for config_path in sorted(Path(root).rglob("config.json")):
+        run_dir = config_path.parent
+        kind = json.loads(config_path.read_text()).get("kind") or json.loads(config_path.read_text())["config"].get("kind")
+        if kind == "meta-train" and (run_dir / "metrics.jsonl").is_file():
+            written.append(plot_meta_training(run_dir))
+            for learned in sorted((run_dir / "learned").glob("*.msgpack")):
+                written.append(plot_drift(learned))
+        elif (run_dir / "eval.npz").is_file():
+            written.append(plot_eval(run_dir))
+    return written

@@ -1,0 +1,31 @@
+"""Aggregate statistics over seeds: interquartile mean and stratified-free percentile bootstrap CIs.
+
+Computed here (~30 lines) because rliable 1.2 does not import with pandas 3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean of the middle 50 % (the lowest and highest quarter trimmed; fractional trimming by weights)."""
+    values = np.sort(np.asarray(values, np.float64), axis=axis)
+    n = values.shape[axis]
+    positions = (np.arange(n) + 0.5) / n  # each sample's quantile mid-point
+    weights = np.clip(np.minimum(positions - 0.25, 0.75 - positions) * n + 0.5, 0.0, 1.0)
+    shape = [1] * values.ndim
+    shape[axis] = n
+    weights = weights.reshape(shape)
+    return np.sum(values * weights, axis=axis) / np.sum(weights)
+
+
+def bootstrap_ci(values: np.ndarray, statistic=iqm, num_resamples: int = 2000, confidence: float = 0.95, seed: int = 0):
+    """Percentile bootstrap CI of ``statistic`` over the last axis (the seeds)."""
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    n = values.shape[-1]
+    idx = rng.integers(0, n, size=(num_resamples, n))
+    resampled = statistic(values[..., idx], axis=-1)  # (..., num_resamples)
+    alpha = (1 - confidence) / 2
+    return np.quantile(resampled, alpha, axis=-1), np.quantile(resampled, 1 - alpha, axis=-1)

@@ -1,0 +1,68 @@
+import shutil
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny
+
+from metarl import objectives
+from metarl.cli import main
+from metarl.evaluation import EvalConfig, load_eval, run_eval
+from metarl.plots import plot_all
+from metarl.stats import bootstrap_ci, iqm
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_iqm_on_hand_computed_values():
+    assert iqm(np.array([1.0, 2.0, 3.0, 4.0])) == pytest.approx(2.5)
+    assert iqm(np.arange(1.0, 9.0)) == pytest.approx(4.5)
+    # five values: quartile weights 0, 0.75, 1, 0.75, 0 -> the outlier is trimmed
+    assert iqm(np.array([1.0, 2.0, 3.0, 4.0, 100.0])) == pytest.approx(3.0)
+
+
+def test_bootstrap_ci_brackets_the_iqm_and_narrows_with_more_seeds():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(size=8), rng.normal(size=200)
+    for values in (small, large):
+        low, high = bootstrap_ci(values)
+        assert low <= iqm(values) <= high
+    assert np.subtract(*bootstrap_ci(large)[::-1]) < np.subtract(*bootstrap_ci(small)[::-1])
+
+
+def test_eval_grid_writes_scores_and_summary(tmp_path):
+    learned = objectives.make("ta_lpo", hidden=8)
+    path = objectives.save(tmp_path / "learned" / "ta_lpo", "ta_lpo", {"hidden": 8}, learned.init(jax.random.PRNGKey(0)))
+    config = EvalConfig(objectives=("ppo", str(path)), envs=("CartPole-v1",), lifetimes=(1, 3), num_seeds=2, ppo=tiny(),
+                        out=str(tmp_path), name="grid")
+    run_dir = run_eval(config, ["metarl", "eval"], verbose=False)
+    data = load_eval(run_dir / "eval.npz")
+    assert data["scores"].shape == (2, 1, 2, 2)
+    assert list(data["objectives"]) == ["ppo", "ta_lpo"]
+    summary = (run_dir / "summary.md").read_text()
+    assert "| CartPole-v1 | 3 | ta_lpo |" in summary
+    assert plot_all(tmp_path)[0].name == "eval.png"
+
+
+def test_eval_refuses_a_missing_learned_file_before_compiling(tmp_path, capsys):
+    assert main(["metarl", "eval", "--objectives", "ppo", "nowhere.msgpack", "--out", str(tmp_path)]) == 2
+    assert "learned file 'nowhere.msgpack' does not exist" in capsys.readouterr().err
+
+
+def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
+    assert main(["metarl", "meta-train", "--es.population-size", "5", "--out", str(tmp_path)]) == 2
+    assert "es.population_size: must be even" in capsys.readouterr().err
+    assert main(["metarl", "meta-train", "--objective", "ppo", "--out", str(tmp_path)]) == 2
+    assert "has no meta-parameters" in capsys.readouterr().err
+
+
+def test_plot_regenerates_every_figure_from_the_committed_results_alone(tmp_path):
+    runs = [p.parent for p in RESULTS.rglob("config.json")]
+    assert runs, "results/ holds no run folders"
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy, ignore=shutil.ignore_patterns("*.png", "checkpoints"))
+    written = plot_all(copy)
+    names = {p.name for p in written}
+    assert {"meta_training.png", "eval.png"} <= names and any(n.startswith("drift_") for n in names)
+    assert all(p.stat().st_size > 10_000 for p in written)

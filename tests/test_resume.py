@@ -1,0 +1,125 @@
+"""Long-run reliability: resume bit-identical (also after SIGKILL), refuse corrupt or foreign checkpoints."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tiny
+
+from metarl import objectives
+from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution
+from metarl.errors import ConfigError
+from metarl.meta.run import NonFiniteFitnessError, run_meta_train
+
+BASE = MetaTrainConfig(
+    ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4),
+    num_generations=4, chunk_size=1, eval_seeds=1,
+)
+
+
+def run(tmp_path, name, **overrides):
+    config = dataclasses.replace(BASE, out=str(tmp_path), name=name, **overrides)
+    return run_meta_train(config, ["metarl", "meta-train"], verbose=False)
+
+
+def metrics_without_timing(run_dir):
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds_per_generation"} for row in rows]
+
+
+def assert_same_params(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path):
+    straight = run(tmp_path, "straight")
+    run(tmp_path, "resumed", num_generations=2)
+    resumed = run(tmp_path, "resumed")  # same command, longer: continues from generation 2
+    assert resumed["ran_generations"] == 2
+    assert_same_params(straight["final_params"], resumed["final_params"])
+    assert metrics_without_timing(straight["run_dir"]) == metrics_without_timing(resumed["run_dir"])
+    loaded, params, _ = objectives.load(resumed["learned_file"])
+    assert_same_params(params, straight["final_params"])
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    straight = run(tmp_path, "straight", num_generations=6)
+    command = [sys.executable, "-m", "metarl.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),
+               "--ppo.update-epochs", "2", "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--tasks.no-normalize",
+               "--es.population-size", "4", "--num-generations", "6", "--chunk-size", "1", "--eval-seeds", "1",
+               "--host-devices", "2", "--out", str(tmp_path), "--name", "killed"]
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (checkpoints / "2" / "commit_success.txt").exists():
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    finished = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
+    assert finished and max(finished) < 6, "the run finished before it could be killed"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming" in result.stdout
+    _, params, _ = objectives.load(tmp_path / "killed" / "learned" / "lpo.msgpack")
+    assert_same_params(params, straight["final_params"])
+    assert metrics_without_timing(straight["run_dir"]) == metrics_without_timing(tmp_path / "killed")
+
+
+def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(tmp_path, capsys):
+    first = run(tmp_path, "a", num_generations=3)
+    latest = Path(first["run_dir"]) / "checkpoints" / "3" / "state"
+    data_files = sorted((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    target = data_files[-1]
+    blob = bytearray(target.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    target.write_bytes(bytes(blob))
+    resumed = run(tmp_path, "a", num_generations=4)
+    assert resumed["ran_generations"] == 2  # restarted from generation 2, not 3
+    err = capsys.readouterr().err
+    assert "checkpoint 3:" in err and ("SHA-256" in err or "unreadable" in err)
+    straight = run(tmp_path, "b", num_generations=4)
+    assert_same_params(resumed["final_params"], straight["final_params"])
+
+
+def test_a_leftover_temporary_save_is_ignored(tmp_path):
+    first = run(tmp_path, "a", num_generations=2)
+    (Path(first["run_dir"]) / "checkpoints" / "3.orbax-checkpoint-tmp-1234").mkdir()
+    resumed = run(tmp_path, "a", num_generations=3)
+    assert resumed["ran_generations"] == 1
+
+
+def test_a_run_folder_of_another_config_is_refused_naming_the_fields(tmp_path):
+    run(tmp_path, "a", num_generations=1)
+    with pytest.raises(ConfigError, match=r"es\.sigma \(checkpoint: 0\.03, now: 0\.05\)"):
+        run(tmp_path, "a", es=ESConfig(population_size=4, sigma=0.05))
+    fresh = run(tmp_path, "a", es=ESConfig(population_size=4, sigma=0.05), num_generations=1, force=True)
+    assert fresh["ran_generations"] == 1
+
+
+def make_nan_objective():
+    def drift(meta_params, ratio, advantages, context):
+        return jnp.full_like(ratio, jnp.nan) * jnp.sum(meta_params["w"])
+
+    return objectives.drift_objective("always_nan", drift, init=lambda key: {"w": jnp.ones(2)})
+
+
+def test_all_members_non_finite_stops_the_run_with_the_last_good_checkpoint_intact(tmp_path):
+    objectives.register("always_nan", make_nan_objective)
+    try:
+        with pytest.raises(NonFiniteFitnessError, match="non-finite for 2 generations in a row"):
+            run(tmp_path, "nan", objective="always_nan", es=ESConfig(population_size=4, max_nonfinite_generations=2))
+    finally:
+        objectives.REGISTRY._factories.pop("always_nan")
+    assert sorted(p.name for p in (tmp_path / "nan" / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]
