@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Small-scale reproduction of the temporally-aware LPO claim (Jackson et al., ICLR 2024) on 2 CPU cores:
-# meta-train LPO and TA-LPO with the same ES budget on CartPole-v1 at one lifetime (N = 64 updates of
-# 4 envs x 128 steps), then evaluate PPO, DPO, LPO and TA-LPO at N = 16 ... 256 (shorter and longer than
+# meta-train LPO and TA-LPO with the same ES budget (32 members x 60 generations, 2 seeds each) on CartPole-v1 at one
+# lifetime (N = 64 updates of 4 envs x 128 steps), then evaluate PPO, DPO, LPO and TA-LPO at N = 16 ... 256 (shorter and longer than
 # meta-training) on CartPole-v1 and on Acrobot-v1, which meta-training never saw.
 # Writes results/ta_lpo_cartpole/{lpo,ta_lpo,eval}/ and the figures; every command is recorded in each
 # run folder's config.json.
 set -euo pipefail
 OUT=${OUT:-results/ta_lpo_cartpole}
-GENERATIONS=${GENERATIONS:-40}
-COMMON=(--num-generations "$GENERATIONS" --es.population-size 16 --chunk-size 5 --out "$OUT")
+GENERATIONS=${GENERATIONS:-60}
+COMMON=(--num-generations "$GENERATIONS" --es.population-size 32 --chunk-size 5 --out "$OUT")
 
 metarl meta-train --objective lpo --name lpo "${COMMON[@]}"
 metarl meta-train --objective ta_lpo --name ta_lpo "${COMMON[@]}"

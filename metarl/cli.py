@@ -88,6 +88,10 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
     from metarl.io.results import prepare_run_dir, write_config, write_metrics
 
     config.validate()
+    if config.num_seeds > 1:
+        from metarl.distributed import population_mesh
+
+        population_mesh(config.num_seeds, what="num_seeds")  # refuse an indivisible seed count before writing anything
     if config.objective_file is not None:
         objective, meta_params, kwargs = objectives.load(config.objective_file)
         config = dataclasses.replace(config, objective=objective.name, objective_kwargs=_json(kwargs))
@@ -99,7 +103,17 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
     run_dir = prepare_run_dir(config.out, config.run_name, force=config.force)
     write_config(run_dir, to_dict(config), command)
 
-    train = jax.jit(jax.vmap(make_train(config.ppo, env, objective), in_axes=(None, None, 0)))
+    seeds = jax.vmap(make_train(config.ppo, env, objective), in_axes=(None, None, 0))
+    if config.num_seeds > 1 and jax.device_count() > 1:
+        # Seeds are sharded over every device (one XLA host device per CPU core), as ES populations are.
+        from jax.sharding import PartitionSpec
+
+        from metarl.distributed import population_mesh
+
+        mesh = population_mesh(config.num_seeds, what="num_seeds")
+        seeds = jax.shard_map(seeds, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec("pop")),
+                              out_specs=PartitionSpec("pop"), check_vma=False)
+    train = jax.jit(seeds)
     task = default_task(config.ppo, env)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.num_seeds))
     start = time.perf_counter()
@@ -201,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"metarl meta-train: stopped: {error}", file=sys.stderr)
                 return 3
         elif command == "train":
-            run_train(parse_train_config(args), argv)
+            from metarl.distributed import configure_host_devices
+
+            config = parse_train_config(args)
+            configure_host_devices(config.host_devices)  # before jax initializes
+            run_train(config, argv)
         elif command == "eval":
             import tyro
 

@@ -149,7 +149,9 @@ class TrainConfig:
     seed: int = 0
     """Base seed; seed i of num_seeds uses fold_in(PRNGKey(seed), i)."""
     num_seeds: int = 1
-    """Independent agents trained together (vmapped)."""
+    """Independent agents trained together (vmapped; sharded over devices when more than one: must divide by their count)."""
+    host_devices: int = 0
+    """CPU only: XLA host devices to split the CPU into (0: one per core). Ignored on GPU."""
     out: str = "results/train"
     """Parent folder of the run folder."""
     name: str | None = None
@@ -268,8 +270,8 @@ class TaskDistribution:
     """Lifetimes N in agent updates (default: the PPO config's num_updates). Each must be <= it."""
     lifetime_sampling: Literal["choice", "log_uniform"] = "choice"
     """choice: uniform over `lifetimes`; log_uniform: log-uniform integer between min and max of `lifetimes`."""
-    seeds_per_member: int = 1
-    """Agents trained per member and env (their scores are averaged)."""
+    seeds_per_member: int = 2
+    """Agents trained per member and env (their scores are averaged; more seeds, less fitness noise)."""
     fitness: FitnessScore = "final_return"
     """final_return (last update of the lifetime), last_k_mean (mean of the last k updates), or auc (mean over the lifetime)."""
     last_k: int = 5
@@ -331,7 +333,7 @@ class MetaTrainConfig:
     """Generations to run (a resumed run continues up to this number)."""
     chunk_size: int = 5
     """Generations between progress lines and checkpoints."""
-    eval_seeds: int = 4
+    eval_seeds: int = 8
     """Seeds on which the current mean meta-parameters are evaluated at each chunk end (0: off)."""
     seed: int = 0
     """Seed of the whole run."""

@@ -34,7 +34,7 @@ def configure_host_devices(count: int = 0) -> int | None:
     return count
 
 
-def population_mesh(population_size: int, num_devices: int | None = None):
+def population_mesh(population_size: int, num_devices: int | None = None, what: str = "es.population_size"):
     """A 1-D mesh with axis "pop" over the default devices (all GPUs, or the host CPU devices)."""
     import jax
     from jax.sharding import AxisType
@@ -44,7 +44,7 @@ def population_mesh(population_size: int, num_devices: int | None = None):
         devices = devices[:num_devices]
     if population_size % len(devices) != 0:
         raise ConfigError(
-            f"es.population_size: {population_size} is not divisible by the device count {len(devices)} "
+            f"{what}: {population_size} is not divisible by the device count {len(devices)} "
             f"({devices[0].platform}); choose a population that is a multiple of {len(devices)}"
             + (" or set --host-devices" if devices[0].platform == "cpu" else "")
         )

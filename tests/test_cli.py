@@ -36,6 +36,7 @@ def test_train_writes_config_and_per_update_metrics(tmp_path):
         (["--ppo.num-steps", "-5"], "ppo.num_steps: must be a positive integer"),
         (["--ppo.lr", "0"], "ppo.lr: must be > 0"),
         (["--num-seeds", "0"], "num_seeds"),
+        (["--num-seeds", "3"], "num_seeds: 3 is not divisible by the device count 2"),
         (["--objective-kwargs", "{bad"], "objective_kwargs: must be a JSON object"),
         (["--objective", "ppo", "--objective-kwargs", '{"clip_eps": 2}'], "clip_eps"),
     ],

@@ -42,18 +42,27 @@ def make_lpo(
     log_horizon: bool = False,
     ppo_init: bool = False,
     clip_eps: float = 0.2,
+    output_scale: float = 0.01,
     name: str = "lpo",
 ) -> Objective:
-    """LPO; with ``progress=True`` it is TA-LPO (see :func:`make_ta_lpo`)."""
+    """LPO; with ``progress=True`` it is TA-LPO (see :func:`make_ta_lpo`).
+
+    ``output_scale`` sets the initial output-layer weights to N(0, output_scale² / hidden): small, so
+    the search starts near zero drift (the plain surrogate r·A, which learns) rather than at a random
+    drift large enough to stop learning altogether, a flat region where every ES member scores as an
+    untrained agent (seen with scale 1: TA-LPO on CartPole stayed there for 65 generations).
+    """
     if not (isinstance(hidden, int) and hidden > 0):
         raise ConfigError(f"objective_kwargs.hidden: must be a positive integer, got {hidden!r}")
+    if not output_scale >= 0:
+        raise ConfigError(f"objective_kwargs.output_scale: must be >= 0, got {output_scale}")
     if ppo_init and not 0.0 < clip_eps < 1.0:
         raise ConfigError(f"objective_kwargs.clip_eps: must be in (0, 1), got {clip_eps}")
     num_features = NUM_BASE_FEATURES * (1 + int(progress) + int(log_horizon))
 
     def init(key):
         hidden_key, out_key = jax.random.split(key)
-        out_scale = 0.0 if ppo_init else 1.0 / jnp.sqrt(hidden)
+        out_scale = 0.0 if ppo_init else output_scale / jnp.sqrt(hidden)
         return {
             "hidden": jax.random.normal(hidden_key, (num_features, hidden)) / jnp.sqrt(num_features),
             "out": jax.random.normal(out_key, (hidden, 1)) * out_scale,
@@ -69,6 +78,9 @@ def make_lpo(
     return drift_objective(name, drift, init)
 
 
-def make_ta_lpo(hidden: int = 128, log_horizon: bool = False, ppo_init: bool = False, clip_eps: float = 0.2) -> Objective:
+def make_ta_lpo(
+    hidden: int = 128, log_horizon: bool = False, ppo_init: bool = False, clip_eps: float = 0.2, output_scale: float = 0.01
+) -> Objective:
     """Temporally-aware LPO: the drift also sees n/N (and log N with ``log_horizon``)."""
-    return make_lpo(hidden=hidden, progress=True, log_horizon=log_horizon, ppo_init=ppo_init, clip_eps=clip_eps, name="ta_lpo")
+    return make_lpo(hidden=hidden, progress=True, log_horizon=log_horizon, ppo_init=ppo_init, clip_eps=clip_eps,
+                    output_scale=output_scale, name="ta_lpo")
