@@ -31,7 +31,8 @@ ppo = PPOConfig(total_timesteps=total)
 out = {"devices": jax.device_count(), "platform": jax.devices()[0].platform, "generations": []}
 refs = References(jnp.zeros(1), jnp.ones(1))
 for population in populations:
-    cfg = MetaTrainConfig(ppo=ppo, tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=population))
+    # one agent per member, so a generation is exactly population x one inner run
+    cfg = MetaTrainConfig(ppo=ppo, tasks=TaskDistribution(normalize=False, seeds_per_member=1), es=ESConfig(population_size=population))
     objective, env_specs, evaluate_member, mesh = build(cfg)
     meta_params = objective.init(jax.random.PRNGKey(0))
     loop = make_es_outer_loop(cfg, evaluate_member, meta_params, refs, mesh)
@@ -92,7 +93,8 @@ def main() -> None:
             row[f"speedup_{other}_vs_1_devices"] = round(row["seconds_1_devices"] / row[f"seconds_{other}_devices"], 2)
         table.append(row)
     report = {"inner_run": {"env": "CartPole-v1", "objective": "lpo", "total_timesteps": args.total_timesteps,
-                            "num_envs": 4, "num_steps": 128, "single_run_seconds_1_device": single},
+                            "num_envs": 4, "num_steps": 128, "seeds_per_member": 1,
+                            "single_run_seconds_1_device": single},
               "runs": runs, "table": table}
     text = json.dumps(report, indent=2)
     print(text)
