@@ -26,7 +26,7 @@ class EvalConfig:
     envs: tuple[str, ...] = ("CartPole-v1",)
     """Environments."""
     lifetimes: tuple[int, ...] = (16, 32, 64, 128)
-    """Lifetimes N in agent updates (each <= ppo.num_updates is not required: the scan runs to the longest)."""
+    """Lifetimes N in agent updates; any positive values (the scan runs to the longest, shorter ones are masked)."""
     num_seeds: int = 8
     """Seeds per cell."""
     score: FitnessScore = "final_return"
