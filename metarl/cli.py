@@ -1,6 +1,6 @@
 """The `metarl` command. Subcommands parse a frozen config with tyro, validate it, then run.
 
-    metarl train --env CartPole-v1 --objective ppo --num-seeds 3
+    metarl train --env CartPole-v1 --objective ppo --num-seeds 4
     metarl train --env Breakout-MinAtar --objective-file results/.../learned/ta_lpo.msgpack
     metarl train --import my_objectives.py --objective my_drift   # a user's own objective
     metarl list                      # registered envs and objectives
@@ -88,10 +88,13 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
     from metarl.io.results import prepare_run_dir, write_config, write_metrics
 
     config.validate()
-    if config.num_seeds > 1:
+    mesh = None
+    if config.num_seeds > 1 and jax.device_count() > 1:
         from metarl.distributed import population_mesh
 
-        population_mesh(config.num_seeds, what="num_seeds")  # refuse an indivisible seed count before writing anything
+        # Seeds are sharded over every device (one XLA host device per CPU core), as ES populations are;
+        # an indivisible seed count is refused here, before anything is written.
+        mesh = population_mesh(config.num_seeds, what="num_seeds")
     if config.objective_file is not None:
         objective, meta_params, kwargs = objectives.load(config.objective_file)
         config = dataclasses.replace(config, objective=objective.name, objective_kwargs=_json(kwargs))
@@ -101,16 +104,12 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
         meta_params = objective.init(jax.random.PRNGKey(config.seed))
     env = envs.make(config.env)
     run_dir = prepare_run_dir(config.out, config.run_name, force=config.force)
-    write_config(run_dir, to_dict(config), command)
+    write_config(run_dir, to_dict(config), command, kind="train")
 
     seeds = jax.vmap(make_train(config.ppo, env, objective), in_axes=(None, None, 0))
-    if config.num_seeds > 1 and jax.device_count() > 1:
-        # Seeds are sharded over every device (one XLA host device per CPU core), as ES populations are.
+    if mesh is not None:
         from jax.sharding import PartitionSpec
 
-        from metarl.distributed import population_mesh
-
-        mesh = population_mesh(config.num_seeds, what="num_seeds")
         seeds = jax.shard_map(seeds, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec("pop")),
                               out_specs=PartitionSpec("pop"), check_vma=False)
     train = jax.jit(seeds)

@@ -78,7 +78,7 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     from metarl.io.results import prepare_run_dir, write_config
 
     run_dir = prepare_run_dir(config.out, config.name, force=config.force)
-    write_config(run_dir, {"kind": "eval", **to_dict(config)}, command)
+    write_config(run_dir, to_dict(config), command, kind="eval")
 
     import jax
     import jax.numpy as jnp

@@ -109,7 +109,7 @@ def plot_all(root: str | Path) -> list[Path]:
     written = []
     for config_path in sorted(Path(root).rglob("config.json")):
         run_dir = config_path.parent
-        kind = json.loads(config_path.read_text()).get("kind") or json.loads(config_path.read_text())["config"].get("kind")
+        kind = json.loads(config_path.read_text()).get("kind")
         if kind == "meta-train" and (run_dir / "metrics.jsonl").is_file():
             written.append(plot_meta_training(run_dir))
             for learned in sorted((run_dir / "learned").glob("*.msgpack")):

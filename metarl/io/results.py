@@ -41,12 +41,17 @@ def prepare_run_dir(parent: str | Path, name: str, *, force: bool = False) -> Pa
     return run_dir
 
 
-def write_config(run_dir: Path, config: dict[str, Any], command: list[str] | None = None) -> Path:
+def write_config(run_dir: Path, config: dict[str, Any], command: list[str] | None = None, *, kind: str,
+                 **extra: Any) -> Path:
+    """``config.json``: the run's kind (train, meta-train, eval), the command as typed (`metarl <args>`),
+    the full config, package versions, and any ``extra`` top-level fields."""
     command = sys.argv if command is None else command
     payload = {
-        "command": shlex.join(["metarl", *command[1:]]) if command and command[0].endswith("metarl") else shlex.join(command),
+        "kind": kind,
+        "command": shlex.join(["metarl", *command[1:]]),
         "config": config,
         "versions": package_versions(),
+        **extra,
     }
     path = run_dir / "config.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

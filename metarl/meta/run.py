@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,22 +40,6 @@ def _prepare_run_dir(config: MetaTrainConfig) -> Path:
             check_same_config(stored["identity"], config.identity(), f"run folder {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
-
-
-def _write_config(run_dir: Path, config: MetaTrainConfig, command: list[str] | None) -> None:
-    import shlex
-
-    from metarl.io.results import package_versions
-
-    command = sys.argv if command is None else command
-    payload = {
-        "kind": "meta-train",
-        "command": shlex.join(["metarl", *command[1:]]),
-        "config": to_dict(config),
-        "identity": config.identity(),
-        "versions": package_versions(),
-    }
-    (run_dir / "config.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def _truncate_metrics(run_dir: Path, generation: int) -> None:
@@ -113,11 +96,11 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
 
     from metarl import objectives
     from metarl.io.checkpoint import Checkpoints
-    from metarl.io.results import write_metrics
+    from metarl.io.results import write_config, write_metrics
     from metarl.meta.outer import make_es_outer_loop
     from metarl.meta.tasks import References, as_dict, measure_references
 
-    _write_config(run_dir, config, command)
+    write_config(run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
     base_key = jax.random.PRNGKey(config.seed)
     init_key, reference_key, run_key, eval_key = jax.random.split(base_key, 4)
     env_names = list(config.tasks.envs)
