@@ -167,7 +167,7 @@ def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
     import tyro
 
     return tyro.cli(MetaTrainConfig, args=args, prog="metarl meta-train",
-                    description="Discover an objective's meta-parameters with evolution strategies.")
+                    description="Discover an objective's meta-parameters with ES (--outer es) or meta-gradients (--outer metagrad).")
 
 
 def run_list() -> None:
@@ -182,7 +182,7 @@ def run_list() -> None:
 COMMANDS = {
     "eval": "evaluate objectives (names or learned files) on envs x lifetimes x seeds",
     "plot": "regenerate every figure below a results folder from its files",
-    "meta-train": "discover an objective with evolution strategies (checkpointed, resumable)",
+    "meta-train": "discover an objective with ES or meta-gradients (checkpointed, resumable)",
     "train": "train an agent with one objective (built-in or a learned file)",
     "list": "list the registered envs and objectives",
 }

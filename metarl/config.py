@@ -261,6 +261,34 @@ class ESConfig:
 
 
 @dataclass(frozen=True)
+class MetaGradConfig:
+    """The meta-gradient outer loop: truncated backpropagation through K inner updates."""
+
+    num_agents: int = 8
+    """Inner agents per env, each at its own point of its own lifetime; reset with a new task when it ends."""
+    truncation: int = 5
+    """K: inner updates differentiated through per outer step (the paper's baseline uses 5)."""
+    lr: float = 1e-3
+    """Meta learning rate (> 0)."""
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """optax meta-optimizer."""
+    max_grad_norm: float = 1.0
+    """Global-norm clip of the meta-gradient (> 0)."""
+
+    def validate(self) -> MetaGradConfig:
+        _positive_int(self.num_agents, "metagrad.num_agents")
+        _positive_int(self.truncation, "metagrad.truncation")
+        for name in ("lr", "max_grad_norm"):
+            _finite(getattr(self, name), f"metagrad.{name}")
+            _require(getattr(self, name) > 0, f"metagrad.{name}", f"must be > 0, got {getattr(self, name)}")
+        _require(self.optimizer in ("adam", "sgd"), "metagrad.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
+        return self
+
+
+OuterKind = Literal["es", "metagrad"]
+
+
+@dataclass(frozen=True)
 class TaskDistribution:
     """What each member is trained on: envs x lifetimes x seeds."""
 
@@ -317,7 +345,7 @@ def _small_cartpole() -> PPOConfig:
 
 @dataclass(frozen=True)
 class MetaTrainConfig:
-    """One `metarl meta-train` run: discover an objective's meta-parameters with ES."""
+    """One `metarl meta-train` run: discover an objective's meta-parameters with ES or meta-gradients."""
 
     objective: str = "lpo"
     """Objective to meta-train (must have meta-parameters: lpo, ta_lpo, ...)."""
@@ -327,10 +355,14 @@ class MetaTrainConfig:
     """Inner-agent settings (shared by every env of the task distribution)."""
     tasks: TaskDistribution = field(default_factory=TaskDistribution)
     """The task distribution."""
+    outer: OuterKind = "es"
+    """Outer loop: 'es' (evolution strategies, evosax) or 'metagrad' (truncated meta-gradients, optax)."""
     es: ESConfig = field(default_factory=ESConfig)
-    """The ES outer loop."""
+    """The ES outer loop (outer='es')."""
+    metagrad: MetaGradConfig = field(default_factory=MetaGradConfig)
+    """The meta-gradient outer loop (outer='metagrad')."""
     num_generations: int = 30
-    """Generations to run (a resumed run continues up to this number)."""
+    """Generations (outer steps) to run (a resumed run continues up to this number)."""
     chunk_size: int = 5
     """Generations between progress lines and checkpoints."""
     eval_seeds: int = 8
@@ -367,7 +399,11 @@ class MetaTrainConfig:
             learnable = [n for n in objectives.names() if jax.tree.leaves(objectives.make(n).init(jax.random.PRNGKey(0)))]
             raise ConfigError(f"objective: {self.objective!r} has no meta-parameters to discover; choose one of {', '.join(learnable)}")
         self.tasks.validate(self.ppo)
-        self.es.validate()
+        _require(self.outer in ("es", "metagrad"), "outer", f"must be 'es' or 'metagrad', got {self.outer!r}")
+        if self.outer == "es":
+            self.es.validate()
+        else:
+            self.metagrad.validate()
         for name in ("num_generations", "chunk_size", "keep_checkpoints"):
             _positive_int(getattr(self, name), name)
         _require(isinstance(self.eval_seeds, int) and self.eval_seeds >= 0, "eval_seeds", f"must be >= 0, got {self.eval_seeds}")
@@ -378,9 +414,16 @@ class MetaTrainConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that define the run's trajectory (for the checkpoint's config hash).
 
-        Excluded: how long to run and where to write (extending a run or moving it is not a different run).
+        Excluded: how long to run and where to write (extending a run or moving it is not a different run),
+        and the settings of the outer loop that is not used (so ES runs keep the identity they had before
+        meta-gradients existed).
         """
         values = to_dict(self)
         for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices"):
             values.pop(name)
+        if self.outer == "es":
+            values.pop("outer")
+            values.pop("metagrad")
+        else:
+            values.pop("es")
         return values

@@ -84,10 +84,9 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     import jax.numpy as jnp
 
     from metarl import envs
-    from metarl.inner import make_train
+    from metarl.inner import level_task, make_train
     from metarl.meta.fitness import score
     from metarl.meta.tasks import diverged
-    from metarl.types import Task
 
     inner = config.inner_config()
     lifetimes = jnp.asarray(config.lifetimes, jnp.int32)
@@ -100,7 +99,7 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
             train = make_train(inner, spec, objective)
 
             def one(num_updates, key, train=train, spec=spec):
-                output = train(meta_params, Task(num_updates, spec.default_params), key)
+                output = train(meta_params, level_task(spec, num_updates, key), key)
                 return jnp.where(diverged(output), jnp.nan, score(output, config.score))
 
             keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)

@@ -24,8 +24,17 @@ MINATAR = PPOConfig(
     lr=5e-3, hidden_sizes=(64,), activation="relu",
 )
 
+# LPG-style grid worlds: each update is 20 steps x 64 envs and one gradient step (as in the LPG papers);
+# lifetimes of 10-250 updates. lr 1e-2 because a single step per update must move the policy.
+GRIDWORLD = PPOConfig(
+    num_envs=64, num_steps=20, total_timesteps=64 * 20 * 250, update_epochs=1, num_minibatches=1,
+    lr=1e-2, hidden_sizes=(64,), activation="relu",
+)
+
 
 def ppo_preset(env: str) -> PPOConfig:
+    if env.startswith("GridWorld-"):
+        return GRIDWORLD
     if env.endswith("-MinAtar"):
         return MINATAR
     if env.startswith("Pendulum"):

@@ -5,7 +5,7 @@ import pytest
 
 from metarl import objectives
 from metarl.errors import ConfigError, RegistryError
-from metarl.objectives import DriftInputs
+from metarl.objectives import DriftInputs, TargetInputs
 from metarl.objectives.dpo import dpo_drift
 from metarl.types import LifetimeContext
 
@@ -33,11 +33,22 @@ def test_registry_lists_the_built_in_family():
     assert {"ppo", "dpo", "lpo", "ta_lpo"} <= set(ALL)
 
 
+def target_inputs(objective, n=256, seed=0, context=CONTEXTS[1]):
+    k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(seed), 4)
+    m = objective.head_size
+    return TargetInputs(jax.random.normal(k1, (n,)) - 1.0, jax.random.normal(k2, (n, m)), jax.random.normal(k3, (n,)),
+                        jax.nn.softmax(jax.random.normal(k4, (n, m))), context)
+
+
+# What each agent kind feeds its objective's loss (a new agent kind adds its builder here).
+LOSS_INPUTS = {"actor_critic": lambda objective: drift_inputs(), "predictor": target_inputs}
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_objective_builds_and_gives_finite_loss_and_grads(name):
     objective = objectives.make(name)
     meta_params = objective.init(jax.random.PRNGKey(0))
-    inputs = drift_inputs()
+    inputs = LOSS_INPUTS[objective.agent](objective)
     loss, aux = jax.jit(objective.loss)(meta_params, inputs)
     assert jnp.isfinite(loss) and all(jnp.isfinite(v) for v in aux.values())
     grad = jax.grad(lambda lp: objective.loss(meta_params, inputs._replace(log_prob=lp))[0])(inputs.log_prob)
@@ -119,7 +130,7 @@ def test_lpo_with_ppo_init_starts_at_ppo():
 
 
 def test_unknown_and_duplicate_names_list_the_known_ones():
-    with pytest.raises(RegistryError, match="known objectives: dpo, lpo"):
+    with pytest.raises(RegistryError, match="known objectives: dpo, lpg, lpo"):
         objectives.make("lpoo")
     with pytest.raises(RegistryError, match="already registered"):
         objectives.register("ppo", objectives.REGISTRY.get("ppo"))

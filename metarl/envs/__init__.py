@@ -1,4 +1,4 @@
-"""Environment registry: every gymnax env by its gymnax id, plus metarl's own JAX envs.
+"""Environment registry: every gymnax env by its gymnax id, plus metarl's own JAX envs (``GridWorld-*``).
 
 ``make(name, **kwargs) -> EnvSpec``. Register a new env with ``register(name, factory)``.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 
-from metarl.envs import gymnax_adapter
+from metarl.envs import gridworld, gymnax_adapter
 from metarl.envs.spec import EnvSpec
 from metarl.registry import Registry
 
@@ -15,6 +15,8 @@ REGISTRY: Registry[EnvSpec] = Registry("env")
 
 for _env_id in gymnax_adapter.env_ids():
     REGISTRY.register(_env_id, functools.partial(gymnax_adapter.make_gymnax, _env_id))
+for _env_id, _configurations in gridworld.registered().items():
+    REGISTRY.register(_env_id, functools.partial(gridworld.make_gridworld, _env_id, _configurations))
 
 make = REGISTRY.make
 register = REGISTRY.register

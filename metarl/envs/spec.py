@@ -18,6 +18,9 @@ class EnvSpec:
     ``terminated | truncated``; ``stats["final_observation"]`` is the observation reached before the reset
     (used to bootstrap truncated episodes). ``stats`` also carries ``episode_return``,
     ``episode_length`` (of the episode that ended at this step) and ``episode_done``.
+
+    ``sample_params(key) -> params`` draws a level when the env is a *distribution* of levels (metarl's
+    grid worlds); for a single env it is ``None`` and :meth:`level` returns ``default_params``.
     """
 
     name: str
@@ -29,3 +32,10 @@ class EnvSpec:
     action_dim: int
     action_low: tuple[float, ...] | None = None
     action_high: tuple[float, ...] | None = None
+    sample_params: Callable | None = None
+
+    def level(self, key) -> Any:
+        """The env params one task trains on: a sampled level for a distribution, else the defaults."""
+        if self.sample_params is None:
+            return self.default_params
+        return self.sample_params(key)

@@ -1,11 +1,14 @@
-"""The inner loop: a whole PPO-style training run as one jittable function.
+"""The inner loop: a whole RL training run as one jittable function.
 
 ``make_train(config, env, objective) -> train(meta_params, task, key) -> TrainOutput``
 
 The factory closes over everything that fixes shapes (the frozen config, the env's structure, the
 objective's functions); ``train`` takes everything one may vmap, differentiate or evolve. The run is
-``lax.scan`` over N updates, each a ``lax.scan`` rollout followed by ``lax.scan`` epochs of minibatch
+``lax.scan`` over N updates, each a ``lax.scan`` rollout, one pass of the agent's ``prepare`` over the
+whole trajectory (GAE, or a target objective's backward net), then ``lax.scan`` epochs of minibatch
 updates. ``jax.vmap`` over ``key`` trains seeds together; over ``meta_params`` a population.
+:func:`make_inner` exposes the pieces (``init``, ``update``, ``rollout``) for outer loops that step an
+agent a few updates at a time (the meta-gradient loop).
 """
 
 from __future__ import annotations
@@ -21,27 +24,13 @@ from flax import struct
 
 from metarl.config import PPOConfig
 from metarl.envs.spec import EnvSpec
-from metarl.errors import ConfigError
-from metarl.objectives.base import DriftInputs, Objective
-from metarl.rl import distributions
-from metarl.rl.gae import gae
-from metarl.rl.networks import make_actor_critic
+from metarl.inner import agents
+from metarl.inner.agents import Transition, normalize, value_loss
+from metarl.objectives.base import Objective
 from metarl.types import LifetimeContext, Task
 
-SUPPORTED_AGENTS = ("actor_critic",)
-
-
-class Transition(NamedTuple):
-    obs: chex.Array
-    action: chex.Array
-    log_prob: chex.Array
-    value: chex.Array
-    reward: chex.Array  # scaled reward used for learning
-    terminated: chex.Array
-    episode_end: chex.Array  # terminated | truncated
-    final_obs: chex.Array  # observation reached before any auto-reset (bootstrap target)
-    episode_return: chex.Array  # unscaled return of the episode that ended here
-    episode_length: chex.Array
+__all__ = ["Inner", "RunnerState", "TrainOutput", "Transition", "default_task", "final_return", "level_task", "make_inner", "make_train",
+           "normalize", "value_loss"]
 
 
 class TrainOutput(NamedTuple):
@@ -63,17 +52,16 @@ class RunnerState:
     last_episode_length: chex.Array
 
 
-def value_loss(values, old_values, returns, clip_eps: float):
-    """0.5·(V − R)², with PPO's clipping of V to old_V ± ε when ε > 0."""
-    unclipped = jnp.square(values - returns)
-    if clip_eps <= 0:
-        return 0.5 * jnp.mean(unclipped)
-    clipped_values = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
-    return 0.5 * jnp.mean(jnp.maximum(unclipped, jnp.square(clipped_values - returns)))
+class Inner(NamedTuple):
+    """The pieces of one inner run. ``init(key, env_params) -> RunnerState``;
+    ``update(runner, η, env_params, ctx) -> (runner, metrics)``: one rollout and one agent update;
+    ``rollout(runner, env_params) -> (runner, Transition (T, E))``; ``train``: the whole lifetime."""
 
-
-def normalize(x, eps: float = 1e-8):
-    return (x - x.mean()) / (x.std() + eps)
+    agent: agents.Agent
+    init: Callable[..., RunnerState]
+    rollout: Callable[..., tuple[RunnerState, Transition]]
+    update: Callable[..., tuple[RunnerState, dict[str, chex.Array]]]
+    train: Callable[[Any, Task, chex.PRNGKey], TrainOutput]
 
 
 def default_task(config: PPOConfig, env: EnvSpec) -> Task:
@@ -81,14 +69,24 @@ def default_task(config: PPOConfig, env: EnvSpec) -> Task:
     return Task(num_updates=jnp.asarray(config.num_updates, jnp.int32), env_params=env.default_params)
 
 
-def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callable[[Any, Task, chex.PRNGKey], TrainOutput]:
+LEVEL_STREAM = 0x1E7E1  # folded into a run's key to draw its level, apart from the agent's own randomness
+
+
+def level_task(env: EnvSpec, num_updates, key: chex.PRNGKey) -> Task:
+    """The task of one run with ``key``: lifetime ``num_updates`` on the level ``env`` draws from the key
+    (the default params for an env that is not a distribution of levels)."""
+    return Task(num_updates=jnp.asarray(num_updates, jnp.int32), env_params=env.level(jax.random.fold_in(key, LEVEL_STREAM)))
+
+
+def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differentiable: bool = False) -> Inner:
+    """``differentiable=True`` builds Adam with ``eps_root`` > 0, so gradients *through* the agent's
+    updates (meta-gradients) stay finite where a parameter's gradient is exactly zero."""
     config.validate()
-    if objective.agent not in SUPPORTED_AGENTS:
-        raise ConfigError(f"objective {objective.name!r} needs agent {objective.agent!r}; supported: {SUPPORTED_AGENTS}")
-    network = make_actor_critic(config, env.obs_shape, env.action_kind, env.action_dim)
-    dist = distributions.for_action_kind(env.action_kind)
+    agent = agents.make_agent(config, env, objective)
+    network, dist = agent.network, agent.dist
     # The learning rate is applied by hand so it can anneal over a *traced* lifetime N.
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=1e-5))
+    adam = optax.scale_by_adam(eps=1e-5, eps_root=1e-8 if differentiable else 0.0)
+    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     scan_length = config.num_updates
@@ -111,7 +109,7 @@ def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callabl
         def env_step(carry, _):
             agent_params, env_state, obs, key = carry
             key, action_key, step_key = jax.random.split(key, 3)
-            policy, value = network.apply(agent_params, obs)
+            policy, head = network.apply(agent_params, obs)
             action = dist.sample(action_key, policy)
             log_prob = dist.log_prob(policy, action)
             next_obs, env_state, reward, terminated, truncated, stats = step_envs(
@@ -121,7 +119,7 @@ def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callabl
                 obs=obs,
                 action=action,
                 log_prob=log_prob,
-                value=value,
+                head=head,
                 reward=reward * config.reward_scale,
                 terminated=terminated,
                 episode_end=jnp.logical_or(terminated, truncated),
@@ -136,42 +134,24 @@ def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callabl
         )
         return runner.replace(env_state=env_state, obs=obs, key=key), trajectory
 
-    def agent_loss(agent_params, meta_params, batch, context):
-        transition, advantages, returns = batch
-        policy, values = network.apply(agent_params, transition.obs)
-        log_prob = dist.log_prob(policy, transition.action)
-        entropy = jnp.mean(dist.entropy(policy))
-        if config.normalize_advantages:
-            advantages = normalize(advantages)
-        policy_loss, aux = objective.loss(meta_params, DriftInputs(log_prob, transition.log_prob, advantages, context))
-        critic_loss = value_loss(values, transition.value, returns, config.value_clip_eps)
-        total = policy_loss + config.vf_coef * critic_loss - config.ent_coef * entropy
-        return total, {"policy_loss": policy_loss, "value_loss": critic_loss, "entropy": entropy, **aux}
-
-    grad_fn = jax.grad(agent_loss, has_aux=True)
+    grad_fn = jax.grad(agent.loss, has_aux=True)
 
     def learn(runner: RunnerState, meta_params, trajectory: Transition, context: LifetimeContext):
-        next_values = network.apply(runner.agent_params, trajectory.final_obs, method=network.value)
-        advantages, returns = gae(
-            trajectory.reward,
-            trajectory.value,
-            next_values,
-            trajectory.terminated,
-            trajectory.episode_end,
-            config.gamma,
-            config.gae_lambda,
-        )
+        targets, prepare_aux = agent.prepare(runner.agent_params, meta_params, trajectory, context)
         lr = config.lr * (1.0 - context.progress) if config.anneal_lr else config.lr
-        flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (trajectory, advantages, returns))
+        flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (trajectory, targets))
 
         def minibatch_step(carry, minibatch):
             agent_params, opt_state = carry
-            grads, aux = grad_fn(agent_params, meta_params, minibatch, context)
+            transitions, minibatch_targets = minibatch
+            grads, aux = grad_fn(agent_params, meta_params, transitions, minibatch_targets, context)
             updates, opt_state = optimizer.update(grads, opt_state, agent_params)
             agent_params = optax.apply_updates(agent_params, jax.tree.map(lambda u: -lr * u, updates))
             return (agent_params, opt_state), aux
 
         def epoch(carry, key):
+            if config.num_minibatches == 1:  # one full batch: no shuffle needed
+                return jax.lax.scan(minibatch_step, carry, jax.tree.map(lambda x: x[None], flat))
             order = jax.random.permutation(key, config.batch_size)
             minibatches = jax.tree.map(
                 lambda x: x[order].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), flat
@@ -183,7 +163,7 @@ def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callabl
             epoch, (runner.agent_params, runner.opt_state), jax.random.split(epoch_key, config.update_epochs)
         )
         runner = runner.replace(agent_params=agent_params, opt_state=opt_state, key=key)
-        return runner, jax.tree.map(jnp.mean, aux)
+        return runner, {**jax.tree.map(jnp.mean, aux), **prepare_aux}
 
     def update(runner: RunnerState, meta_params, env_params, context: LifetimeContext):
         runner, trajectory = rollout(runner, env_params)
@@ -220,7 +200,11 @@ def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callabl
         runner, metrics = jax.lax.scan(scan_body, runner, jnp.arange(scan_length, dtype=jnp.int32))
         return TrainOutput(metrics=metrics, agent_params=runner.agent_params)
 
-    return train
+    return Inner(agent, init_runner, rollout, update, train)
+
+
+def make_train(config: PPOConfig, env: EnvSpec, objective: Objective) -> Callable[[Any, Task, chex.PRNGKey], TrainOutput]:
+    return make_inner(config, env, objective).train
 
 
 def final_return(output: TrainOutput) -> chex.Array:

@@ -51,16 +51,41 @@ def _truncate_metrics(run_dir: Path, generation: int) -> None:
 
 
 def build(config: MetaTrainConfig):
-    """Everything that needs jax, built after validation: objective, envs, evaluator, mesh."""
+    """Everything that needs jax, built after validation: objective, envs, and for ES the member
+    evaluator and the population mesh (``None`` for meta-gradients, which run on one device)."""
     from metarl import envs, objectives
     from metarl.distributed import population_mesh
     from metarl.meta.tasks import make_member_evaluator
 
     objective = objectives.make(config.objective, **config.objective_kwargs_dict())
-    mesh = population_mesh(config.es.population_size)
     env_specs = [envs.make(name) for name in config.tasks.envs]
+    if config.outer != "es":
+        return objective, env_specs, None, None
+    mesh = population_mesh(config.es.population_size)
     evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member)
     return objective, env_specs, evaluate_member, mesh
+
+
+def make_outer_loop(config: MetaTrainConfig, objective, env_specs, evaluate_member, mesh, meta_params, references):
+    """The OuterLoop that ``config.outer`` names."""
+    if config.outer == "metagrad":
+        from metarl.meta.metagrad import make_metagrad_outer_loop
+
+        return make_metagrad_outer_loop(config, objective, env_specs)
+    from metarl.meta.outer import make_es_outer_loop
+
+    return make_es_outer_loop(config, evaluate_member, meta_params, references, mesh)
+
+
+def progress_line(config: MetaTrainConfig, generation: int, row: dict[str, float], last_eval, seconds: float) -> str:
+    evaluated = f" · mean-params {last_eval:.3f}" if last_eval is not None else ""
+    if config.outer == "metagrad":
+        bad = " · non-finite meta-gradient (skipped)" if row["nonfinite_members"] else ""
+        return (f"step {generation:>4}/{config.num_generations} · meta-loss {row['meta_loss']:.3f} "
+                f"· agent return {row['agent_return_mean']:.2f}{evaluated} · {seconds:.2f} s/step{bad}")
+    nonfinite = f" · {int(row['nonfinite_members'])} non-finite" if row["nonfinite_members"] else ""
+    return (f"gen {generation:>4}/{config.num_generations} · fitness mean {row['fitness_mean']:.3f} "
+            f"max {row['fitness_max']:.3f}{evaluated} · {seconds:.2f} s/gen{nonfinite}")
 
 
 def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs):
@@ -97,7 +122,6 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     from metarl import objectives
     from metarl.io.checkpoint import Checkpoints
     from metarl.io.results import write_config, write_metrics
-    from metarl.meta.outer import make_es_outer_loop
     from metarl.meta.tasks import References, as_dict, measure_references
 
     write_config(run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
@@ -121,7 +145,7 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
         references = References(jnp.zeros(len(env_names)), jnp.ones(len(env_names)))
 
     meta_params = objective.init(init_key)
-    loop = make_es_outer_loop(config, evaluate_member, meta_params, references, mesh)
+    loop = make_outer_loop(config, objective, env_specs, evaluate_member, mesh, meta_params, references)
     state = loop.init(init_key, meta_params)
     step = jax.jit(lambda state: loop.step(state, jax.random.fold_in(run_key, state.generation)))
     evaluate_mean = make_mean_evaluator(config, objective, env_specs) if config.eval_seeds else None
@@ -165,19 +189,16 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
         write_metrics(run_dir, rows, append=True)
         streak = int(state.nonfinite_streak)
         if streak >= config.es.max_nonfinite_generations:
+            what = "the meta-gradient was" if config.outer == "metagrad" else "every member's fitness was"
             raise NonFiniteFitnessError(
-                f"every member's fitness was non-finite for {streak} generations in a row (generation {generation}); "
+                f"{what} non-finite for {streak} generations in a row (generation {generation}); "
                 f"stopping. The last good checkpoint in {checkpoints.directory} is intact."
             )
         checkpoints.save(generation, state, {"generation": generation})
         objectives.save(learned_path, config.objective, config.objective_kwargs_dict(), mean_params,
                         {"generation": generation, "mean_params_fitness": last_eval, "run": str(run_dir)})
         if verbose:
-            last = rows[-1]
-            evaluated = f" · mean-params {last_eval:.3f}" if last_eval is not None else ""
-            nonfinite = f" · {int(last['nonfinite_members'])} non-finite" if last["nonfinite_members"] else ""
-            print(f"gen {generation:>4}/{config.num_generations} · fitness mean {last['fitness_mean']:.3f} "
-                  f"max {last['fitness_max']:.3f}{evaluated} · {seconds:.2f} s/gen{nonfinite}", flush=True)
+            print(progress_line(config, generation, rows[-1], last_eval, seconds), flush=True)
     checkpoints.close()
     total = time.perf_counter() - started
     summary = {"run_dir": str(run_dir), "generations": generation, "ran_generations": generation - start_generation,

@@ -18,10 +18,9 @@ from jax.sharding import PartitionSpec as P
 
 from metarl.config import MetaTrainConfig, PPOConfig, TaskDistribution
 from metarl.envs.spec import EnvSpec
-from metarl.inner.train import make_train
+from metarl.inner.train import level_task, make_train
 from metarl.meta.fitness import score
 from metarl.objectives.base import Objective
-from metarl.types import Task
 
 
 class MemberTasks(NamedTuple):
@@ -64,7 +63,7 @@ def diverged(output) -> chex.Array:
     scoring that return would hide the failure. Its fitness becomes NaN instead: ranked worst, counted.
     """
     active = output.metrics["active"]
-    losses = [output.metrics[name] for name in ("policy_loss", "value_loss")]
+    losses = [value for name, value in output.metrics.items() if name.endswith("_loss")]
     return jnp.any(jnp.stack([jnp.any(active & ~jnp.isfinite(loss)) for loss in losses]))
 
 
@@ -77,8 +76,7 @@ def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_spe
         scores = []
         for index, (spec, train) in enumerate(zip(env_specs, trains, strict=True)):
             seed_keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
-            task = Task(num_updates=num_updates, env_params=spec.default_params)
-            output = jax.vmap(train, in_axes=(None, None, 0))(meta_params, task, seed_keys)
+            output = jax.vmap(lambda k, train=train, spec=spec: train(meta_params, level_task(spec, num_updates, k), k))(seed_keys)
             scores.append(jnp.where(diverged(output), jnp.nan, jnp.mean(score(output, tasks.fitness, tasks.last_k))))
         raw = jnp.stack(scores)
         if tasks.normalize:
@@ -117,9 +115,9 @@ def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_ob
     longest = max(config.tasks.lifetimes_for(config.ppo))
     initial, final = [], []
     for index, spec in enumerate(env_specs):
-        train = jax.jit(jax.vmap(make_train(config.ppo, spec, ppo_objective), in_axes=(None, None, 0)))
+        train = make_train(config.ppo, spec, ppo_objective)
         keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
-        output = train({}, Task(jnp.int32(longest), spec.default_params), keys)
+        output = jax.jit(jax.vmap(lambda k, train=train, spec=spec: train({}, level_task(spec, longest, k), k)))(keys)
         final.append(jnp.mean(score(output, config.tasks.fitness, config.tasks.last_k)))
         initial.append(jnp.mean(first_finite(output.metrics["episode_return"])))
     return References(jnp.stack(initial), jnp.stack(final))

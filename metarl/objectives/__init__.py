@@ -4,7 +4,7 @@
 ``save``/``load`` write and read learned-objective files.
 """
 
-from metarl.objectives.base import DriftInputs, Objective, drift_objective, no_meta_params
+from metarl.objectives.base import DriftInputs, Objective, TargetInputs, TrajectoryInputs, drift_objective, no_meta_params
 from metarl.objectives.registry import REGISTRY, load, save
 
 make = REGISTRY.make
@@ -13,6 +13,6 @@ names = REGISTRY.names
 check = REGISTRY.check
 
 __all__ = [
-    "DriftInputs", "Objective", "drift_objective", "no_meta_params",
+    "DriftInputs", "Objective", "TargetInputs", "TrajectoryInputs", "drift_objective", "no_meta_params",
     "REGISTRY", "make", "register", "names", "check", "load", "save",
 ]

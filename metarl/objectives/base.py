@@ -5,9 +5,15 @@
 and a drift ``D ≥ 0`` with ``D(1, ·) = 0`` and ``∂D/∂r(1, ·) = 0``. A drift objective is therefore fully
 described by its drift function; :func:`drift_objective` turns one into an :class:`Objective`.
 
-The objective owns the *policy* term of the agent's loss. The agent it names (``agent``) adds its own
-terms: the ``actor_critic`` agent adds the value loss and the entropy bonus with the coefficients of
-:class:`metarl.config.PPOConfig`.
+*Target* objectives (LPG, TA-LPG; Oh et al., 2020) instead run ``targets(η, TrajectoryInputs)`` once per
+update over whole trajectories and emit a policy target π̂ (a learned "advantage") and a prediction target
+ŷ (a distribution over ``head_size`` bins) for every step; their ``loss`` turns those into the agent's
+update. They need the ``predictor`` agent: a policy and a categorical prediction head y(s), no value.
+
+The objective owns the *policy* term of the agent's loss (and, for target objectives, the prediction
+term). The agent it names (``agent``) adds its own terms: ``actor_critic`` adds the value loss and the
+entropy bonus with the coefficients of :class:`metarl.config.PPOConfig`; ``predictor`` adds the entropy
+bonus. See :mod:`metarl.inner.agents`.
 """
 
 from __future__ import annotations
@@ -32,13 +38,39 @@ class DriftInputs(NamedTuple):
     context: LifetimeContext  # update n of N
 
 
+class TrajectoryInputs(NamedTuple):
+    """What a target objective sees for one update: time-major arrays of shape (T, E) unless noted."""
+
+    reward: chex.Array
+    terminated: chex.Array  # the episode ended in a terminal state at step t (no bootstrap)
+    episode_end: chex.Array  # terminated | truncated: s_{t+1} starts a new episode
+    discount: chex.Array  # γ, a scalar
+    action_prob: chex.Array  # π(a_t | s_t) at rollout time
+    y: chex.Array  # (T, E, m): the agent's prediction y(s_t), a distribution
+    next_y: chex.Array  # (T, E, m): y(s_{t+1}) of the state reached (before any auto-reset)
+    context: LifetimeContext
+
+
+class TargetInputs(NamedTuple):
+    """What a target objective's agent loss sees for one minibatch (flat arrays)."""
+
+    log_prob: chex.Array  # log π_θ(a|s), differentiable in the agent's parameters
+    y_logits: chex.Array  # (B, m): the agent's prediction logits, differentiable
+    pi_hat: chex.Array  # (B,): policy target from ``targets``
+    y_hat: chex.Array  # (B, m): prediction target from ``targets``
+    context: LifetimeContext
+
+
 class Objective(NamedTuple):
     """A member of the learned-objective family.
 
     ``init(key) -> η``: meta-parameters (``{}`` for hand-designed members).
     ``loss(η, inputs) -> (scalar, aux)``: the policy loss to *minimize*, and a dict of scalar diagnostics.
     ``drift(η, ratio, advantages, context) -> D``: elementwise drift, for drift objectives (else None).
-    ``agent``: the agent heads the objective needs ("actor_critic": policy + value).
+    ``agent``: the agent heads the objective needs ("actor_critic": policy + value; "predictor": policy +
+    a categorical prediction head of ``head_size`` bins).
+    ``targets(η, TrajectoryInputs) -> (π̂, ŷ, aux)``: for target objectives (else None). An aux entry
+    ``meta_regularizer`` (a scalar, differentiable in η) is added to the meta-gradient's meta-loss.
     """
 
     name: str
@@ -46,6 +78,8 @@ class Objective(NamedTuple):
     loss: Callable[[MetaParams, Any], tuple[chex.Array, dict[str, chex.Array]]]
     drift: Callable[..., chex.Array] | None = None
     agent: str = "actor_critic"
+    targets: Callable[..., Any] | None = None
+    head_size: int = 1
 
 
 def no_meta_params(key: chex.PRNGKey) -> MetaParams:

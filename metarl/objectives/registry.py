@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from metarl.objectives.base import Objective
 from metarl.objectives.dpo import make_dpo
+from metarl.objectives.lpg import make_lpg, make_pg_td, make_ta_lpg
 from metarl.objectives.lpo import make_lpo, make_ta_lpo
 from metarl.objectives.ppo import make_ppo
 from metarl.registry import Registry
@@ -14,6 +15,9 @@ REGISTRY.register("ppo", make_ppo)
 REGISTRY.register("dpo", make_dpo)
 REGISTRY.register("lpo", make_lpo)
 REGISTRY.register("ta_lpo", make_ta_lpo)
+REGISTRY.register("lpg", make_lpg)
+REGISTRY.register("ta_lpg", make_ta_lpg)
+REGISTRY.register("pg_td", make_pg_td)
 
 
 def save(path, name: str, kwargs: dict, meta_params, metadata: dict | None = None):

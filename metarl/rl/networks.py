@@ -57,7 +57,11 @@ class MinAtarTorso(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """``__call__(obs) -> (policy_params, value)``; ``value(obs)`` runs the critic path alone.
+    """``__call__(obs) -> (policy_params, head)``; ``value(obs)`` runs the head's path alone.
+
+    ``head_size == 1``: the head is a state value V(s) (shape ``batch``). ``head_size = m > 1``: it is the
+    logits of a categorical prediction y(s) over m bins (shape ``batch + (m,)``), the ``predictor``
+    agent of target objectives (LPG).
 
     policy_params are logits (discrete) or (mean, log_std) (continuous). With an MLP the actor and
     critic have separate towers (as in PureJaxRL); with the conv torso they share it (as in the MinAtar
@@ -71,6 +75,7 @@ class ActorCritic(nn.Module):
     activation: str
     obs_rank: int = 1
     """Rank of one observation; leading axes beyond it are batch axes."""
+    head_size: int = 1
 
     def setup(self):
         if self.torso == "cnn":
@@ -78,7 +83,7 @@ class ActorCritic(nn.Module):
         else:
             self.actor = MLP(self.hidden_sizes, self.activation)
             self.critic = MLP(self.hidden_sizes, self.activation)
-        self.value_head = _dense(1, 1.0)
+        self.value_head = _dense(self.head_size, 1.0 if self.head_size == 1 else 0.01)
         self.policy_head = _dense(self.action_dim, 0.01)
         if self.action_kind == "continuous":
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
@@ -92,7 +97,11 @@ class ActorCritic(nn.Module):
     def value(self, obs):
         x = self._inputs(obs)
         features = self.shared(x) if self.torso == "cnn" else self.critic(x)
-        return self.value_head(features)[..., 0]
+        return self._head(features)
+
+    def _head(self, features):
+        out = self.value_head(features)
+        return out[..., 0] if self.head_size == 1 else out
 
     def __call__(self, obs):
         x = self._inputs(obs)
@@ -100,7 +109,7 @@ class ActorCritic(nn.Module):
             actor_features = critic_features = self.shared(x)
         else:
             actor_features, critic_features = self.actor(x), self.critic(x)
-        value = self.value_head(critic_features)[..., 0]
+        value = self._head(critic_features)
         head = self.policy_head(actor_features)
         if self.action_kind == "discrete":
             return head, value
@@ -114,7 +123,7 @@ def resolve_torso(config: PPOConfig, obs_shape: tuple[int, ...]) -> str:
     return "cnn" if len(obs_shape) == 3 else "mlp"
 
 
-def make_actor_critic(config: PPOConfig, obs_shape: tuple[int, ...], action_kind: str, action_dim: int) -> ActorCritic:
+def make_actor_critic(config: PPOConfig, obs_shape: tuple[int, ...], action_kind: str, action_dim: int, head_size: int = 1) -> ActorCritic:
     return ActorCritic(
         action_kind=action_kind,
         action_dim=action_dim,
@@ -122,4 +131,5 @@ def make_actor_critic(config: PPOConfig, obs_shape: tuple[int, ...], action_kind
         hidden_sizes=tuple(config.hidden_sizes),
         activation=config.activation,
         obs_rank=len(obs_shape),
+        head_size=head_size,
     )
