@@ -93,6 +93,8 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     labels, scores = [], np.zeros((len(config.objectives), len(config.envs), len(config.lifetimes), config.num_seeds))
     for o, name in enumerate(config.objectives):
         label, objective, meta_params = _load(name, config.seed)
+        if label in labels or any(Path(other).stem == label for other in config.objectives if other != name):
+            label = f"{label} ({Path(name).parent.parent.name})"  # two learned files of one objective: name the run
         labels.append(label)
         for e, env_name in enumerate(config.envs):
             spec = envs.make(env_name)

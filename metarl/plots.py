@@ -1,6 +1,6 @@
 """Figures, each a function of files in results/ only (never of a live run).
 
-    metarl plot results/          # every run folder below: meta_training.png, drift.png, eval.png
+    metarl plot results/          # every run folder below: meta_training.png, drift_*.png / targets_*.png, eval.png
 """
 
 from __future__ import annotations
@@ -18,19 +18,27 @@ from metarl.io.results import read_metrics  # noqa: E402
 
 
 def plot_meta_training(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Fitness (population mean and best, and the evaluated mean meta-parameters) per generation."""
+    """ES: fitness (population mean and best) per generation; meta-gradients: the agents' return per step
+    (right axis: meta-loss). Both: the evaluated mean meta-parameters."""
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
     generation = np.array([r["generation"] for r in rows])
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(generation, [r["fitness_mean"] for r in rows], label="population mean")
-    ax.plot(generation, [r["fitness_max"] for r in rows], alpha=0.5, label="population best")
+    metagrad = "meta_loss" in rows[0]
+    if metagrad:
+        ax.plot(generation, [r["agent_return_mean"] for r in rows], alpha=0.6, label="agents' return (raw)")
+        loss_ax = ax.twinx()
+        loss_ax.plot(generation, [r["meta_loss"] for r in rows], color="tab:red", alpha=0.4)
+        loss_ax.set_ylabel("meta-loss", color="tab:red")
+    else:
+        ax.plot(generation, [r["fitness_mean"] for r in rows], label="population mean")
+        ax.plot(generation, [r["fitness_max"] for r in rows], alpha=0.5, label="population best")
     evaluated = [(r["generation"], r["mean_params_fitness"]) for r in rows if r.get("mean_params_fitness") is not None]
     if evaluated:
         ax.plot(*zip(*evaluated, strict=True), "o-", color="k", label="mean meta-params (held-out seeds)")
     config = json.loads((run_dir / "config.json").read_text())["config"]
     normalized = config["tasks"]["normalize"]
-    ax.set_xlabel("generation")
+    ax.set_xlabel("meta-gradient step" if metagrad else "generation")
     ax.set_ylabel("fitness (1 = PPO, 0 = untrained)" if normalized else "fitness")
     ax.set_title(f"{config['objective']} on {', '.join(config['tasks']['envs'])}")
     ax.legend(fontsize=8)
@@ -69,6 +77,49 @@ def plot_drift(learned_file: str | Path, out: str | Path | None = None, num_upda
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_targets(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
+    """A target objective's π̂ and the mean of ŷ (on bins 0..m−1) for a one-step rollout, as a function of
+    the reward, at n/N = 0, 0.5 and 1 (π(a|s) = 0.5, uniform predictions, not terminal)."""
+    import jax.numpy as jnp
+
+    from metarl import objectives
+    from metarl.objectives.base import TrajectoryInputs
+    from metarl.types import LifetimeContext
+
+    learned_file = Path(learned_file)
+    objective, params, _ = objectives.load(learned_file)
+    rewards = jnp.linspace(-1.0, 1.0, 101)
+    m = objective.head_size
+    uniform = jnp.full((1, rewards.size, m), 1.0 / m)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for progress in (0.0, 0.5, 1.0):
+        context = LifetimeContext(jnp.float32(progress * num_updates), jnp.float32(num_updates))
+        inputs = TrajectoryInputs(rewards[None], jnp.zeros((1, rewards.size), bool), jnp.zeros((1, rewards.size), bool),
+                                  jnp.float32(0.99), jnp.full((1, rewards.size), 0.5), uniform, uniform, context)
+        pi_hat, y_hat, _ = objective.targets(params, inputs)
+        axes[0].plot(rewards, pi_hat[0], label=f"n/N = {progress:g}")
+        axes[1].plot(rewards, y_hat[0] @ jnp.arange(m, dtype=jnp.float32), label=f"n/N = {progress:g}")
+    axes[0].set_ylabel("policy target π̂")
+    axes[1].set_ylabel("mean bin of ŷ")
+    for ax in axes:
+        ax.set_xlabel("reward r")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"learned targets: {learned_file.stem}")
+    fig.tight_layout()
+    out = Path(out) if out else learned_file.parent.parent / f"targets_{learned_file.stem}.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_learned(learned_file: str | Path) -> Path:
+    """The figure of a learned objective: its drift (drift objectives) or its targets (target objectives)."""
+    from metarl import objectives
+
+    objective, _, _ = objectives.load(learned_file)
+    return plot_drift(learned_file) if objective.drift is not None else plot_targets(learned_file)
 
 
 def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -113,7 +164,7 @@ def plot_all(root: str | Path) -> list[Path]:
         if kind == "meta-train" and (run_dir / "metrics.jsonl").is_file():
             written.append(plot_meta_training(run_dir))
             for learned in sorted((run_dir / "learned").glob("*.msgpack")):
-                written.append(plot_drift(learned))
+                written.append(plot_learned(learned))
         elif (run_dir / "eval.npz").is_file():
             written.append(plot_eval(run_dir))
     return written
