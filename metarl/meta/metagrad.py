@@ -164,7 +164,7 @@ def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list
             new_tasks.append(jax.tree.map(pick, fresh_tasks, state.tasks[index]))
             new_done.append(jnp.where(finished, 0, done))
 
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         metrics = {
             "meta_loss": loss,
             "meta_grad_norm": grad_norm,
