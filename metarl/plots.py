@@ -17,6 +17,15 @@ import numpy as np  # noqa: E402
 from metarl.io.results import read_metrics  # noqa: E402
 
 
+def _save(fig, out: Path, title: str | None = None) -> Path:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def plot_meta_training(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """ES: fitness (population mean and best) per generation; meta-gradients: the agents' return per step
     (right axis: meta-loss). Both: the evaluated mean meta-parameters."""
@@ -42,11 +51,7 @@ def plot_meta_training(run_dir: str | Path, out: str | Path | None = None) -> Pa
     ax.set_ylabel("fitness (1 = PPO, 0 = untrained)" if normalized else "fitness")
     ax.set_title(f"{config['objective']} on {', '.join(config['tasks']['envs'])}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out) if out else run_dir / "meta_training.png"
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, Path(out) if out else run_dir / "meta_training.png")
 
 
 def plot_drift(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
@@ -71,12 +76,8 @@ def plot_drift(learned_file: str | Path, out: str | Path | None = None, num_upda
         ax.set_xlabel("ratio r")
     axes[0].set_ylabel("drift D(r, A)")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"learned drift: {learned_file.stem}")
-    fig.tight_layout()
     out = Path(out) if out else learned_file.parent.parent / f"drift_{learned_file.stem}.png"
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out, f"learned drift: {learned_file.stem}")
 
 
 def plot_targets(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
@@ -106,12 +107,8 @@ def plot_targets(learned_file: str | Path, out: str | Path | None = None, num_up
     for ax in axes:
         ax.set_xlabel("reward r")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"learned targets: {learned_file.stem}")
-    fig.tight_layout()
     out = Path(out) if out else learned_file.parent.parent / f"targets_{learned_file.stem}.png"
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out, f"learned targets: {learned_file.stem}")
 
 
 def plot_learned(learned_file: str | Path) -> Path:
@@ -148,11 +145,7 @@ def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.set_title(env)
     axes[0][0].set_ylabel("final return (IQM over seeds, 95% CI)")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out) if out else eval_dir / "eval.png"
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, Path(out) if out else eval_dir / "eval.png")
 
 
 def plot_all(root: str | Path) -> list[Path]:

@@ -25,12 +25,11 @@ from flax import struct
 from metarl.config import PPOConfig
 from metarl.envs.spec import EnvSpec
 from metarl.inner import agents
-from metarl.inner.agents import Transition, normalize, value_loss
+from metarl.inner.agents import Transition
 from metarl.objectives.base import Objective
 from metarl.types import LifetimeContext, Task
 
-__all__ = ["Inner", "RunnerState", "TrainOutput", "Transition", "default_task", "final_return", "level_task", "make_inner", "make_train",
-           "normalize", "value_loss"]
+__all__ = ["Inner", "RunnerState", "TrainOutput", "Transition", "default_task", "final_return", "level_task", "make_inner", "make_train"]
 
 
 class TrainOutput(NamedTuple):

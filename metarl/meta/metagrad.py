@@ -155,13 +155,19 @@ def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list
         for index in range(len(inners)):
             done = state.updates_done[index] + truncation
             finished = done >= state.tasks[index].num_updates
-            fresh_runners, fresh_tasks = new_agents(jax.random.fold_in(key, index), index)
 
-            def pick(fresh, old, finished=finished):
-                return jnp.where(finished.reshape(finished.shape + (1,) * (old.ndim - 1)), fresh, old)
+            def restart(old, finished=finished, index=index):
+                """Agents whose lifetime ended start over; built only on steps where one did."""
+                fresh = new_agents(jax.random.fold_in(key, index), index)
 
-            new_runners.append(jax.tree.map(pick, fresh_runners, runners[index]))
-            new_tasks.append(jax.tree.map(pick, fresh_tasks, state.tasks[index]))
+                def pick(new, previous):
+                    return jnp.where(finished.reshape(finished.shape + (1,) * (previous.ndim - 1)), new, previous)
+
+                return jax.tree.map(pick, fresh, old)
+
+            runner, task = jax.lax.cond(jnp.any(finished), restart, lambda old: old, (runners[index], state.tasks[index]))
+            new_runners.append(runner)
+            new_tasks.append(task)
             new_done.append(jnp.where(finished, 0, done))
 
         grad_norm = optax.tree.norm(grads)
