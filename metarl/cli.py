@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -103,10 +104,14 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
         objective = objectives.make(config.objective, **kwargs)
         meta_params = objective.init(jax.random.PRNGKey(config.seed))
     env = envs.make(config.env)
+    from metarl import plugins
+
+    built = plugins.build(config.curriculum, config.shaping, env, config.ppo.gamma, jax.random.PRNGKey(config.seed))
+    meta_params = plugins.joint(meta_params, built)
     run_dir = prepare_run_dir(config.out, config.run_name, force=config.force)
     write_config(run_dir, to_dict(config), command, kind="train")
 
-    seeds = jax.vmap(make_train(config.ppo, env, objective), in_axes=(None, None, 0))
+    seeds = jax.vmap(make_train(config.ppo, env, objective, **plugins.inner_kwargs(built)), in_axes=(None, None, 0))
     if mesh is not None:
         from jax.sharding import PartitionSpec
 
@@ -128,8 +133,9 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
     for n in range(config.ppo.num_updates):
         row = {"update": n, "env_steps": (n + 1) * batch}
         for name, values in metrics.items():
-            if name != "active":
-                row[name] = float(np.mean(values[:, n]))
+            if name != "active":  # per-update scalars; vectors (a curriculum's category fractions) as lists
+                value = np.mean(values[:, n], axis=0)
+                row[name] = float(value) if value.ndim == 0 else [float(v) for v in value]
         row["episode_return_per_seed"] = [float(v) for v in metrics["episode_return"][:, n]]
         rows.append(row)
     write_metrics(run_dir, rows)
@@ -147,12 +153,18 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
         "run_seconds": run_seconds,
         "steps_per_second": total_steps / run_seconds,
     }
+    if output.heldout is not None:
+        summary.update({f"heldout_{k}_per_seed": np.asarray(v).tolist() for k, v in output.heldout.items()})
+        summary.update({f"heldout_{k}_mean": float(np.mean(v)) for k, v in output.heldout.items()})
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if verbose:
         print(
             f"{config.env} · {config.objective} · {config.num_seeds} seed(s) × {summary['env_steps_per_seed']:,} steps\n"
             f"  final return {finals.mean():.2f} (per seed: {', '.join(f'{v:.1f}' for v in finals)})\n"
+            + (f"  held-out levels: return {summary['heldout_return_mean']:.3f} · success {summary['heldout_success_mean']:.3f}\n"
+               if output.heldout is not None else "") +
             f"  compile {compile_seconds:.1f}s · run {run_seconds:.1f}s · {summary['steps_per_second']:,.0f} steps/s\n"
-            f"  wrote {run_dir}/config.json, metrics.jsonl"
+            f"  wrote {run_dir}/config.json, metrics.jsonl, summary.json"
         )
     return summary
 
@@ -174,8 +186,13 @@ def run_list() -> None:
     from metarl import envs, objectives
     from metarl.meta.es import algorithm_names
 
+    from metarl import curricula, shaping
+
     print("objectives:", ", ".join(objectives.names()))
+    print("curricula:", ", ".join(["none", *curricula.names()]))
+    print("shapings:", ", ".join(shaping.names()), "· heuristics:", ", ".join(shaping.heuristics.REGISTRY.names()))
     print("envs:", ", ".join(envs.names()))
+    print("envs with a level space (curricula):", ", ".join(envs.LEVEL_ENVS))
     print("es algorithms:", ", ".join(algorithm_names()))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -132,6 +133,93 @@ class PPOConfig:
         return self
 
 
+def _json_object(text: str, field_name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{field_name}: must be a JSON object, got {text!r} ({error})") from None
+    _require(isinstance(value, dict), field_name, f"must be a JSON object, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Which levels each update trains on (envs with a level space: Maze-levels, CartPole-levels)."""
+
+    name: str = "none"
+    """none (the task's own level), uniform, hardest, sec, plr, learnability, learned (see `metarl list`)."""
+    kwargs: str = "{}"
+    """JSON object of the sampler's arguments, e.g. '{"temperature": 0.2}' (sec) or '{"progress": false}' (learned)."""
+    file: str | None = None
+    """A learned-curriculum file (.msgpack) written by meta-train; sets name, kwargs and its meta-parameters."""
+
+    @property
+    def active(self) -> bool:
+        return self.name != "none" or self.file is not None
+
+    def kwargs_dict(self) -> dict[str, Any]:
+        return _json_object(self.kwargs, "curriculum.kwargs")
+
+    def validate(self, env_names) -> CurriculumConfig:
+        from metarl import curricula, envs
+
+        self.kwargs_dict()
+        if self.file is not None:
+            _require(Path(self.file).is_file(), "curriculum.file", f"learned file {self.file!r} does not exist")
+            return self
+        if self.name != "none":
+            curricula.check(self.name)
+            for env in env_names:
+                _require(envs.make(env).level_space is not None, "curriculum.name",
+                         f"env {env!r} has no level space to choose levels from; envs with one: {', '.join(level_envs())}")
+        return self
+
+
+@dataclass(frozen=True)
+class ShapingConfig:
+    """The reward the agent learns from: the env reward blended with a heuristic's auxiliary reward."""
+
+    name: str = "none"
+    """none, naive, potential, blend (BARFI-style), learned (see `metarl list`)."""
+    heuristic: str = "none"
+    """Auxiliary reward: none, goal_distance, center (mazes), pd_good, pd_bad (CartPole)."""
+    kwargs: str = "{}"
+    """JSON object of the shaping's arguments, e.g. '{"weight": 0.5}' (naive) or '{"progress": false}' (learned)."""
+    file: str | None = None
+    """A learned-shaping file (.msgpack) written by meta-train; sets name, heuristic, kwargs and its meta-parameters."""
+
+    @property
+    def active(self) -> bool:
+        return self.name != "none" or self.file is not None
+
+    def kwargs_dict(self) -> dict[str, Any]:
+        return _json_object(self.kwargs, "shaping.kwargs")
+
+    def validate(self, env_names) -> ShapingConfig:
+        from metarl import shaping
+
+        self.kwargs_dict()
+        if self.file is not None:
+            _require(Path(self.file).is_file(), "shaping.file", f"learned file {self.file!r} does not exist")
+            return self
+        shaping.check(self.name)
+        shaping.heuristics.REGISTRY.check(self.heuristic)
+        heuristic = shaping.heuristics.REGISTRY.make(self.heuristic)
+        for env in env_names:
+            _require(not heuristic.envs or env in heuristic.envs, "shaping.heuristic",
+                     f"{self.heuristic!r} reads the observations of {', '.join(heuristic.envs)}, not of {env!r}")
+        _require(self.heuristic != "none" or self.name in ("none", "learned"), "shaping.heuristic",
+                 f"shaping {self.name!r} blends a heuristic's reward; name one of {', '.join(shaping.heuristics.REGISTRY.names())}")
+        return self
+
+
+def level_envs() -> tuple[str, ...]:
+    """Registered envs with a level space (a curriculum can choose their levels)."""
+    from metarl.envs import LEVEL_ENVS
+
+    return LEVEL_ENVS
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One `metarl train` run: an agent trained with one objective on one env, over several seeds."""
@@ -146,6 +234,10 @@ class TrainConfig:
     """A learned-objective file (.msgpack) written by metarl; sets the objective and its meta-parameters."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Inner-agent settings."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """Level sampler (envs with a level space)."""
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    """Reward shaping with a heuristic."""
     seed: int = 0
     """Base seed; seed i of num_seeds uses fold_in(PRNGKey(seed), i)."""
     num_seeds: int = 1
@@ -160,12 +252,7 @@ class TrainConfig:
     """Overwrite an existing run folder."""
 
     def objective_kwargs_dict(self) -> dict[str, Any]:
-        try:
-            value = json.loads(self.objective_kwargs)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"objective_kwargs: must be a JSON object, got {self.objective_kwargs!r} ({error})") from None
-        _require(isinstance(value, dict), "objective_kwargs", f"must be a JSON object, got {self.objective_kwargs!r}")
-        return value
+        return _json_object(self.objective_kwargs, "objective_kwargs")
 
     @property
     def run_name(self) -> str:
@@ -179,6 +266,8 @@ class TrainConfig:
         if self.objective_file is None:
             objectives.check(self.objective)
         self.objective_kwargs_dict()
+        self.curriculum.validate((self.env,))
+        self.shaping.validate((self.env,))
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
         _positive_int(self.num_seeds, "num_seeds")
         return self
@@ -201,7 +290,9 @@ def ppo_from_dict(values: dict[str, Any]) -> PPOConfig:
 
 
 FitnessShaping = Literal["centered_rank", "z_score", "pairwise_rank"]
-FitnessScore = Literal["final_return", "last_k_mean", "auc"]
+FitnessScore = Literal["final_return", "last_k_mean", "auc", "heldout_return", "heldout_success"]
+FITNESS_SCORES = ("final_return", "last_k_mean", "auc", "heldout_return", "heldout_success")
+HELDOUT_SCORES = ("heldout_return", "heldout_success")
 
 
 @dataclass(frozen=True)
@@ -301,7 +392,8 @@ class TaskDistribution:
     seeds_per_member: int = 2
     """Agents trained per member and env (their scores are averaged; more seeds, less fitness noise)."""
     fitness: FitnessScore = "final_return"
-    """final_return (last update of the lifetime), last_k_mean (mean of the last k updates), or auc (mean over the lifetime)."""
+    """final_return (last update of the lifetime), last_k_mean (mean of the last k updates), auc (mean over the lifetime),
+    heldout_return / heldout_success (the final agent on the env's held-out levels; envs with a level space)."""
     last_k: int = 5
     """k for last_k_mean."""
     normalize: bool = True
@@ -329,11 +421,11 @@ class TaskDistribution:
             f"must be 'choice' or 'log_uniform', got {self.lifetime_sampling!r}",
         )
         _positive_int(self.seeds_per_member, "tasks.seeds_per_member")
-        _require(
-            self.fitness in ("final_return", "last_k_mean", "auc"),
-            "tasks.fitness",
-            f"must be one of final_return, last_k_mean, auc; got {self.fitness!r}",
-        )
+        _require(self.fitness in FITNESS_SCORES, "tasks.fitness", f"must be one of {', '.join(FITNESS_SCORES)}; got {self.fitness!r}")
+        if self.fitness in HELDOUT_SCORES:
+            for env in self.envs:
+                _require(envs.make(env).level_space is not None, "tasks.fitness",
+                         f"{self.fitness} needs envs with held-out levels ({', '.join(level_envs())}), not {env!r}")
         _positive_int(self.last_k, "tasks.last_k")
         return self
 
@@ -361,6 +453,10 @@ class MetaTrainConfig:
     """The ES outer loop (outer='es')."""
     metagrad: MetaGradConfig = field(default_factory=MetaGradConfig)
     """The meta-gradient outer loop (outer='metagrad')."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """Level sampler; a learned one is evolved jointly with the objective (meta-parameters {objective, curriculum, shaping})."""
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    """Reward shaping; a blend or learned one is evolved jointly. Fitness always reads the env reward."""
     num_generations: int = 30
     """Generations (outer steps) to run (a resumed run continues up to this number)."""
     chunk_size: int = 5
@@ -394,11 +490,25 @@ class MetaTrainConfig:
 
         self.ppo.validate()
         objectives.check(self.objective)
-        objective = objectives.make(self.objective, **self.objective_kwargs_dict())
-        if not jax.tree.leaves(objective.init(jax.random.PRNGKey(0))):
-            learnable = [n for n in objectives.names() if jax.tree.leaves(objectives.make(n).init(jax.random.PRNGKey(0)))]
-            raise ConfigError(f"objective: {self.objective!r} has no meta-parameters to discover; choose one of {', '.join(learnable)}")
         self.tasks.validate(self.ppo)
+        self.curriculum.validate(self.tasks.envs)
+        self.shaping.validate(self.tasks.envs)
+        _require(self.curriculum.file is None and self.shaping.file is None, "curriculum.file",
+                 "meta-train discovers curricula and shapings; give their names (a learned file is for train and eval)")
+        objective = objectives.make(self.objective, **self.objective_kwargs_dict())
+        if not jax.tree.leaves(objective.init(jax.random.PRNGKey(0))) and not (
+            self.curriculum.name == "learned" or self.shaping.name in ("blend", "learned")
+        ):
+            learnable = [n for n in objectives.names() if jax.tree.leaves(objectives.make(n).init(jax.random.PRNGKey(0)))]
+            raise ConfigError(
+                f"objective: {self.objective!r} has no meta-parameters to discover; choose one of {', '.join(learnable)}, "
+                "or discover a curriculum (--curriculum.name learned) or a shaping (--shaping.name blend|learned)"
+            )
+        _require(not self.curriculum.active or self.tasks.fitness in HELDOUT_SCORES, "tasks.fitness",
+                 f"with a curriculum, fitness must be measured on held-out levels ({', '.join(HELDOUT_SCORES)}), "
+                 f"not on the levels the curriculum picked; got {self.tasks.fitness!r}")
+        _require(not (self.outer == "metagrad" and self.curriculum.active), "curriculum.name",
+                 "the meta-gradient loop runs without a curriculum (level sampling has no gradient): use --outer es")
         _require(self.outer in ("es", "metagrad"), "outer", f"must be 'es' or 'metagrad', got {self.outer!r}")
         if self.outer == "es":
             self.es.validate()
@@ -426,4 +536,7 @@ class MetaTrainConfig:
             values.pop("metagrad")
         else:
             values.pop("es")
+        for part in ("curriculum", "shaping"):  # runs from before curricula and shapings keep their identity
+            if values[part] == to_dict(type(getattr(self, part))()):
+                values.pop(part)
         return values

@@ -1,8 +1,12 @@
-"""`metarl eval`: a grid of objectives x envs x lifetimes N x seeds, written to eval.npz and summary.md.
+"""`metarl eval`: a grid of variants x envs x lifetimes N x seeds, written to eval.npz and summary.md.
 
-Objectives are registry names (hand-designed: ppo, dpo; or learned ones at their random init) or learned
-files (.msgpack). One compiled function per (objective, env) trains every lifetime and seed at once: the
-scan runs to the longest N and shorter lifetimes are masked (see ``Task.num_updates``).
+A variant is an objective with a curriculum and a shaping: every combination of ``objectives`` x
+``curricula`` x ``shapings``. Each is a registry name (hand-designed, or learned at its initial
+parameters) or a learned file (.msgpack). One compiled function per (variant, env) trains every
+lifetime and seed at once: the scan runs to the longest N and shorter lifetimes are masked (see
+``Task.num_updates``). Besides the scores, eval.npz keeps the learning curves at the longest lifetime
+(``curves``: env return per update) and, for curricula, the share of each difficulty category sampled
+per update (``category_fraction``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from metarl.config import FitnessScore, PPOConfig, _positive_int, _require, to_dict
+from metarl.config import FITNESS_SCORES, CurriculumConfig, FitnessScore, PPOConfig, ShapingConfig, _positive_int, _require, to_dict
+
+
+def _plugin_fields(entry: str) -> dict[str, str]:
+    """A curricula/shapings entry as config fields: a learned file, else a registry name."""
+    return {"file": entry} if entry.endswith(".msgpack") else {"name": entry}
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,12 @@ class EvalConfig:
 
     objectives: tuple[str, ...] = ("ppo", "dpo")
     """Registry names or learned-objective files (.msgpack)."""
+    curricula: tuple[str, ...] = ("none",)
+    """Curriculum names (none, uniform, sec, ...) or learned-curriculum files; envs with a level space."""
+    shapings: tuple[str, ...] = ("none",)
+    """Shaping names (none, naive, potential, ...) or learned-shaping files; names use ``heuristic``."""
+    heuristic: str = "none"
+    """The heuristic of the named shapings."""
     envs: tuple[str, ...] = ("CartPole-v1",)
     """Environments."""
     lifetimes: tuple[int, ...] = (16, 32, 64, 128)
@@ -49,6 +64,11 @@ class EvalConfig:
                 objectives.check(name)
         for env in self.envs:
             envs.check(env)
+        for curriculum in self.curricula:
+            CurriculumConfig(**_plugin_fields(curriculum)).validate(self.envs)
+        for shaping in self.shapings:
+            ShapingConfig(**_plugin_fields(shaping), heuristic=self.heuristic if not shaping.endswith(".msgpack") else "none").validate(self.envs)
+        _require(self.score in FITNESS_SCORES, "score", f"must be one of {', '.join(FITNESS_SCORES)}; got {self.score!r}")
         _require(len(self.lifetimes) > 0, "lifetimes", "must list at least one lifetime")
         for n in self.lifetimes:
             _positive_int(n, "lifetimes")
@@ -73,6 +93,17 @@ def _load(name: str, seed: int):
     return name, objective, objective.init(jax.random.PRNGKey(seed))
 
 
+def _plugin_label(entry: str) -> str:
+    """A name, or a learned file's stem with the run folder it came from (run/learned/<file>)."""
+    return f"{Path(entry).stem} ({Path(entry).parent.parent.name})" if entry.endswith(".msgpack") else entry
+
+
+def variant_label(objective_label: str, curriculum: str, shaping: str) -> str:
+    """The objective's label, with ``+curriculum`` and ``+shaping`` where they are not 'none'."""
+    parts = [objective_label] + [_plugin_label(p) for p in (curriculum, shaping) if p != "none"]
+    return " + ".join(parts)
+
+
 def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool = True) -> Path:
     config.validate()
     from metarl.io.results import prepare_run_dir, write_config
@@ -88,30 +119,54 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     from metarl.meta.fitness import score
     from metarl.meta.tasks import diverged
 
+    from metarl import plugins as plugin_builder
+
     inner = config.inner_config()
     lifetimes = jnp.asarray(config.lifetimes, jnp.int32)
-    labels, scores = [], np.zeros((len(config.objectives), len(config.envs), len(config.lifetimes), config.num_seeds))
-    for o, name in enumerate(config.objectives):
-        label, objective, meta_params = _load(name, config.seed)
-        if label in labels or any(Path(other).stem == label for other in config.objectives if other != name):
+    longest = int(np.argmax(config.lifetimes))
+    variants = [(o, c, sh) for o in config.objectives for c in config.curricula for sh in config.shapings]
+    shape = (len(variants), len(config.envs), len(config.lifetimes), config.num_seeds)
+    scores, curves = np.zeros(shape), np.full(shape[:2] + (config.num_seeds, inner.num_updates), np.nan)
+    fractions: dict[int, np.ndarray] = {}
+    labels = []
+    for v, (name, curriculum_entry, shaping_entry) in enumerate(variants):
+        label, objective, objective_params = _load(name, config.seed)
+        if any(Path(other).stem == label for other in config.objectives if other != name):
             label = f"{label} ({Path(name).parent.parent.name})"  # two learned files of one objective: name the run
-        labels.append(label)
+        labels.append(variant_label(label, curriculum_entry, shaping_entry))
+        curriculum_config = CurriculumConfig(**_plugin_fields(curriculum_entry))
+        shaping_config = ShapingConfig(**_plugin_fields(shaping_entry), heuristic=config.heuristic if not shaping_entry.endswith(".msgpack") else "none")
         for e, env_name in enumerate(config.envs):
             spec = envs.make(env_name)
-            train = make_train(inner, spec, objective)
+            built = plugin_builder.build(curriculum_config, shaping_config, spec, inner.gamma, jax.random.PRNGKey(config.seed))
+            meta_params = plugin_builder.joint(objective_params, built)
+            train = make_train(inner, spec, objective, **plugin_builder.inner_kwargs(built))
 
-            def one(num_updates, key, train=train, spec=spec):
+            def one(num_updates, key, train=train, spec=spec, meta_params=meta_params):
                 output = train(meta_params, level_task(spec, num_updates, key), key)
-                return jnp.where(diverged(output), jnp.nan, score(output, config.score))
+                extras = {"curve": output.metrics["episode_return"]}
+                if "level_category_fraction" in output.metrics:
+                    extras["fraction"] = output.metrics["level_category_fraction"]
+                return jnp.where(diverged(output), jnp.nan, score(output, config.score)), extras
 
             keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
-            grid = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))(lifetimes, keys)
-            scores[o, e] = np.asarray(grid)
+            grid, extras = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))(lifetimes, keys)
+            scores[v, e] = np.asarray(grid)
+            curves[v, e] = np.asarray(extras["curve"][longest])
+            if "fraction" in extras:
+                fractions[(v, e)] = np.asarray(extras["fraction"][longest])
             if verbose:
-                means = ", ".join(f"N={n}: {v:.1f}" for n, v in zip(config.lifetimes, np.nanmean(scores[o, e], -1), strict=True))
-                print(f"{label:>12} · {env_name}: {means}", flush=True)
+                means = ", ".join(f"N={n}: {m:.3f}" for n, m in zip(config.lifetimes, np.nanmean(scores[v, e], -1), strict=True))
+                print(f"{labels[-1]:>24} · {env_name}: {means}", flush=True)
+    extra_arrays = {}
+    if fractions:
+        categories = max(f.shape[-1] for f in fractions.values())
+        category_fraction = np.full(shape[:2] + (config.num_seeds, inner.num_updates, categories), np.nan)
+        for (v, e), f in fractions.items():
+            category_fraction[v, e, ..., : f.shape[-1]] = f
+        extra_arrays["category_fraction"] = category_fraction
     np.savez(run_dir / "eval.npz", scores=scores, objectives=np.array(labels), envs=np.array(config.envs),
-             lifetimes=np.array(config.lifetimes), batch_size=inner.batch_size)
+             lifetimes=np.array(config.lifetimes), batch_size=inner.batch_size, score=config.score, curves=curves, **extra_arrays)
     (run_dir / "summary.md").write_text(summary_table(run_dir / "eval.npz"))
     if verbose:
         print(f"wrote {run_dir}/eval.npz, summary.md")

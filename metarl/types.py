@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax.numpy as jnp
@@ -34,3 +34,18 @@ class Task(NamedTuple):
 
     num_updates: chex.Array
     env_params: object
+
+
+class MetaParams(NamedTuple):
+    """The meta-parameters of one inner run, one part per plug-in: the objective's η_o, the curriculum's
+    η_c and the shaping's η_s (``{}`` for a hand-designed part). What the outer loop evolves or
+    differentiates; ``train`` also takes a bare objective pytree (see :func:`as_meta_params`)."""
+
+    objective: Any = {}
+    curriculum: Any = {}
+    shaping: Any = {}
+
+
+def as_meta_params(meta_params) -> MetaParams:
+    """A :class:`MetaParams` as is; anything else is the objective's part alone."""
+    return meta_params if isinstance(meta_params, MetaParams) else MetaParams(objective=meta_params)

@@ -1,4 +1,5 @@
-"""Environment registry: every gymnax env by its gymnax id, plus metarl's own JAX envs (``GridWorld-*``).
+"""Environment registry: every gymnax env by its gymnax id, plus metarl's own JAX envs (``GridWorld-*``,
+``Maze-levels``, ``Maze-open``) and ``CartPole-levels`` (a level space over CartPole physics).
 
 ``make(name, **kwargs) -> EnvSpec``. Register a new env with ``register(name, factory)``.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from metarl.envs import gridworld, gymnax_adapter
+from metarl.envs import gridworld, gymnax_adapter, maze
 from metarl.envs.spec import EnvSpec
 from metarl.registry import Registry
 
@@ -18,9 +19,14 @@ for _env_id in gymnax_adapter.env_ids():
 for _env_id, _configurations in gridworld.registered().items():
     REGISTRY.register(_env_id, functools.partial(gridworld.make_gridworld, _env_id, _configurations))
 
+LEVEL_ENVS = ("CartPole-levels", "Maze-levels")  # envs with a level space (curricula choose their levels)
+REGISTRY.register("CartPole-levels", gymnax_adapter.make_cartpole_levels)
+REGISTRY.register("Maze-levels", maze.make_maze_levels)
+REGISTRY.register("Maze-open", maze.make_maze_open)
+
 make = REGISTRY.make
 register = REGISTRY.register
 names = REGISTRY.names
 check = REGISTRY.check
 
-__all__ = ["EnvSpec", "REGISTRY", "make", "register", "names", "check"]
+__all__ = ["EnvSpec", "LEVEL_ENVS", "REGISTRY", "make", "register", "names", "check"]

@@ -9,6 +9,7 @@ stays that of the unclipped sample.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnax
@@ -42,6 +43,11 @@ def make_gymnax(env_id: str, *, flatten_observations: bool = False, env_params: 
         default_params = default_params.replace(**env_params)
     if flatten_observations:
         env = FlattenObservationWrapper(env)
+    return _wrap(env, default_params, env_id)
+
+
+def _wrap(env, default_params, env_id: str) -> EnvSpec:
+    """The EnvSpec of a gymnax env (episode statistics from gymnax's LogWrapper)."""
     env = LogWrapper(env)
 
     obs_space = env.observation_space(default_params)
@@ -83,3 +89,71 @@ def make_gymnax(env_id: str, *, flatten_observations: bool = False, env_params: 
         action_low=low,
         action_high=high,
     )
+
+
+# --- CartPole levels: physics and start-state spread set by a difficulty in [0, 1] ---
+
+CARTPOLE_LEVEL_STEPS = 200  # a level is solved (success) when the pole stays up for this many steps
+
+
+def _cartpole_level_env():
+    from flax import struct
+    from gymnax.environments.classic_control import cartpole
+
+    @struct.dataclass
+    class CartPoleLevelParams(cartpole.EnvParams):
+        start_spread: float = 0.05  # each state variable starts uniform in ±start_spread
+
+    class CartPoleLevels(cartpole.CartPole):
+        """gymnax CartPole whose reset draws the start state from ±``params.start_spread`` (gymnax: ±0.05)."""
+
+        @property
+        def default_params(self):
+            return CartPoleLevelParams(max_steps_in_episode=CARTPOLE_LEVEL_STEPS)
+
+        def reset_env(self, key, params):
+            obs, state = super().reset_env(key, params)
+            scale = params.start_spread / 0.05
+            state = state.replace(x=state.x * scale, x_dot=state.x_dot * scale, theta=state.theta * scale, theta_dot=state.theta_dot * scale)
+            return self.get_obs(state), state
+
+    return CartPoleLevels(), CartPoleLevelParams
+
+
+def cartpole_level(params_class, difficulty: float):
+    """Harder = shorter pole (faster dynamics), weaker push and a wider spread of start states."""
+    length = 0.5 - 0.3 * difficulty
+    masspole = 0.1
+    return params_class(
+        length=length,
+        polemass_length=masspole * length,
+        force_mag=10.0 - 4.0 * difficulty,
+        start_spread=0.05 + 0.1 * difficulty,
+        max_steps_in_episode=CARTPOLE_LEVEL_STEPS,
+    )
+
+
+def make_cartpole_levels(num_levels: int = 64, num_heldout: int = 16, num_categories: int = 4) -> EnvSpec:
+    """``CartPole-levels``: a bank of ``num_levels`` CartPoles of difficulty evenly spread in [0, 1], and
+    ``num_heldout`` held-out levels of difficulty in [0.9, 1] (between the bank's). Episodes last at most
+    :data:`CARTPOLE_LEVEL_STEPS` steps; surviving them is a success."""
+    from metarl.envs.levels import make_level_space
+
+    env, params_class = _cartpole_level_env()
+    difficulty = np.linspace(0.0, 1.0, num_levels)
+    heldout_difficulty = np.linspace(0.9, 1.0, num_heldout + 2)[1:-1]
+    space = make_level_space(
+        [cartpole_level(params_class, float(d)) for d in difficulty],
+        difficulty,
+        [cartpole_level(params_class, float(d)) for d in heldout_difficulty],
+        num_categories,
+        CARTPOLE_LEVEL_STEPS,
+    )
+    spec = _wrap(env, env.default_params, "CartPole-levels")
+
+    def sample(key):
+        import jax
+
+        return space.take(jax.random.randint(key, (), 0, space.num_levels))
+
+    return dataclasses.replace(spec, default_params=space.take(0), sample_params=sample, level_space=space)

@@ -21,6 +21,8 @@ class EnvSpec:
 
     ``sample_params(key) -> params`` draws a level when the env is a *distribution* of levels (metarl's
     grid worlds); for a single env it is ``None`` and :meth:`level` returns ``default_params``.
+    ``level_space`` (a :class:`metarl.envs.levels.LevelSpace`) is the bank of levels a curriculum picks from,
+    with each level's difficulty and held-out hardest levels; ``None`` for envs without one.
     """
 
     name: str
@@ -33,6 +35,7 @@ class EnvSpec:
     action_low: tuple[float, ...] | None = None
     action_high: tuple[float, ...] | None = None
     sample_params: Callable | None = None
+    level_space: Any = None  # a metarl.envs.levels.LevelSpace when a curriculum can choose this env's levels
 
     def level(self, key) -> Any:
         """The env params one task trains on: a sampled level for a distribution, else the defaults."""

@@ -43,17 +43,22 @@ class Transition(NamedTuple):
     final_obs: chex.Array  # observation reached before any auto-reset (bootstrap target)
     episode_return: chex.Array  # unscaled return of the episode that ended here
     episode_length: chex.Array
+    aux_reward: chex.Array  # the heuristic's auxiliary reward r_aux (0 without one), scaled like reward
+    success: chex.Array  # bool: the episode that ended here succeeded (the env's flag, else survived to the time limit)
 
 
 class Agent(NamedTuple):
-    """``prepare(θ, η, trajectory, ctx) -> (targets, aux)``: per-step arrays (T, E, ...) and scalar diagnostics.
-    ``loss(θ, η, transitions, targets, ctx) -> (scalar, aux)``: on a flat minibatch, differentiated in θ."""
+    """``prepare(θ, η, trajectory, ctx, discount) -> (targets, aux)``: per-step arrays (T, E, ...) and scalar
+    diagnostics; ``discount`` is the agent's γ (a shaping may learn it).
+    ``loss(θ, η, transitions, targets, ctx) -> (scalar, aux)``: on a flat minibatch, differentiated in θ.
+    ``advantage(targets) -> (T, E)``: the advantage-like signal the targets carry (for curricula)."""
 
     name: str
     network: Any
     dist: distributions.ActionDistribution
     prepare: Callable[..., tuple[Any, dict[str, chex.Array]]]
     loss: Callable[..., tuple[chex.Array, dict[str, chex.Array]]]
+    advantage: Callable[[Any], chex.Array]
 
 
 def value_loss(values, old_values, returns, clip_eps: float):
@@ -79,12 +84,12 @@ def make_actor_critic_agent(config: PPOConfig, env: EnvSpec, objective: Objectiv
     network = make_actor_critic(config, env.obs_shape, env.action_kind, env.action_dim)
     dist = distributions.for_action_kind(env.action_kind)
 
-    def prepare(agent_params, meta_params, trajectory: Transition, context: LifetimeContext):
+    def prepare(agent_params, meta_params, trajectory: Transition, context: LifetimeContext, discount):
         del meta_params, context
         next_values = network.apply(agent_params, trajectory.final_obs, method=network.value)
         advantages, returns = gae(
             trajectory.reward, trajectory.head, next_values, trajectory.terminated, trajectory.episode_end,
-            config.gamma, config.gae_lambda,
+            discount, config.gae_lambda,
         )
         return (advantages, returns), {}
 
@@ -100,20 +105,20 @@ def make_actor_critic_agent(config: PPOConfig, env: EnvSpec, objective: Objectiv
         total = policy_loss + config.vf_coef * critic_loss - config.ent_coef * entropy
         return total, {"policy_loss": policy_loss, "value_loss": critic_loss, "entropy": entropy, **aux}
 
-    return Agent("actor_critic", network, dist, prepare, loss)
+    return Agent("actor_critic", network, dist, prepare, loss, lambda targets: targets[0])
 
 
 def make_predictor_agent(config: PPOConfig, env: EnvSpec, objective: Objective) -> Agent:
     network = make_actor_critic(config, env.obs_shape, env.action_kind, env.action_dim, head_size=objective.head_size)
     dist = distributions.for_action_kind(env.action_kind)
 
-    def prepare(agent_params, meta_params, trajectory: Transition, context: LifetimeContext):
+    def prepare(agent_params, meta_params, trajectory: Transition, context: LifetimeContext, discount):
         next_logits = network.apply(agent_params, trajectory.final_obs, method=network.value)
         inputs = TrajectoryInputs(
             reward=trajectory.reward,
             terminated=trajectory.terminated,
             episode_end=trajectory.episode_end,
-            discount=jnp.float32(config.gamma),
+            discount=jnp.asarray(discount, jnp.float32),
             action_prob=jnp.exp(trajectory.log_prob),
             y=jax.nn.softmax(trajectory.head, axis=-1),
             next_y=jax.nn.softmax(next_logits, axis=-1),
@@ -131,7 +136,7 @@ def make_predictor_agent(config: PPOConfig, env: EnvSpec, objective: Objective) 
         total = objective_loss - config.ent_coef * entropy
         return total, {"policy_loss": objective_loss, "entropy": entropy, "approx_kl": _approx_kl(log_prob, transition.log_prob), **aux}
 
-    return Agent("predictor", network, dist, prepare, loss)
+    return Agent("predictor", network, dist, prepare, loss, lambda targets: targets[0])
 
 
 REGISTRY: Registry[Agent] = Registry("agent")

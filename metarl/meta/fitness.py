@@ -17,7 +17,12 @@ def score(output: TrainOutput, kind: str, last_k: int = 5) -> chex.Array:
     final_return: return at the last update of the lifetime; last_k_mean: mean over the last k updates
     of the lifetime; auc: mean over the whole lifetime (area under the learning curve / N).
     Updates with no completed episode yet carry NaN and are skipped by the means.
+    heldout_return / heldout_success: the final agent on the env's held-out levels (env reward).
     """
+    if kind in ("heldout_return", "heldout_success"):
+        if output.heldout is None:
+            raise ValueError(f"fitness {kind!r} needs an env with held-out levels")
+        return output.heldout[kind.removeprefix("heldout_")]
     returns, active = output.metrics["episode_return"], output.metrics["active"]
     num_active = jnp.sum(active, axis=-1)
     if kind == "final_return":

@@ -78,14 +78,20 @@ class MetaGrad(NamedTuple):
     meta_loss: Callable
 
 
-def make_metagrad_outer_loop(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec]) -> OuterLoop:
-    loop = make_metagrad(config, objective, env_specs)
+def make_metagrad_outer_loop(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], plugins=None) -> OuterLoop:
+    loop = make_metagrad(config, objective, env_specs, plugins)
     return OuterLoop(loop.init, loop.step, loop.params)
 
 
-def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec]) -> MetaGrad:
+def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], plugins=None) -> MetaGrad:
+    """``plugins``: per env, a :class:`metarl.plugins.Plugins` whose shaping the agents learn from (the
+    meta-loss reads the env reward, so a learned shaping is meta-learned by the same gradient)."""
+    from metarl.plugins import inner_kwargs
+
     settings = config.metagrad
-    inners = [make_inner(config.ppo, spec, objective, differentiable=True) for spec in env_specs]
+    plugins = plugins or [None] * len(env_specs)
+    inners = [make_inner(config.ppo, spec, objective, differentiable=True, **(inner_kwargs(p) if p else {}))
+              for spec, p in zip(env_specs, plugins, strict=True)]
     optimizer = make_meta_optimizer(config)
     num_agents, truncation = settings.num_agents, settings.truncation
 

@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from metarl.config import MetaTrainConfig, to_dict
 from metarl.errors import ConfigError
@@ -50,28 +50,42 @@ def _truncate_metrics(run_dir: Path, generation: int) -> None:
     path.write_text("".join(row + "\n" for row in rows))
 
 
-def build(config: MetaTrainConfig):
-    """Everything that needs jax, built after validation: objective, envs, and for ES the member
-    evaluator and the population mesh (``None`` for meta-gradients, which run on one device)."""
-    from metarl import envs, objectives
+class Built(NamedTuple):
+    objective: Any
+    env_specs: list
+    plugins: list  # per env: metarl.plugins.Plugins (curriculum, shaping, heuristic and their initial η)
+    evaluate_member: Any  # ES only
+    mesh: Any  # ES only
+
+
+def build(config: MetaTrainConfig) -> Built:
+    """Everything that needs jax, built after validation: objective, envs, curriculum and shaping per env,
+    and for ES the member evaluator and the population mesh (``None`` for meta-gradients, one device)."""
+    import jax
+
+    from metarl import envs, objectives, plugins
     from metarl.distributed import population_mesh
     from metarl.meta.tasks import make_member_evaluator
 
     objective = objectives.make(config.objective, **config.objective_kwargs_dict())
     env_specs = [envs.make(name) for name in config.tasks.envs]
+    init_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)[0]
+    per_env = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, init_key) for spec in env_specs]
+    plugins.check_shared_params(per_env, list(config.tasks.envs))
     if config.outer != "es":
-        return objective, env_specs, None, None
+        return Built(objective, env_specs, per_env, None, None)
     mesh = population_mesh(config.es.population_size)
-    evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member)
-    return objective, env_specs, evaluate_member, mesh
+    evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member, per_env)
+    return Built(objective, env_specs, per_env, evaluate_member, mesh)
 
 
-def make_outer_loop(config: MetaTrainConfig, objective, env_specs, evaluate_member, mesh, meta_params, references):
+def make_outer_loop(config: MetaTrainConfig, built: Built, meta_params, references):
     """The OuterLoop that ``config.outer`` names."""
+    objective, env_specs, evaluate_member, mesh = built.objective, built.env_specs, built.evaluate_member, built.mesh
     if config.outer == "metagrad":
         from metarl.meta.metagrad import make_metagrad_outer_loop
 
-        return make_metagrad_outer_loop(config, objective, env_specs)
+        return make_metagrad_outer_loop(config, objective, env_specs, built.plugins)
     from metarl.meta.outer import make_es_outer_loop
 
     return make_es_outer_loop(config, evaluate_member, meta_params, references, mesh)
@@ -88,7 +102,7 @@ def progress_line(config: MetaTrainConfig, generation: int, row: dict[str, float
             f"max {row['fitness_max']:.3f}{evaluated} · {seconds:.2f} s/gen{nonfinite}")
 
 
-def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs):
+def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_plugins):
     """Fitness of one set of meta-parameters over fixed lifetimes x ``eval_seeds`` seeds (for progress)."""
     import jax
     import jax.numpy as jnp
@@ -99,7 +113,7 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs):
     if config.tasks.lifetime_sampling == "log_uniform" and len(lifetimes) >= 2:
         low, high = lifetimes[0], lifetimes[-1]
         lifetimes = sorted({low, int(round((low * high) ** 0.5)), high})
-    evaluate = make_member_evaluator(config, objective, env_specs, config.eval_seeds)
+    evaluate = make_member_evaluator(config, objective, env_specs, config.eval_seeds, per_env_plugins)
     lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
 
     @jax.jit
@@ -112,14 +126,15 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs):
 
 def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
     config.validate()
-    objective, env_specs, evaluate_member, mesh = build(config)  # refuses a bad mesh before writing anything
+    built = build(config)  # refuses a bad mesh or bad plug-in arguments before writing anything
+    objective, env_specs = built.objective, built.env_specs
     run_dir = _prepare_run_dir(config)
 
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from metarl import objectives
+    from metarl import objectives, plugins
     from metarl.io.checkpoint import Checkpoints
     from metarl.io.results import write_config, write_metrics
     from metarl.meta.tasks import References, as_dict, measure_references
@@ -144,11 +159,11 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     else:
         references = References(jnp.zeros(len(env_names)), jnp.ones(len(env_names)))
 
-    meta_params = objective.init(init_key)
-    loop = make_outer_loop(config, objective, env_specs, evaluate_member, mesh, meta_params, references)
+    meta_params = plugins.joint(objective.init(init_key), built.plugins[0])
+    loop = make_outer_loop(config, built, meta_params, references)
     state = loop.init(init_key, meta_params)
     step = jax.jit(lambda state: loop.step(state, jax.random.fold_in(run_key, state.generation)))
-    evaluate_mean = make_mean_evaluator(config, objective, env_specs) if config.eval_seeds else None
+    evaluate_mean = make_mean_evaluator(config, objective, env_specs, built.plugins) if config.eval_seeds else None
 
     checkpoints = Checkpoints(run_dir / "checkpoints", config.identity(), keep=config.keep_checkpoints)
     restored = checkpoints.restore_latest(state)
@@ -195,8 +210,11 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
                 f"stopping. The last good checkpoint in {checkpoints.directory} is intact."
             )
         checkpoints.save(generation, state, {"generation": generation})
-        objectives.save(learned_path, config.objective, config.objective_kwargs_dict(), mean_params,
-                        {"generation": generation, "mean_params_fitness": last_eval, "run": str(run_dir)})
+        info = {"generation": generation, "mean_params_fitness": last_eval, "run": str(run_dir)}
+        objectives.save(learned_path, config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
+        for family, part, params in (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping)):
+            if jax.tree.leaves(params):
+                plugins.save(run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
         if verbose:
             print(progress_line(config, generation, rows[-1], last_eval, seconds), flush=True)
     checkpoints.close()

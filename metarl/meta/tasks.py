@@ -18,7 +18,7 @@ from jax.sharding import PartitionSpec as P
 
 from metarl.config import MetaTrainConfig, PPOConfig, TaskDistribution
 from metarl.envs.spec import EnvSpec
-from metarl.inner.train import level_task, make_train
+from metarl.inner.train import level_task, make_inner, make_train
 from metarl.meta.fitness import score
 from metarl.objectives.base import Objective
 
@@ -67,9 +67,13 @@ def diverged(output) -> chex.Array:
     return jnp.any(jnp.stack([jnp.any(active & ~jnp.isfinite(loss)) for loss in losses]))
 
 
-def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int):
-    """``evaluate(meta_params, num_updates, key, references) -> (fitness, per-env scores (E,))`` for one member."""
-    trains = [make_train(config.ppo, spec, objective) for spec in env_specs]
+def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int, plugins=None):
+    """``evaluate(meta_params, num_updates, key, references) -> (fitness, per-env scores (E,))`` for one member.
+    ``plugins``: per env, the :class:`metarl.plugins.Plugins` (curriculum, shaping) its runs use."""
+    from metarl.plugins import inner_kwargs
+
+    plugins = plugins or [None] * len(env_specs)
+    trains = [make_train(config.ppo, spec, objective, **(inner_kwargs(p) if p else {})) for spec, p in zip(env_specs, plugins, strict=True)]
     tasks = config.tasks
 
     def evaluate(meta_params, num_updates, key, references: References):
@@ -80,7 +84,8 @@ def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_spe
             scores.append(jnp.where(diverged(output), jnp.nan, jnp.mean(score(output, tasks.fitness, tasks.last_k))))
         raw = jnp.stack(scores)
         if tasks.normalize:
-            normalized = (raw - references.initial) / (references.ppo - references.initial)
+            span = references.ppo - references.initial  # PPO no better than untrained: score the gain in raw units
+            normalized = (raw - references.initial) / jnp.where(jnp.abs(span) > 1e-6, span, 1.0)
         else:
             normalized = raw
         return jnp.mean(normalized), raw
@@ -111,15 +116,27 @@ def first_finite(returns: chex.Array) -> chex.Array:
 
 
 def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_objective: Objective, key, num_seeds: int = 4) -> References:
-    """PPO at the longest lifetime on every env: its score and the untrained agent's (first episodes)."""
+    """PPO at the longest lifetime on every env: its score and the untrained agent's (first episodes, or
+    for held-out fitness the untrained agent on the held-out levels). The reference PPO learns from the
+    env reward (no shaping) and, where the run has a curriculum, samples levels uniformly."""
+    from metarl import curricula
+
     longest = max(config.tasks.lifetimes_for(config.ppo))
+    heldout = config.tasks.fitness in ("heldout_return", "heldout_success")
     initial, final = [], []
     for index, spec in enumerate(env_specs):
-        train = make_train(config.ppo, spec, ppo_objective)
+        curriculum = curricula.make("uniform", space=spec.level_space) if config.curriculum.active else None
+        inner = make_inner(config.ppo, spec, ppo_objective, curriculum=curriculum)
         keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
-        output = jax.jit(jax.vmap(lambda k, train=train, spec=spec: train({}, level_task(spec, longest, k), k)))(keys)
+        output = jax.jit(jax.vmap(lambda k, inner=inner, spec=spec: inner.train({}, level_task(spec, longest, k), k)))(keys)
         final.append(jnp.mean(score(output, config.tasks.fitness, config.tasks.last_k)))
-        initial.append(jnp.mean(first_finite(output.metrics["episode_return"])))
+        if heldout:
+            what = config.tasks.fitness.removeprefix("heldout_")
+            untrained = jax.jit(jax.vmap(lambda k, inner=inner, spec=spec: inner.evaluate(
+                inner.init(k, spec.default_params).agent_params, spec.level_space.heldout, k)[what].mean()))(keys)
+            initial.append(jnp.mean(untrained))
+        else:
+            initial.append(jnp.mean(first_finite(output.metrics["episode_return"])))
     return References(jnp.stack(initial), jnp.stack(final))
 
 

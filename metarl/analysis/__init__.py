@@ -1,0 +1,1 @@
+"""Analyses of discovered components (STARC distance of a shaping to the env reward)."""

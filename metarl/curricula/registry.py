@@ -1,0 +1,19 @@
+"""The curriculum registry: ``make(name, space, **kwargs) -> Curriculum``, one line per sampler."""
+
+from __future__ import annotations
+
+from metarl.curricula.base import Curriculum
+from metarl.curricula.learned import make_learned
+from metarl.curricula.samplers import make_hardest, make_learnability, make_plr, make_sec, make_uniform
+from metarl.registry import Registry
+
+REGISTRY: Registry[Curriculum] = Registry("curriculum")
+
+REGISTRY.register("uniform", make_uniform)
+REGISTRY.register("hardest", make_hardest)
+REGISTRY.register("sec", make_sec)
+REGISTRY.register("plr", make_plr)
+REGISTRY.register("learnability", make_learnability)
+REGISTRY.register("learned", make_learned)
+
+NONE = "none"  # no curriculum: every env trains on the task's own level (not a registry entry)

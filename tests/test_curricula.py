@@ -1,0 +1,130 @@
+"""Curricula: every registry entry in the scan (jit, vmap over a population), SEC and PLR by hand, level spaces."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tiny
+
+from metarl import curricula, envs, objectives
+from metarl.curricula.base import LevelSignals, initial_state, record
+from metarl.curricula.samplers import plr_probs, rank_weights, sec_category_probs, sec_update_q
+from metarl.envs.levels import LevelSpace
+from metarl.inner.train import default_task, make_inner
+from metarl.types import MetaParams
+
+
+@pytest.fixture(scope="module")
+def maze_levels():
+    return envs.make("Maze-levels")
+
+
+@pytest.mark.parametrize("name", curricula.names())
+def test_every_curriculum_trains_a_population_in_the_scan(name, maze_levels):
+    config = tiny(num_steps=24)
+    curriculum = curricula.make(name, space=maze_levels.level_space)
+    inner = make_inner(config, maze_levels, objectives.make("ppo"), curriculum=curriculum)
+    members = jax.vmap(curriculum.meta_init)(jax.random.split(jax.random.PRNGKey(0), 2))
+    population = MetaParams(objective={}, curriculum=members, shaping={})
+    train = jax.jit(jax.vmap(inner.train, in_axes=(0, None, 0)))  # members (η_c, or none) x their own keys
+    output = train(population, default_task(config, maze_levels), jax.random.split(jax.random.PRNGKey(1), 2))
+    fractions = np.asarray(output.metrics["level_category_fraction"])
+    assert fractions.shape == (2, config.num_updates, maze_levels.level_space.num_categories)
+    np.testing.assert_allclose(fractions.sum(-1), 1.0, rtol=1e-6)
+    assert np.all(np.isfinite(np.asarray(output.metrics["policy_loss"])))
+    for value in output.heldout.values():  # the final agents on the held-out levels
+        assert value.shape == (2,) and np.all((np.asarray(value) >= 0) & np.isfinite(np.asarray(value)))
+    if name == "hardest":
+        assert np.all(fractions[..., -1] == 1.0)
+
+
+def test_the_curriculum_state_rides_in_the_scan(maze_levels):
+    config = tiny(num_steps=24)
+    curriculum = curricula.make("plr", space=maze_levels.level_space)
+    inner = make_inner(config, maze_levels, objectives.make("ppo"), curriculum=curriculum)
+    runner = inner.init(jax.random.PRNGKey(0), maze_levels.default_params)
+    for n in range(3):
+        runner, _ = inner.update(runner, {}, maze_levels.default_params, _context(n, 3))
+    state = runner.curriculum_state
+    assert int(state.step) == 3 and int(state.count.sum()) >= 3 and int(state.seen.sum()) >= 1
+
+
+def _context(n, total):
+    from metarl.types import LifetimeContext
+
+    return LifetimeContext(jnp.int32(n), jnp.int32(total))
+
+
+def _toy_space(categories=(0, 0, 1, 2)) -> LevelSpace:
+    k = len(categories)
+    return LevelSpace(params={"x": jnp.arange(k)}, difficulty=jnp.linspace(0, 1, k), category=jnp.asarray(categories, jnp.int32),
+                      num_categories=3, heldout={"x": jnp.arange(1)}, max_episode_steps=1)
+
+
+def test_sec_updates_q_and_samples_as_computed_by_hand():
+    # Q = [0, 0, 0], α = 0.5. Envs on levels 0, 1 (category 0) with |Â| 0.4, 0.8 and level 3 (category 2) with 0.2:
+    # r = [0.6, –, 0.2] → Q = [0.3, 0, 0.1]; category 1 was not trained on and keeps Q = 0 (no decay).
+    q = sec_update_q(jnp.zeros(3), jnp.array([0.6, 0.0, 0.2]), jnp.array([True, False, True]), alpha=0.5)
+    np.testing.assert_allclose(q, [0.3, 0.0, 0.1], rtol=1e-6)
+    # p(c) ∝ exp(Q/τ) with τ = 0.4: exp(0.75), exp(0), exp(0.25) normalized.
+    expected = np.exp([0.75, 0.0, 0.25]) / np.exp([0.75, 0.0, 0.25]).sum()
+    np.testing.assert_allclose(sec_category_probs(q, 0.4), expected, rtol=1e-6)
+
+    space = _toy_space()
+    sec = curricula.make("sec", space=space, alpha=0.5, temperature=0.4)
+    state = sec.init(jax.random.PRNGKey(0))
+    signals = LevelSignals(abs_advantage=jnp.array([0.4, 0.8, 0.2]), positive_advantage=jnp.zeros(3), success=jnp.zeros(3), episodes=jnp.zeros(3))
+    state = sec.update({}, state, jnp.array([0, 1, 3]), signals, _context(0, 1))
+    np.testing.assert_allclose(state.category_q, [0.3, 0.0, 0.1], rtol=1e-6)
+    # Sampling: category 0's two levels share its probability; check the empirical frequencies.
+    ids, _ = sec.sample({}, state, jax.random.PRNGKey(1), 200_000, _context(0, 1))
+    frequency = np.bincount(np.asarray(ids), minlength=4) / 200_000
+    np.testing.assert_allclose(frequency, [expected[0] / 2, expected[0] / 2, expected[1], expected[2]], atol=4e-3)
+
+
+def test_plr_rank_prioritization_staleness_and_unseen_levels():
+    np.testing.assert_allclose(rank_weights(jnp.array([0.1, 0.5, 0.3, 9.0]), jnp.array([True, True, True, False]), beta=1.0),
+                               np.array([1 / 3, 1, 1 / 2, 0]) / (1 / 3 + 1 + 1 / 2), rtol=1e-6)
+    space = _toy_space()
+    state = initial_state(space)
+    p = plr_probs(state, replay_prob=0.5, beta=0.3, staleness=0.3)
+    np.testing.assert_allclose(p, 0.25, rtol=1e-6)  # nothing seen: uniform over unseen levels
+    signals = LevelSignals(jnp.zeros(2), positive_advantage=jnp.array([0.2, 0.1]), success=jnp.zeros(2), episodes=jnp.zeros(2))
+    state = record(state, jnp.array([0, 1]), signals, 4)
+    p = np.asarray(plr_probs(state, replay_prob=0.5, beta=1.0, staleness=0.0))
+    # half replays seen levels by rank (level 0 rank 1, level 1 rank 2), half draws the two unseen ones uniformly
+    np.testing.assert_allclose(p, [0.5 * 2 / 3, 0.5 * 1 / 3, 0.25, 0.25], rtol=1e-6)
+
+
+def test_record_keeps_running_statistics_per_level():
+    space = _toy_space()
+    state = initial_state(space)
+    signals = LevelSignals(abs_advantage=jnp.array([1.0, 3.0, 2.0]), positive_advantage=jnp.array([0.5, 0.7, 0.1]),
+                           success=jnp.array([1.0, 0.0, 1.0]), episodes=jnp.array([1.0, 1.0, 0.0]))
+    state = record(state, jnp.array([2, 2, 0]), signals, 4)
+    np.testing.assert_allclose(state.abs_advantage, [2.0, 0, 2.0, 0])  # first visit: the mean itself
+    np.testing.assert_allclose(state.score, [0.1, 0, 0.6, 0], rtol=1e-6)
+    np.testing.assert_allclose(state.success, [0.5, 0.5, 0.5 * 0.5 + 0.5 * 0.5, 0.5])  # level 0 ended no episode: prior kept
+    assert state.seen.tolist() == [True, False, True, False] and int(state.step) == 1
+
+
+@pytest.mark.parametrize("name", envs.LEVEL_ENVS)
+def test_level_spaces_bin_difficulty_and_hold_out_the_hardest(name):
+    space = envs.make(name).level_space
+    categories = np.asarray(space.category)
+    assert set(categories.tolist()) == set(range(space.num_categories))
+    difficulty = np.asarray(space.difficulty)
+    assert np.all(np.diff(difficulty[np.argsort(categories, kind="stable")][np.r_[0, -1]]) >= 0)
+    assert space.num_heldout > 0
+    first = jax.tree.map(lambda x: x[0], space.params)
+    assert jax.tree.structure(first) == jax.tree.structure(jax.tree.map(lambda x: x[0], space.heldout))
+
+
+def test_maze_levels_difficulty_is_the_shortest_path():
+    from metarl.envs import maze
+
+    space = maze.level_space()
+    for index in (0, 7, 100):
+        level = space.take(index)
+        distance = maze.distances_from(np.asarray(level.walls), tuple(np.asarray(level.goal)))[tuple(np.asarray(level.start))]
+        assert abs(maze.difficulty_of(int(distance)) - float(space.difficulty[index])) < 1e-6
