@@ -1,0 +1,128 @@
+"""Shaping: every registry entry in the scan, potential shaping keeps optimal policies, fitness never sees the
+shaped reward, heuristics, and the STARC distance."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tiny
+
+from metarl import envs, objectives, shaping
+from metarl.analysis.starc import TabularMaze, canonical, maze_rewards, starc_distance
+from metarl.envs import maze
+from metarl.inner.train import default_task, make_inner
+from metarl.meta.fitness import score
+from metarl.shaping.shapings import potential_reward
+from metarl.types import MetaParams
+
+GAMMA = 0.99
+
+
+@pytest.fixture(scope="module")
+def open_maze():
+    return envs.make("Maze-open")
+
+
+def _build(name, heuristic_name="goal_distance", **kwargs):
+    heuristic = shaping.heuristics.REGISTRY.make(heuristic_name)
+    return shaping.make(name, heuristic=heuristic, gamma=GAMMA, obs_size=maze.OBS_SIZE, **kwargs), heuristic
+
+
+@pytest.mark.parametrize("name", shaping.names())
+def test_every_shaping_trains_a_population_in_the_scan(name, open_maze):
+    config = tiny(num_steps=24)
+    built, heuristic = _build(name)
+    inner = make_inner(config, open_maze, objectives.make("ppo"), shaping=built, heuristic=heuristic)
+    members = jax.vmap(built.init)(jax.random.split(jax.random.PRNGKey(0), 2))
+    population = MetaParams(objective={}, curriculum={}, shaping=members)
+    train = jax.jit(jax.vmap(inner.train, in_axes=(0, None, 0)))
+    output = train(population, default_task(config, open_maze), jax.random.split(jax.random.PRNGKey(1), 2))
+    assert output.metrics["policy_loss"].shape == (2, config.num_updates)
+    assert np.all(np.isfinite(np.asarray(output.metrics["value_loss"])))
+
+
+def _value_iteration(reward, next_state, terminal, gamma, iterations=3000):
+    q = np.zeros(reward.shape)
+    for _ in range(iterations):
+        value = np.where(terminal, 0.0, q.max(axis=1))
+        q = reward + gamma * value[next_state]
+    return q
+
+
+def _optimal_actions(q, terminal):
+    best = q.max(axis=1, keepdims=True)
+    return [frozenset(np.flatnonzero(np.isclose(row, b, atol=1e-6))) for row, b, t in zip(q, best, terminal, strict=True) if not t]
+
+
+@pytest.mark.parametrize("heuristic_name", ["goal_distance", "center"])
+@pytest.mark.parametrize("level", ["open", "maze"])
+def test_potential_shaping_keeps_the_optimal_policy_of_a_tabular_maze(heuristic_name, level):
+    params = maze.open_room() if level == "open" else maze.level_space().take(17)
+    tabular = TabularMaze(params)
+    potential, heuristic = _build("potential", heuristic_name)
+    naive, _ = _build("naive", heuristic_name)
+    env_reward, shaped = maze_rewards(tabular, potential, {}, heuristic, progress=0.0)
+    q_env = _value_iteration(env_reward, tabular.next_state, tabular.terminal, GAMMA)
+    q_potential = _value_iteration(shaped, tabular.next_state, tabular.terminal, GAMMA)
+    assert _optimal_actions(q_env, tabular.terminal) == _optimal_actions(q_potential, tabular.terminal)
+    if heuristic_name == "center":  # the naive sum of the misleading heuristic does change it (the check can fail)
+        _, naive_reward = maze_rewards(tabular, naive, {}, heuristic, progress=0.0)
+        q_naive = _value_iteration(naive_reward, tabular.next_state, tabular.terminal, GAMMA)
+        assert _optimal_actions(q_env, tabular.terminal) != _optimal_actions(q_naive, tabular.terminal)
+
+
+def test_potential_reward_is_zero_at_terminal_successors():
+    reward = potential_reward(jnp.array([1.0, 0.0]), jnp.array([2.0, 2.0]), jnp.array([5.0, 5.0]), jnp.array([True, False]), 0.9)
+    np.testing.assert_allclose(reward, [1.0 - 2.0, 0.9 * 5.0 - 2.0])
+
+
+def test_the_shaped_reward_never_reaches_fitness(open_maze):
+    # A shaping that pays +100 per step would give returns in the thousands; fitness and the logged returns
+    # must stay the env's (a maze episode returns at most 1).
+    config = tiny(num_steps=48)
+    built, heuristic = _build("naive", "center", weight=100.0)
+    inner = make_inner(config, open_maze, objectives.make("ppo"), shaping=built, heuristic=heuristic)
+    output = jax.jit(inner.train)(MetaParams(), default_task(config, open_maze), jax.random.PRNGKey(0))
+    returns = np.asarray(output.metrics["episode_return"])
+    assert np.nanmax(returns) <= 1.0 and np.isfinite(returns).any()
+    for kind in ("final_return", "auc"):
+        assert float(score(output, kind)) <= 1.0
+    # while the agent did learn from the shaped reward: its value targets are on the shaped scale
+    assert float(np.max(np.asarray(output.metrics["value_loss"]))) > 10.0
+
+
+def test_heuristics_pay_what_their_docstring_says():
+    pd_good = shaping.heuristics.REGISTRY.make("pd_good")
+    pd_bad = shaping.heuristics.REGISTRY.make("pd_bad")
+    falling_right = jnp.array([0.0, 0.0, 0.1, 0.5])
+    assert float(pd_good.aux(falling_right, 1, falling_right)) == 5.0 and float(pd_good.aux(falling_right, 0, falling_right)) == -1.0
+    assert float(pd_bad.aux(falling_right, 1, falling_right)) == -5.0 and float(pd_bad.aux(falling_right, 0, falling_right)) == 1.0
+    params = maze.open_room()
+    near, far = maze.observe(jnp.array([7, 6]), params), maze.observe(jnp.array([1, 1]), params)
+    distance = shaping.heuristics.REGISTRY.make("goal_distance")
+    assert float(distance.aux(far, 0, near)) == pytest.approx(-1 / 12) and float(distance.potential(far)) == pytest.approx(-1.0)
+    center = shaping.heuristics.REGISTRY.make("center")
+    assert float(center.aux(far, 0, maze.observe(jnp.array([4, 4]), params))) == 1.0 and float(center.aux(near, 0, far)) == 0.0
+
+
+def test_starc_is_invariant_to_potential_shaping_and_scaling():
+    tabular = TabularMaze(maze.level_space().take(3))
+    potential, heuristic = _build("potential", "goal_distance")
+    env_reward, shaped = maze_rewards(tabular, potential, {}, heuristic, progress=0.0)
+    args = (tabular.next_state, tabular.terminal, GAMMA)
+    assert starc_distance(env_reward, shaped, *args) < 1e-6
+    assert starc_distance(env_reward, 3.0 * env_reward, *args) < 1e-6
+    assert starc_distance(env_reward, -env_reward, *args) == pytest.approx(1.0)
+    naive, _ = _build("naive", "center")
+    center_reward = maze_rewards(tabular, naive, {}, shaping.heuristics.REGISTRY.make("center"), progress=0.0)[1]
+    assert 0.05 < starc_distance(env_reward, center_reward, *args) < 1.0
+    assert np.all(canonical(env_reward, *args)[tabular.terminal] == 0)
+
+
+def test_blend_starts_at_the_naive_sum_and_learns_a_discount():
+    built, heuristic = _build("blend", "goal_distance")
+    params = built.init(jax.random.PRNGKey(0))
+    tabular = TabularMaze(maze.open_room())
+    naive, _ = _build("naive", "goal_distance")
+    np.testing.assert_allclose(maze_rewards(tabular, built, params, heuristic, 0.0)[1], maze_rewards(tabular, naive, {}, heuristic, 0.0)[1], rtol=1e-6)
+    assert float(jax.nn.sigmoid(params["discount_logit"])) == pytest.approx(GAMMA, abs=1e-5)
