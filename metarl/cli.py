@@ -183,10 +183,8 @@ def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
 
 
 def run_list() -> None:
-    from metarl import envs, objectives
+    from metarl import curricula, envs, objectives, shaping
     from metarl.meta.es import algorithm_names
-
-    from metarl import curricula, shaping
 
     print("objectives:", ", ".join(objectives.names()))
     print("curricula:", ", ".join(["none", *curricula.names()]))

@@ -21,6 +21,11 @@ import numpy as np
 from metarl.config import FITNESS_SCORES, CurriculumConfig, FitnessScore, PPOConfig, ShapingConfig, _positive_int, _require, to_dict
 
 
+def _heuristic_of(shaping_entry: str, heuristic: str) -> str:
+    """A named shaping uses the eval's heuristic; a learned file carries its own."""
+    return "none" if shaping_entry.endswith(".msgpack") else heuristic
+
+
 def _plugin_fields(entry: str) -> dict[str, str]:
     """A curricula/shapings entry as config fields: a learned file, else a registry name."""
     return {"file": entry} if entry.endswith(".msgpack") else {"name": entry}
@@ -67,7 +72,7 @@ class EvalConfig:
         for curriculum in self.curricula:
             CurriculumConfig(**_plugin_fields(curriculum)).validate(self.envs)
         for shaping in self.shapings:
-            ShapingConfig(**_plugin_fields(shaping), heuristic=self.heuristic if not shaping.endswith(".msgpack") else "none").validate(self.envs)
+            ShapingConfig(**_plugin_fields(shaping), heuristic=_heuristic_of(shaping, self.heuristic)).validate(self.envs)
         _require(self.score in FITNESS_SCORES, "score", f"must be one of {', '.join(FITNESS_SCORES)}; got {self.score!r}")
         _require(len(self.lifetimes) > 0, "lifetimes", "must list at least one lifetime")
         for n in self.lifetimes:
@@ -115,11 +120,10 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     import jax.numpy as jnp
 
     from metarl import envs
+    from metarl import plugins as plugin_builder
     from metarl.inner import level_task, make_train
     from metarl.meta.fitness import score
     from metarl.meta.tasks import diverged
-
-    from metarl import plugins as plugin_builder
 
     inner = config.inner_config()
     lifetimes = jnp.asarray(config.lifetimes, jnp.int32)
@@ -135,7 +139,7 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
             label = f"{label} ({Path(name).parent.parent.name})"  # two learned files of one objective: name the run
         labels.append(variant_label(label, curriculum_entry, shaping_entry))
         curriculum_config = CurriculumConfig(**_plugin_fields(curriculum_entry))
-        shaping_config = ShapingConfig(**_plugin_fields(shaping_entry), heuristic=config.heuristic if not shaping_entry.endswith(".msgpack") else "none")
+        shaping_config = ShapingConfig(**_plugin_fields(shaping_entry), heuristic=_heuristic_of(shaping_entry, config.heuristic))
         for e, env_name in enumerate(config.envs):
             spec = envs.make(env_name)
             built = plugin_builder.build(curriculum_config, shaping_config, spec, inner.gamma, jax.random.PRNGKey(config.seed))

@@ -148,8 +148,84 @@ def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
     return _save(fig, Path(out) if out else eval_dir / "eval.png")
 
 
+def plot_curves(eval_dir: str | Path) -> list[Path]:
+    """Learning curves at the longest lifetime (env return per update, mean over seeds) and, for curricula,
+    the share of each difficulty category sampled per update (mean over seeds), one panel per variant."""
+    from metarl.evaluation import load_eval
+
+    eval_dir = Path(eval_dir)
+    data = load_eval(eval_dir / "eval.npz")
+    if "curves" not in data:
+        return []
+    names, envs = [str(n) for n in data["objectives"]], [str(e) for e in data["envs"]]
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.5), squeeze=False)
+    for e, (ax, env) in enumerate(zip(axes[0], envs, strict=True)):
+        for v, name in enumerate(names):
+            ax.plot(np.nanmean(data["curves"][v, e], axis=0), label=name)
+        ax.set_xlabel("update")
+        ax.set_title(env)
+    axes[0][0].set_ylabel("env return (mean over seeds)")
+    axes[0][0].legend(fontsize=7)
+    written = [_save(fig, eval_dir / "curves.png")]
+    if "category_fraction" in data:
+        fractions = data["category_fraction"]  # (variant, env, seed, update, category)
+        shown = [v for v in range(len(names)) if np.isfinite(fractions[v]).any()]
+        fig, axes = plt.subplots(len(envs), len(shown), figsize=(3.2 * len(shown), 2.8 * len(envs)), squeeze=False)
+        for e in range(len(envs)):
+            for column, v in enumerate(shown):
+                mean = np.nanmean(fractions[v, e], axis=0)  # (update, category)
+                ax = axes[e][column]
+                ax.stackplot(np.arange(mean.shape[0]), mean.T, labels=[f"cat {c}" for c in range(mean.shape[1])])
+                ax.set_title(names[v], fontsize=8)
+                ax.set_xlabel("update")
+        axes[0][0].set_ylabel("share of envs per difficulty category")
+        axes[0][-1].legend(fontsize=6, loc="upper right")
+        written.append(_save(fig, eval_dir / "category_fraction.png"))
+    return written
+
+
+def shaping_report(learned_file: str | Path) -> Path:
+    """``<run>/shaping_<name>.json``: the discovered blend's weights, and on a maze the STARC distance of the
+    discovered, naive and potential shapings to the env reward (at n/N = 0, 0.5, 1)."""
+    import jax
+    import jax.numpy as jnp
+
+    from metarl import envs, plugins
+    from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
+    from metarl.config import ShapingConfig
+
+    learned_file = Path(learned_file)
+    run_dir = learned_file.parent.parent
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    env = envs.make(config["tasks"]["envs"][0])
+    gamma = config["ppo"]["gamma"]
+    shaping, heuristic, params = plugins.load_shaping(learned_file, env, gamma)
+    report: dict = {"file": str(learned_file), "env": env.name, "heuristic": heuristic.name}
+    if "b2" in params:  # a BARFI blend: phi2(s) = w2·s + b2 is the weight of r_aux
+        obs = jnp.asarray(np.stack([np.asarray(env.reset(jax.random.PRNGKey(i), env.default_params)[0]).reshape(-1) for i in range(16)]))
+        report["aux_weight_at_start_states"] = float(jnp.mean(obs @ params["w2"] + params["b2"]))
+        report["aux_weight_bias_b2"] = float(params["b2"])
+        report["bonus_bias_b1"] = float(params["b1"])
+        report["discount"] = float(jax.nn.sigmoid(params["discount_logit"]))
+    if env.name.startswith("Maze") and env.level_space is None:
+        tabular = TabularMaze(env.default_params)
+        args = (tabular.next_state, tabular.terminal, gamma)
+        distances = {}
+        def hand_set(name):
+            return plugins.build_shaping(ShapingConfig(name=name, heuristic=heuristic.name), env, gamma, jax.random.PRNGKey(0))[0], {}
+
+        compared = {"discovered": (shaping, params), "naive": hand_set("naive"), "potential": hand_set("potential")}
+        for label, (built, built_params) in compared.items():
+            distances[label] = {str(p): round(starc_distance(*maze_rewards(tabular, built, built_params, heuristic, p), *args), 4)
+                                for p in (0.0, 0.5, 1.0)}
+        report["starc_distance_to_env_reward"] = distances
+    out = run_dir / f"{learned_file.stem}.json".replace("shaping_", "shaping_report_")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out
+
+
 def plot_all(root: str | Path) -> list[Path]:
-    """Regenerate every figure below ``root`` from its files."""
+    """Regenerate every figure (and shaping report) below ``root`` from its files."""
     written = []
     for config_path in sorted(Path(root).rglob("config.json")):
         run_dir = config_path.parent
@@ -157,7 +233,13 @@ def plot_all(root: str | Path) -> list[Path]:
         if kind == "meta-train" and (run_dir / "metrics.jsonl").is_file():
             written.append(plot_meta_training(run_dir))
             for learned in sorted((run_dir / "learned").glob("*.msgpack")):
-                written.append(plot_learned(learned))
+                sidecar = json.loads(learned.with_suffix(".json").read_text())
+                family = sidecar.get("family", "objective")
+                if family == "objective" and sidecar.get("param_shapes", True):  # a hand-designed objective has nothing to draw
+                    written.append(plot_learned(learned))
+                elif family == "shaping":
+                    written.append(shaping_report(learned))
         elif (run_dir / "eval.npz").is_file():
             written.append(plot_eval(run_dir))
+            written.extend(plot_curves(run_dir))
     return written

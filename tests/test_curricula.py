@@ -73,7 +73,8 @@ def test_sec_updates_q_and_samples_as_computed_by_hand():
     space = _toy_space()
     sec = curricula.make("sec", space=space, alpha=0.5, temperature=0.4)
     state = sec.init(jax.random.PRNGKey(0))
-    signals = LevelSignals(abs_advantage=jnp.array([0.4, 0.8, 0.2]), positive_advantage=jnp.zeros(3), success=jnp.zeros(3), episodes=jnp.zeros(3))
+    zeros = jnp.zeros(3)
+    signals = LevelSignals(abs_advantage=jnp.array([0.4, 0.8, 0.2]), positive_advantage=zeros, success=zeros, episodes=zeros)
     state = sec.update({}, state, jnp.array([0, 1, 3]), signals, _context(0, 1))
     np.testing.assert_allclose(state.category_q, [0.3, 0.0, 0.1], rtol=1e-6)
     # Sampling: category 0's two levels share its probability; check the empirical frequencies.

@@ -37,7 +37,8 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
     # or only in their shaping train different agents. (One ES step of a tiny budget can be exactly zero: a
     # perturbation of 0.05 may not flip a single sampled action, and tied antithetic pairs cancel.)
     w1 = jnp.zeros_like(meta_params.curriculum["w1"]).at[0].set(3.0)  # prefer difficult levels, strongly
-    curriculum_changed = meta_params._replace(curriculum={**meta_params.curriculum, "w1": w1, "w2": jnp.full_like(meta_params.curriculum["w2"], 3.0)})
+    w2 = jnp.full_like(meta_params.curriculum["w2"], 3.0)
+    curriculum_changed = meta_params._replace(curriculum={**meta_params.curriculum, "w1": w1, "w2": w2})
     shaping_changed = meta_params._replace(shaping={**meta_params.shaping, "b2": jnp.float32(-20.0)})
     members = jax.tree.map(lambda *xs: jnp.stack(xs), meta_params, curriculum_changed, shaping_changed)
     fitness, _ = jax.jit(jax.vmap(built.evaluate_member, in_axes=(0, None, None, None)))(
@@ -54,11 +55,12 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
         (lambda: TrainConfig(env="CartPole-v1", shaping=ShapingConfig(name="naive", heuristic="center")), "shaping.heuristic"),
         (lambda: TrainConfig(env="Maze-open", shaping=ShapingConfig(name="naive")), "shaping.heuristic"),
         (lambda: TrainConfig(env="Maze-open", shaping=ShapingConfig(name="naive", heuristic="center", kwargs="[1]")), "shaping.kwargs"),
-        (lambda: MetaTrainConfig(objective="ppo", tasks=TaskDistribution(envs=("Maze-levels",)), curriculum=CurriculumConfig(name="learned")),
+        (lambda: MetaTrainConfig(objective="ppo", tasks=TaskDistribution(envs=("Maze-levels",)),
+                                 curriculum=CurriculumConfig(name="learned")), "tasks.fitness"),
+        (lambda: MetaTrainConfig(objective="ppo", tasks=TaskDistribution(envs=("CartPole-v1",), fitness="heldout_return")),
          "tasks.fitness"),
-        (lambda: MetaTrainConfig(objective="ppo", tasks=TaskDistribution(envs=("CartPole-v1",), fitness="heldout_return")), "tasks.fitness"),
-        (lambda: MetaTrainConfig(objective="ppo", tasks=TaskDistribution(envs=("Maze-open",)), shaping=ShapingConfig(name="naive", heuristic="center")),
-         "objective"),
+        (lambda: MetaTrainConfig(objective="ppo", tasks=TaskDistribution(envs=("Maze-open",)),
+                                 shaping=ShapingConfig(name="naive", heuristic="center")), "objective"),
     ],
 )
 def test_bad_plugin_settings_fail_early_naming_the_field(config, field):

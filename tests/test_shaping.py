@@ -124,5 +124,6 @@ def test_blend_starts_at_the_naive_sum_and_learns_a_discount():
     params = built.init(jax.random.PRNGKey(0))
     tabular = TabularMaze(maze.open_room())
     naive, _ = _build("naive", "goal_distance")
-    np.testing.assert_allclose(maze_rewards(tabular, built, params, heuristic, 0.0)[1], maze_rewards(tabular, naive, {}, heuristic, 0.0)[1], rtol=1e-6)
+    blended = maze_rewards(tabular, built, params, heuristic, 0.0)[1]
+    np.testing.assert_allclose(blended, maze_rewards(tabular, naive, {}, heuristic, 0.0)[1], rtol=1e-6)
     assert float(jax.nn.sigmoid(params["discount_logit"])) == pytest.approx(GAMMA, abs=1e-5)

@@ -114,7 +114,8 @@ def _cartpole_level_env():
         def reset_env(self, key, params):
             obs, state = super().reset_env(key, params)
             scale = params.start_spread / 0.05
-            state = state.replace(x=state.x * scale, x_dot=state.x_dot * scale, theta=state.theta * scale, theta_dot=state.theta_dot * scale)
+            state = state.replace(x=state.x * scale, x_dot=state.x_dot * scale,
+                                  theta=state.theta * scale, theta_dot=state.theta_dot * scale)
             return self.get_obs(state), state
 
     return CartPoleLevels(), CartPoleLevelParams

@@ -22,7 +22,7 @@ Registered envs:
 from __future__ import annotations
 
 from collections import deque
-from functools import lru_cache
+from functools import cache
 
 import jax
 import jax.numpy as jnp
@@ -170,7 +170,7 @@ def random_level(rng: np.random.Generator, target: tuple[float, float]) -> tuple
             return level(walls, start, goal), difficulty_of(int(distance[start]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def level_space() -> LevelSpace:
     """The bank of ``Maze-levels`` (difficulties spread evenly over the bins) and its held-out hardest levels."""
     rng = np.random.default_rng(BANK_SEED)

@@ -306,7 +306,8 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
             action_key, step_key = jax.random.split(key)
             policy, _ = network.apply(agent_params, obs)
             action = dist.sample(action_key, policy)
-            obs, env_state, reward, terminated, truncated, stats = jax.vmap(env.step)(jax.random.split(step_key, count), env_state, action, levels)
+            step_keys = jax.random.split(step_key, count)
+            obs, env_state, reward, terminated, truncated, stats = jax.vmap(env.step)(step_keys, env_state, action, levels)
             total = total + jnp.where(done, 0.0, reward)
             success = success | (~done & episode_success(terminated, truncated, stats))
             return (obs, env_state, done | terminated | truncated, total, success), None

@@ -212,7 +212,8 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
         checkpoints.save(generation, state, {"generation": generation})
         info = {"generation": generation, "mean_params_fitness": last_eval, "run": str(run_dir)}
         objectives.save(learned_path, config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
-        for family, part, params in (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping)):
+        parts = (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping))
+        for family, part, params in parts:
             if jax.tree.leaves(params):
                 plugins.save(run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
         if verbose:

@@ -50,7 +50,8 @@ def potential_reward(reward, potential, next_potential, terminated, gamma):
 
 def make_potential(heuristic: Heuristic, gamma: float) -> Shaping:
     def apply(params, inputs: ShapingInputs, context):
-        reward = potential_reward(inputs.reward, heuristic.potential(inputs.obs), heuristic.potential(inputs.next_obs), inputs.terminated, gamma)
+        potential, next_potential = heuristic.potential(inputs.obs), heuristic.potential(inputs.next_obs)
+        reward = potential_reward(inputs.reward, potential, next_potential, inputs.terminated, gamma)
         return Shaped(reward, jnp.float32(gamma))
 
     return Shaping("potential", _no_params, apply)
