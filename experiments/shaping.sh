@@ -15,18 +15,23 @@ ES=(--es.population-size 16 --es.sigma 0.05 --es.lr 0.05)
 MAZE_PPO=(--ppo.num-envs 8 --ppo.num-steps 48)
 CARTPOLE_PPO=(--ppo.num-envs 4 --ppo.num-steps 128)
 
-for heuristic in goal_distance center; do
-  metarl meta-train --objective ppo --shaping.name blend --shaping.heuristic "$heuristic" --name "maze_$heuristic" \
-    "${MAZE_PPO[@]}" --ppo.total-timesteps $((8 * 48 * 24)) "${ES[@]}" --tasks.envs Maze-open --tasks.lifetimes 8 24 \
+# discover NAME ENV HEURISTIC "META_LIFETIMES" "EVAL_LIFETIMES" PPO-FLAGS...: ES-discover a blend, then evaluate it
+# against none / naive / potential (the scan length covers the longest meta-training lifetime).
+discover() {
+  local name=$1 env=$2 heuristic=$3 lifetimes=$4 eval_lifetimes=$5; shift 5
+  local ppo=("$@") longest=${lifetimes##* }
+  local batch=$(( ${ppo[1]} * ${ppo[3]} ))  # num-envs x num-steps
+  metarl meta-train --objective ppo --shaping.name blend --shaping.heuristic "$heuristic" --name "$name" "${ppo[@]}" \
+    --ppo.total-timesteps $((batch * longest)) "${ES[@]}" --tasks.envs "$env" --tasks.lifetimes $lifetimes \
     --tasks.lifetime-sampling log_uniform --tasks.no-normalize --num-generations "$GENERATIONS" --chunk-size 5 --out "$OUT"
-  metarl eval --objectives ppo --shapings none naive potential "$OUT/maze_$heuristic/learned/shaping_blend.msgpack" \
-    --heuristic "$heuristic" --envs Maze-open --lifetimes 8 24 48 --num-seeds 8 "${MAZE_PPO[@]}" --out "$OUT" --name "eval_maze_$heuristic"
+  metarl eval --objectives ppo --shapings none naive potential "$OUT/$name/learned/shaping_blend.msgpack" \
+    --heuristic "$heuristic" --envs "$env" --lifetimes $eval_lifetimes --num-seeds 8 "${ppo[@]}" --out "$OUT" --name "eval_$name"
+}
+
+for heuristic in goal_distance center; do
+  discover "maze_$heuristic" Maze-open "$heuristic" "8 24" "8 24 48" "${MAZE_PPO[@]}"
 done
 for heuristic in pd_good pd_bad; do
-  metarl meta-train --objective ppo --shaping.name blend --shaping.heuristic "$heuristic" --name "cartpole_$heuristic" \
-    "${CARTPOLE_PPO[@]}" --ppo.total-timesteps $((4 * 128 * 48)) "${ES[@]}" --tasks.envs CartPole-v1 --tasks.lifetimes 16 48 \
-    --tasks.lifetime-sampling log_uniform --tasks.no-normalize --num-generations "$GENERATIONS" --chunk-size 5 --out "$OUT"
-  metarl eval --objectives ppo --shapings none naive potential "$OUT/cartpole_$heuristic/learned/shaping_blend.msgpack" \
-    --heuristic "$heuristic" --envs CartPole-v1 --lifetimes 16 48 96 --num-seeds 8 "${CARTPOLE_PPO[@]}" --out "$OUT" --name "eval_cartpole_$heuristic"
+  discover "cartpole_$heuristic" CartPole-v1 "$heuristic" "16 48" "16 48 96" "${CARTPOLE_PPO[@]}"
 done
 metarl plot "$OUT"

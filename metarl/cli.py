@@ -170,8 +170,6 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True)
 
 

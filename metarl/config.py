@@ -142,9 +142,31 @@ def _json_object(text: str, field_name: str) -> dict[str, Any]:
     return value
 
 
+class _PluginConfig:
+    """What curriculum and shaping configs share: a registry name ("none": off), JSON kwargs, a learned file."""
+
+    family = ""
+
+    @property
+    def active(self) -> bool:
+        return self.name != "none" or self.file is not None
+
+    def kwargs_dict(self) -> dict[str, Any]:
+        return _json_object(self.kwargs, f"{self.family}.kwargs")
+
+    def _check_file(self) -> bool:
+        """Validate the kwargs and the learned file; True when a file is given (it fixes everything else)."""
+        self.kwargs_dict()
+        if self.file is not None:
+            _require(Path(self.file).is_file(), f"{self.family}.file", f"learned file {self.file!r} does not exist")
+        return self.file is not None
+
+
 @dataclass(frozen=True)
-class CurriculumConfig:
+class CurriculumConfig(_PluginConfig):
     """Which levels each update trains on (envs with a level space: Maze-levels, CartPole-levels)."""
+
+    family = "curriculum"
 
     name: str = "none"
     """none (the task's own level), uniform, hardest, sec, plr, learnability, learned (see `metarl list`)."""
@@ -153,19 +175,10 @@ class CurriculumConfig:
     file: str | None = None
     """A learned-curriculum file (.msgpack) written by meta-train; sets name, kwargs and its meta-parameters."""
 
-    @property
-    def active(self) -> bool:
-        return self.name != "none" or self.file is not None
-
-    def kwargs_dict(self) -> dict[str, Any]:
-        return _json_object(self.kwargs, "curriculum.kwargs")
-
     def validate(self, env_names) -> CurriculumConfig:
         from metarl import curricula, envs
 
-        self.kwargs_dict()
-        if self.file is not None:
-            _require(Path(self.file).is_file(), "curriculum.file", f"learned file {self.file!r} does not exist")
+        if self._check_file():
             return self
         if self.name != "none":
             curricula.check(self.name)
@@ -176,8 +189,10 @@ class CurriculumConfig:
 
 
 @dataclass(frozen=True)
-class ShapingConfig:
+class ShapingConfig(_PluginConfig):
     """The reward the agent learns from: the env reward blended with a heuristic's auxiliary reward."""
+
+    family = "shaping"
 
     name: str = "none"
     """none, naive, potential, blend (BARFI-style), learned (see `metarl list`)."""
@@ -188,19 +203,10 @@ class ShapingConfig:
     file: str | None = None
     """A learned-shaping file (.msgpack) written by meta-train; sets name, heuristic, kwargs and its meta-parameters."""
 
-    @property
-    def active(self) -> bool:
-        return self.name != "none" or self.file is not None
-
-    def kwargs_dict(self) -> dict[str, Any]:
-        return _json_object(self.kwargs, "shaping.kwargs")
-
     def validate(self, env_names) -> ShapingConfig:
         from metarl import shaping
 
-        self.kwargs_dict()
-        if self.file is not None:
-            _require(Path(self.file).is_file(), "shaping.file", f"learned file {self.file!r} does not exist")
+        if self._check_file():
             return self
         shaping.check(self.name)
         shaping.heuristics.REGISTRY.check(self.heuristic)

@@ -125,11 +125,3 @@ def load_shaping(path, env: EnvSpec, gamma: float):
     heuristic = shaping.heuristics.REGISTRY.make(heuristic_name)
     built = shaping.make(component.name, heuristic=heuristic, gamma=gamma, obs_size=_obs_size(env), **kwargs)
     return built, heuristic, check_params_like(path, component.params, built.init(jax.random.PRNGKey(0)))
-
-
-def describe_file(path, family: str) -> tuple[str, dict]:
-    """(name, kwargs) stored in a learned curriculum or shaping file (for labels and configs)."""
-    from metarl.io.learned import load_learned
-
-    component = load_learned(path, family=family)
-    return component.name, component.kwargs

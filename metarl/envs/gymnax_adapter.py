@@ -151,10 +151,4 @@ def make_cartpole_levels(num_levels: int = 64, num_heldout: int = 16, num_catego
         CARTPOLE_LEVEL_STEPS,
     )
     spec = _wrap(env, env.default_params, "CartPole-levels")
-
-    def sample(key):
-        import jax
-
-        return space.take(jax.random.randint(key, (), 0, space.num_levels))
-
-    return dataclasses.replace(spec, default_params=space.take(0), sample_params=sample, level_space=space)
+    return dataclasses.replace(spec, default_params=space.take(0), sample_params=space.sample, level_space=space)

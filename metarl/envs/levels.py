@@ -35,6 +35,10 @@ class LevelSpace:
     def num_heldout(self) -> int:
         return int(jax.tree.leaves(self.heldout)[0].shape[0])
 
+    def sample(self, key):
+        """A training level drawn uniformly (what a run without a curriculum trains on)."""
+        return self.take(jax.random.randint(key, (), 0, self.num_levels))
+
     def take(self, ids):
         """The env params of levels ``ids`` (any shape): a gather on every leaf."""
         return jax.tree.map(lambda x: x[ids], self.params)

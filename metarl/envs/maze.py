@@ -190,13 +190,9 @@ def open_room() -> MazeParams:
 
 
 def _spec(name: str, default_params: MazeParams, space: LevelSpace | None) -> EnvSpec:
-    sample = None
-    if space is not None:
-        def sample(key):
-            return space.take(jax.random.randint(key, (), 0, space.num_levels))
     return EnvSpec(
         name=name, reset=reset, step=step, default_params=default_params, obs_shape=(OBS_SIZE,),
-        action_kind="discrete", action_dim=len(ACTIONS), sample_params=sample, level_space=space,
+        action_kind="discrete", action_dim=len(ACTIONS), sample_params=space.sample if space is not None else None, level_space=space,
     )
 
 

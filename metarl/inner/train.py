@@ -201,8 +201,7 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
         return trajectory._replace(reward=shaped.reward), shaped.discount
 
     def learn(runner: RunnerState, meta_params, trajectory: Transition, context: LifetimeContext):
-        """The agent update on one rollout. Returns (runner, metrics, the advantages its targets carry)."""
-        meta_params = as_meta_params(meta_params)
+        """The agent update on one rollout (``meta_params``: a MetaParams). Returns (runner, metrics, the advantages its targets carry)."""
         trajectory, discount = shape(meta_params, trajectory, context)
         targets, prepare_aux = agent.prepare(runner.agent_params, meta_params.objective, trajectory, context, discount)
         lr = config.lr * (1.0 - context.progress) if config.anneal_lr else config.lr
