@@ -17,7 +17,7 @@ COMMON=(--objective ppo "${PPO[@]}" --ppo.total-timesteps $((8 * 200 * 100)) "${
 
 metarl meta-train --curriculum.name learned --name learned "${COMMON[@]}"
 metarl meta-train --curriculum.name learned --curriculum.kwargs '{"progress": false}' --name learned_no_progress "${COMMON[@]}"
-metarl eval --objectives ppo --curricula uniform hardest sec plr learnability \
+[[ -f "$OUT/eval/eval.npz" ]] || metarl eval --objectives ppo --curricula uniform hardest sec plr learnability \
   "$OUT/learned/learned/curriculum_learned.msgpack" "$OUT/learned_no_progress/learned/curriculum_learned.msgpack" \
   --envs CartPole-levels --lifetimes 25 100 200 --num-seeds 8 --score heldout_return "${PPO[@]}" --out "$OUT" --name eval
 metarl plot "$OUT"

@@ -24,6 +24,7 @@ discover() {
   metarl meta-train --objective ppo --shaping.name blend --shaping.heuristic "$heuristic" --name "$name" "${ppo[@]}" \
     --ppo.total-timesteps $((batch * longest)) "${ES[@]}" --tasks.envs "$env" --tasks.lifetimes $lifetimes \
     --tasks.lifetime-sampling log_uniform --tasks.no-normalize --num-generations "$GENERATIONS" --chunk-size 5 --out "$OUT"
+  [[ -f "$OUT/eval_$name/eval.npz" ]] && return  # finished earlier: the script resumes where it stopped
   metarl eval --objectives ppo --shapings none naive potential "$OUT/$name/learned/shaping_blend.msgpack" \
     --heuristic "$heuristic" --envs "$env" --lifetimes $eval_lifetimes --num-seeds 8 "${ppo[@]}" --out "$OUT" --name "eval_$name"
 }
