@@ -33,7 +33,7 @@ refs = References(jnp.zeros(1), jnp.ones(1))
 for population in populations:
     # one agent per member, so a generation is exactly population x one inner run
     cfg = MetaTrainConfig(ppo=ppo, tasks=TaskDistribution(normalize=False, seeds_per_member=1), es=ESConfig(population_size=population))
-    objective, env_specs, _, evaluate_member, mesh = build(cfg)
+    objective, env_specs, _, evaluate_member, mesh, _ = build(cfg)
     meta_params = objective.init(jax.random.PRNGKey(0))
     loop = make_es_outer_loop(cfg, evaluate_member, meta_params, refs, mesh)
     step = jax.jit(loop.step)

@@ -139,6 +139,11 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
         row["episode_return_per_seed"] = [float(v) for v in metrics["episode_return"][:, n]]
         rows.append(row)
     write_metrics(run_dir, rows)
+    from metarl.io.tracking import open_tracker
+
+    with open_tracker(config.track, run_dir, to_dict(config), run_dir.name, group=Path(config.out).name) as tracker:
+        for row in rows:
+            tracker.log(row["update"], row)
     finals = np.asarray(final_return(output))
     total_steps = config.ppo.num_updates * batch * config.num_seeds
     summary = {
@@ -192,7 +197,21 @@ def run_list() -> None:
     print("es algorithms:", ", ".join(algorithm_names()))
 
 
+def parse_sweep_args(args: list[str]):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="metarl sweep", description="Run every run of a sweep file (sweeps/*.toml).")
+    parser.add_argument("file", help="the sweep file (TOML)")
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the runs (with their status and command); run nothing")
+    parser.add_argument("--force", action="store_true", help="start again the runs whose folder holds another config")
+    parser.add_argument("--no-vmap-seeds", action="store_true", help="run seed-only variants one after another, not vmapped together")
+    parser.add_argument("--out", default=None, help="results folder (default: the file's 'out', else results/<file name>)")
+    parser.add_argument("--host-devices", type=int, default=0, help="CPU only: XLA host devices (0: one per core)")
+    return parser.parse_args(args)
+
+
 COMMANDS = {
+    "sweep": "validate, then run every run of a sweep file (skips complete runs, resumes interrupted ones)",
     "eval": "evaluate objectives (names or learned files) on envs x lifetimes x seeds",
     "plot": "regenerate every figure below a results folder from its files",
     "meta-train": "discover an objective with ES or meta-gradients (checkpointed, resumable)",
@@ -203,7 +222,7 @@ COMMANDS = {
 
 def _usage() -> str:
     lines = ["usage: metarl <command> [options]   (metarl <command> --help for its options)", "", "commands:"]
-    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -232,6 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             config = parse_train_config(args)
             configure_host_devices(config.host_devices)  # before jax initializes
             run_train(config, argv)
+        elif command == "sweep":
+            from metarl.distributed import configure_host_devices
+            from metarl.sweep import run_sweep
+
+            options = parse_sweep_args(args)
+            configure_host_devices(options.host_devices)  # before jax initializes
+            run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force,
+                      vmap_seeds=not options.no_vmap_seeds)
         elif command == "eval":
             import tyro
 

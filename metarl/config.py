@@ -219,6 +219,15 @@ class ShapingConfig(_PluginConfig):
         return self
 
 
+Tracker = Literal["none", "wandb", "tensorboard"]
+
+
+def _check_tracker(kind: str) -> None:
+    from metarl.io import tracking  # imports no tracker package; it checks that the one named is installed
+
+    tracking.check(kind)
+
+
 def level_envs() -> tuple[str, ...]:
     """Registered envs with a level space (a curriculum can choose their levels)."""
     from metarl.envs import LEVEL_ENVS
@@ -250,6 +259,9 @@ class TrainConfig:
     """Independent agents trained together (vmapped; sharded over devices when more than one: must divide by their count)."""
     host_devices: int = 0
     """CPU only: XLA host devices to split the CPU into (0: one per core). Ignored on GPU."""
+    track: Tracker = "none"
+    """Mirror the metrics to an experiment tracker: none, wandb (offline unless WANDB_API_KEY or WANDB_MODE say otherwise),
+    tensorboard (<run>/tensorboard). The run folder's files stay the record."""
     out: str = "results/train"
     """Parent folder of the run folder."""
     name: str | None = None
@@ -276,6 +288,7 @@ class TrainConfig:
         self.shaping.validate((self.env,))
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
         _positive_int(self.num_seeds, "num_seeds")
+        _check_tracker(self.track)
         return self
 
 
@@ -473,6 +486,12 @@ class MetaTrainConfig:
     """Seed of the whole run."""
     host_devices: int = 0
     """CPU only: XLA host devices to split the CPU into (0: one per core). Ignored on GPU."""
+    population_chunk: int = 0
+    """Members each device evaluates at once (0: chosen from a memory estimate; all at once when they fit).
+    Smaller chunks trade speed for memory; the fitness values do not change."""
+    track: Tracker = "none"
+    """Mirror the metrics to an experiment tracker: none, wandb (offline unless WANDB_API_KEY or WANDB_MODE say otherwise),
+    tensorboard (<run>/tensorboard). The run folder's files stay the record."""
     out: str = "results/meta_train"
     """Parent folder of the run folder."""
     name: str | None = None
@@ -525,6 +544,9 @@ class MetaTrainConfig:
         _require(isinstance(self.eval_seeds, int) and self.eval_seeds >= 0, "eval_seeds", f"must be >= 0, got {self.eval_seeds}")
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
         _require(isinstance(self.host_devices, int) and self.host_devices >= 0, "host_devices", f"must be >= 0, got {self.host_devices}")
+        _require(isinstance(self.population_chunk, int) and self.population_chunk >= 0, "population_chunk",
+                 f"must be >= 0 (0: automatic), got {self.population_chunk}")
+        _check_tracker(self.track)
         return self
 
     def identity(self) -> dict[str, Any]:
@@ -535,7 +557,7 @@ class MetaTrainConfig:
         meta-gradients existed).
         """
         values = to_dict(self)
-        for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices"):
+        for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices", "population_chunk", "track"):
             values.pop(name)
         if self.outer == "es":
             values.pop("outer")

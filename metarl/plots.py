@@ -224,9 +224,38 @@ def shaping_report(learned_file: str | Path) -> Path:
     return out
 
 
+def plot_sweep(root: str | Path) -> Path | None:
+    """A sweep folder's ``index.csv``: every meta-training run's fitness per generation in one figure (the
+    evaluated mean meta-parameters where recorded, else the population mean), labelled by run."""
+    from metarl.sweep import read_index
+
+    root = Path(root)
+    runs = [row for row in read_index(root / "index.csv")
+            if row["command"] == "meta-train" and (root / row["run"] / "metrics.jsonl").is_file()]
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for row in runs:
+        metrics = read_metrics(root / row["run"])
+        key = "mean_params_fitness" if any(r.get("mean_params_fitness") is not None for r in metrics) else "fitness_mean"
+        if "meta_loss" in metrics[0]:
+            key = "agent_return_mean"
+        points = [(r["generation"], r[key]) for r in metrics if r.get(key) is not None]
+        ax.plot(*zip(*points, strict=True), "o-" if key == "mean_params_fitness" else "-", ms=3, label=f"{row['run']} ({key})")
+    ax.set_xlabel("generation / meta-gradient step")
+    ax.set_ylabel("fitness")
+    ax.legend(fontsize=7)
+    return _save(fig, root / "sweep.png", f"sweep {root.name}: {len(runs)} meta-training runs")
+
+
 def plot_all(root: str | Path) -> list[Path]:
-    """Regenerate every figure (and shaping report) below ``root`` from its files."""
+    """Regenerate every figure (and shaping report) below ``root`` from its files; a sweep's index.csv
+    gives one more figure comparing its meta-training runs."""
     written = []
+    for index in sorted(Path(root).rglob("index.csv")):
+        figure = plot_sweep(index.parent)
+        if figure is not None:
+            written.append(figure)
     for config_path in sorted(Path(root).rglob("config.json")):
         run_dir = config_path.parent
         kind = json.loads(config_path.read_text()).get("kind")

@@ -106,7 +106,7 @@ def test_all_non_finite_generations_keep_the_mean_and_count_a_streak():
 
 def test_one_real_es_generation_on_a_tiny_budget():
     cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4))
-    objective, env_specs, _, evaluate_member, mesh = build(cfg)
+    objective, env_specs, _, evaluate_member, mesh, _ = build(cfg)
     meta_params = objective.init(jax.random.PRNGKey(0))
     loop = make_es_outer_loop(cfg, evaluate_member, meta_params, REFS, mesh)
     state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), meta_params), jax.random.PRNGKey(1))
@@ -121,7 +121,7 @@ def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
     # Without antithetic pairs every member has its own task, so fitness values are not tied (tied
     # pairs give a ~0 ES gradient whose direction Adam would take from rounding noise).
     cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, antithetic=False))
-    objective, env_specs, _, evaluate_member, _ = build(cfg)
+    objective, env_specs, _, evaluate_member, _, _ = build(cfg)
     meta_params = objective.init(jax.random.PRNGKey(0))
     results = []
     for devices in (1, 2):

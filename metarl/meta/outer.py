@@ -22,9 +22,10 @@ class ESLoopState:
     nonfinite_streak: jax.Array  # consecutive generations in which every member was non-finite
 
 
-def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, references: References, mesh) -> OuterLoop:
+def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, references: References, mesh, chunk: int = 0) -> OuterLoop:
+    """``chunk``: members each device evaluates at once (0: its whole share; see :mod:`metarl.meta.memory`)."""
     es = make_es(config.es, solution)
-    evaluate = make_population_evaluator(evaluate_member, mesh)
+    evaluate = make_population_evaluator(evaluate_member, mesh, chunk)
     population_size = config.es.population_size
 
     def init(key, meta_params) -> ESLoopState:

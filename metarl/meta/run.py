@@ -56,6 +56,7 @@ class Built(NamedTuple):
     plugins: list  # per env: metarl.plugins.Plugins (curriculum, shaping, heuristic and their initial η)
     evaluate_member: Any  # ES only
     mesh: Any  # ES only
+    chunk: int = 0  # ES only: members each device evaluates at once (0: all of its share)
 
 
 def build(config: MetaTrainConfig) -> Built:
@@ -65,6 +66,7 @@ def build(config: MetaTrainConfig) -> Built:
 
     from metarl import envs, objectives, plugins
     from metarl.distributed import population_mesh
+    from metarl.meta.memory import population_chunk
     from metarl.meta.tasks import make_member_evaluator
 
     objective = objectives.make(config.objective, **config.objective_kwargs_dict())
@@ -76,7 +78,9 @@ def build(config: MetaTrainConfig) -> Built:
         return Built(objective, env_specs, per_env, None, None)
     mesh = population_mesh(config.es.population_size)
     evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member, per_env)
-    return Built(objective, env_specs, per_env, evaluate_member, mesh)
+    solution = plugins.joint(objective.init(init_key), per_env[0])
+    chunk = population_chunk(config, evaluate_member, solution, mesh.size, env_specs)
+    return Built(objective, env_specs, per_env, evaluate_member, mesh, chunk)
 
 
 def make_outer_loop(config: MetaTrainConfig, built: Built, meta_params, references):
@@ -88,7 +92,7 @@ def make_outer_loop(config: MetaTrainConfig, built: Built, meta_params, referenc
         return make_metagrad_outer_loop(config, objective, env_specs, built.plugins)
     from metarl.meta.outer import make_es_outer_loop
 
-    return make_es_outer_loop(config, evaluate_member, meta_params, references, mesh)
+    return make_es_outer_loop(config, evaluate_member, meta_params, references, mesh, built.chunk)
 
 
 def progress_line(config: MetaTrainConfig, generation: int, row: dict[str, float], last_eval, seconds: float) -> str:
@@ -124,105 +128,195 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_p
     return evaluate_mean
 
 
-def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
-    config.validate()
-    built = build(config)  # refuses a bad mesh or bad plug-in arguments before writing anything
-    objective, env_specs = built.objective, built.env_specs
-    run_dir = _prepare_run_dir(config)
-
+def is_writer() -> bool:
+    """Process 0 writes logs and results; with one process that is this one (see metarl.distributed)."""
     import jax
-    import jax.numpy as jnp
-    import numpy as np
 
-    from metarl import objectives, plugins
-    from metarl.io.checkpoint import Checkpoints
-    from metarl.io.results import write_config, write_metrics
-    from metarl.meta.tasks import References, as_dict, measure_references
+    return jax.process_index() == 0
 
-    write_config(run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
-    base_key = jax.random.PRNGKey(config.seed)
-    init_key, reference_key, run_key, eval_key = jax.random.split(base_key, 4)
-    env_names = list(config.tasks.envs)
 
-    reference_path = run_dir / "references.json"
-    if config.tasks.normalize:
-        if reference_path.is_file():
+class _Run:
+    """One meta-training run between chunks: its folder, references, loop, state and checkpoints."""
+
+    def __init__(self, config: MetaTrainConfig, built: Built, command: list[str] | None, verbose: bool):
+        import jax
+        import jax.numpy as jnp
+
+        from metarl import objectives, plugins
+        from metarl.io.checkpoint import Checkpoints
+        from metarl.io.results import write_config
+        from metarl.meta.tasks import References, as_dict, measure_references
+
+        self.config, self.built, self.verbose = config, built, verbose and is_writer()
+        self.run_dir = _prepare_run_dir(config)
+        if is_writer():
+            write_config(self.run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
+        init_key, reference_key, self.run_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+        self.env_names = list(config.tasks.envs)
+        reference_path = self.run_dir / "references.json"
+        if not config.tasks.normalize:
+            self.references = References(jnp.zeros(len(self.env_names)), jnp.ones(len(self.env_names)))
+        elif reference_path.is_file():
             stored = json.loads(reference_path.read_text())
-            references = References(
-                jnp.asarray([stored[n]["initial"] for n in env_names]), jnp.asarray([stored[n]["ppo"] for n in env_names])
-            )
+            self.references = References(jnp.asarray([stored[n]["initial"] for n in self.env_names]),
+                                         jnp.asarray([stored[n]["ppo"] for n in self.env_names]))
         else:
-            if verbose:
-                print(f"measuring PPO reference scores on {', '.join(env_names)} ...", flush=True)
-            references = measure_references(config, env_specs, objectives.make("ppo"), reference_key)
-            reference_path.write_text(json.dumps(as_dict(references, env_names), indent=2) + "\n")
-    else:
-        references = References(jnp.zeros(len(env_names)), jnp.ones(len(env_names)))
+            if self.verbose:
+                print(f"measuring PPO reference scores on {', '.join(self.env_names)} ...", flush=True)
+            self.references = measure_references(config, built.env_specs, objectives.make("ppo"), reference_key)
+            if is_writer():
+                reference_path.write_text(json.dumps(as_dict(self.references, self.env_names), indent=2) + "\n")
+        self.meta_params = plugins.joint(built.objective.init(init_key), built.plugins[0])
+        self.loop = make_outer_loop(config, built, self.meta_params, self.references)
+        self.state = self.loop.init(init_key, self.meta_params)
+        self.checkpoints = Checkpoints(self.run_dir / "checkpoints", config.identity(), keep=config.keep_checkpoints)
+        restored = self.checkpoints.restore_latest(self.state)
+        self.generation = self.start_generation = 0
+        if restored is not None:
+            self.generation, state, _ = restored
+            self.state = jax.tree.map(jnp.asarray, state)
+            if self.verbose:
+                print(f"resuming {self.run_dir} from generation {self.generation}", flush=True)
+        if is_writer():
+            _truncate_metrics(self.run_dir, self.generation)
+        self.start_generation = self.generation
+        self.learned_path = self.run_dir / "learned" / f"{config.objective}.msgpack"
+        self.last_eval = None
+        from metarl.io.tracking import open_tracker
 
-    meta_params = plugins.joint(objective.init(init_key), built.plugins[0])
-    loop = make_outer_loop(config, built, meta_params, references)
-    state = loop.init(init_key, meta_params)
-    step = jax.jit(lambda state: loop.step(state, jax.random.fold_in(run_key, state.generation)))
-    evaluate_mean = make_mean_evaluator(config, objective, env_specs, built.plugins) if config.eval_seeds else None
+        self.tracker = open_tracker(config.track if is_writer() else "none", self.run_dir, to_dict(config), self.run_dir.name,
+                                    group=Path(config.out).name)
 
-    checkpoints = Checkpoints(run_dir / "checkpoints", config.identity(), keep=config.keep_checkpoints)
-    restored = checkpoints.restore_latest(state)
-    generation = 0
-    if restored is not None:
-        generation, state, _ = restored
-        state = jax.tree.map(jnp.asarray, state)
-        if verbose:
-            print(f"resuming {run_dir} from generation {generation}", flush=True)
-    _truncate_metrics(run_dir, generation)
+    def end_chunk(self, chunk_metrics: list[dict], seconds: float, evaluate_mean) -> None:
+        """After ``len(chunk_metrics)`` generations: metrics rows, the non-finite check, checkpoint, learned files."""
+        import jax
+        import numpy as np
 
-    learned_path = run_dir / "learned" / f"{config.objective}.msgpack"
-    start_generation = generation
-    started = time.perf_counter()
-    last_eval = None
-    while generation < config.num_generations:
-        chunk = min(config.chunk_size, config.num_generations - generation)
-        chunk_start = time.perf_counter()
-        chunk_metrics = []
-        for _ in range(chunk):
-            state, metrics = step(state)
-            chunk_metrics.append(metrics)
-        chunk_metrics = jax.device_get(chunk_metrics)
-        seconds = (time.perf_counter() - chunk_start) / chunk
-        generation += chunk
-        mean_params = loop.params(state)
+        from metarl import objectives, plugins
+        from metarl.io.results import write_metrics
+
+        config, chunk = self.config, len(chunk_metrics)
+        self.generation += chunk
+        mean_params = self.loop.params(self.state)
         if evaluate_mean is not None:
-            last_eval = float(evaluate_mean(mean_params, jax.random.fold_in(eval_key, generation), references))
+            self.last_eval = float(evaluate_mean(mean_params, jax.random.fold_in(self.eval_key, self.generation), self.references))
         rows = []
         for offset, metrics in enumerate(chunk_metrics):
-            row = {"generation": generation - chunk + offset}
+            row = {"generation": self.generation - chunk + offset}
             row.update({k: float(v) for k, v in metrics.items() if k != "env_scores"})
-            row.update({f"score/{n}": float(s) for n, s in zip(env_names, np.atleast_1d(metrics["env_scores"]), strict=True)})
+            row.update({f"score/{n}": float(s) for n, s in zip(self.env_names, np.atleast_1d(metrics["env_scores"]), strict=True)})
             row["seconds_per_generation"] = seconds
-            if offset == chunk - 1 and last_eval is not None:
-                row["mean_params_fitness"] = last_eval
+            if offset == chunk - 1 and self.last_eval is not None:
+                row["mean_params_fitness"] = self.last_eval
             rows.append(row)
-        write_metrics(run_dir, rows, append=True)
-        streak = int(state.nonfinite_streak)
+        if is_writer():
+            write_metrics(self.run_dir, rows, append=True)
+            for row in rows:
+                self.tracker.log(row["generation"], row)
+        streak = int(self.state.nonfinite_streak)
         if streak >= config.es.max_nonfinite_generations:
             what = "the meta-gradient was" if config.outer == "metagrad" else "every member's fitness was"
             raise NonFiniteFitnessError(
-                f"{what} non-finite for {streak} generations in a row (generation {generation}); "
-                f"stopping. The last good checkpoint in {checkpoints.directory} is intact."
+                f"{what} non-finite for {streak} generations in a row (generation {self.generation}); "
+                f"stopping. The last good checkpoint in {self.checkpoints.directory} is intact."
             )
-        checkpoints.save(generation, state, {"generation": generation})
-        info = {"generation": generation, "mean_params_fitness": last_eval, "run": str(run_dir)}
-        objectives.save(learned_path, config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
-        parts = (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping))
-        for family, part, params in parts:
-            if jax.tree.leaves(params):
-                plugins.save(run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
-        if verbose:
-            print(progress_line(config, generation, rows[-1], last_eval, seconds), flush=True)
-    checkpoints.close()
-    total = time.perf_counter() - started
-    summary = {"run_dir": str(run_dir), "generations": generation, "ran_generations": generation - start_generation,
-               "seconds": total, "learned_file": str(learned_path), "mean_params_fitness": last_eval,
-               "final_params": jax.tree.map(np.asarray, loop.params(state))}
-    if verbose:
-        print(f"wrote {run_dir}/config.json, metrics.jsonl, checkpoints/, {learned_path.relative_to(run_dir)}")
-    return summary
+        self.checkpoints.save(self.generation, self.state, {"generation": self.generation})
+        if is_writer():
+            info = {"generation": self.generation, "mean_params_fitness": self.last_eval, "run": str(self.run_dir)}
+            objectives.save(self.learned_path, config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
+            parts = (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping))
+            for family, part, params in parts:
+                if jax.tree.leaves(params):
+                    plugins.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
+        if self.verbose:
+            print(progress_line(config, self.generation, rows[-1], self.last_eval, seconds), flush=True)
+
+    def finish(self, seconds: float) -> dict[str, Any]:
+        import jax
+        import numpy as np
+
+        self.checkpoints.close()
+        self.tracker.close()
+        summary = {"run_dir": str(self.run_dir), "generations": self.generation,
+                   "ran_generations": self.generation - self.start_generation, "seconds": seconds,
+                   "learned_file": str(self.learned_path), "mean_params_fitness": self.last_eval}
+        if is_writer() and self.generation >= self.config.num_generations:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if self.verbose:
+            print(f"wrote {self.run_dir}/config.json, metrics.jsonl, checkpoints/, {self.learned_path.relative_to(self.run_dir)}")
+        return {**summary, "final_params": jax.tree.map(np.asarray, self.loop.params(self.state))}
+
+
+def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
+    config.validate()
+    built = build(config)  # refuses a bad mesh or bad plug-in arguments before writing anything
+    import jax
+
+    run = _Run(config, built, command, verbose)
+    step = jax.jit(lambda state: run.loop.step(state, jax.random.fold_in(run.run_key, state.generation)))
+    evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
+    started = time.perf_counter()
+    while run.generation < config.num_generations:
+        chunk = min(config.chunk_size, config.num_generations - run.generation)
+        chunk_start = time.perf_counter()
+        chunk_metrics = []
+        for _ in range(chunk):
+            run.state, metrics = step(run.state)
+            chunk_metrics.append(metrics)
+        chunk_metrics = jax.device_get(chunk_metrics)
+        run.end_chunk(chunk_metrics, (time.perf_counter() - chunk_start) / chunk, evaluate_mean)
+    return run.finish(time.perf_counter() - started)
+
+
+def seed_group_key(config: MetaTrainConfig) -> str:
+    """Configs with equal keys differ only in seed and run folder: their runs can share one vmapped step."""
+    values = to_dict(config)
+    for name in ("seed", "name", "force"):
+        values.pop(name)
+    return json.dumps(values, sort_keys=True)
+
+
+def run_meta_train_seeds(configs: list[MetaTrainConfig], commands: list[list[str] | None] | None = None, *,
+                         verbose: bool = True) -> list[dict[str, Any]]:
+    """Several ES runs that differ only in their seed, stepped together: one jitted call vmapped over runs
+    per generation. Each run keeps its own folder, metrics, checkpoints and learned files, as if run alone
+    (the per-run path gives the same numbers: tests/test_sweep.py). Runs at different generations
+    (an earlier interruption) fall back to one after another."""
+    import jax
+    import jax.numpy as jnp
+
+    for config in configs:
+        config.validate()
+    if len({seed_group_key(c) for c in configs}) != 1 or configs[0].outer != "es":
+        raise ConfigError("seeds: only ES runs that differ in nothing but their seed can be stepped together")
+    commands = commands or [None] * len(configs)
+    built = build(configs[0])
+    runs = [_Run(c, build(c) if i else built, cmd, verbose) for i, (c, cmd) in enumerate(zip(configs, commands, strict=True))]
+    if len({run.generation for run in runs}) != 1:
+        for run in runs:
+            run.checkpoints.close()
+        return [run_meta_train(c, cmd, verbose=verbose) for c, cmd in zip(configs, commands, strict=True)]
+    config = configs[0]
+
+    def one(state, key, references, meta_params):
+        return make_outer_loop(config, built, meta_params, references).step(state, key)
+
+    step = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None)))
+    evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
+    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+    states, references = stack([r.state for r in runs]), stack([r.references for r in runs])
+    started = time.perf_counter()
+    while runs[0].generation < config.num_generations:
+        chunk = min(config.chunk_size, config.num_generations - runs[0].generation)
+        chunk_start = time.perf_counter()
+        chunk_metrics = []
+        for _ in range(chunk):
+            keys = jnp.stack([jax.random.fold_in(r.run_key, runs[0].generation + len(chunk_metrics)) for r in runs])
+            states, metrics = step(states, keys, references, runs[0].meta_params)
+            chunk_metrics.append(metrics)
+        chunk_metrics = jax.device_get(chunk_metrics)
+        seconds = (time.perf_counter() - chunk_start) / chunk
+        for i, run in enumerate(runs):
+            run.state = jax.tree.map(lambda x, i=i: x[i], states)
+            run.end_chunk([jax.tree.map(lambda x, i=i: x[i], m) for m in chunk_metrics], seconds, evaluate_mean)
+    return [run.finish(time.perf_counter() - started) for run in runs]

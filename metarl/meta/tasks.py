@@ -93,15 +93,23 @@ def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_spe
     return evaluate
 
 
-def make_population_evaluator(evaluate_member, mesh: Mesh | None):
-    """vmap over members; with a mesh of several devices, each device evaluates its slice of the population."""
-    batched = jax.vmap(evaluate_member, in_axes=(0, 0, 0, None))
+def make_population_evaluator(evaluate_member, mesh: Mesh | None, chunk: int = 0):
+    """vmap over members; with a mesh of several devices, each device evaluates its slice of the population.
+
+    ``chunk`` > 0: each device evaluates its members ``chunk`` at a time (``lax.map`` with a batch size:
+    a scan over vmapped chunks), for populations whose runs do not fit in memory at once
+    (:mod:`metarl.meta.memory`). Every member's arithmetic is unchanged, and so is its fitness."""
+
+    def local(population, num_updates, keys, references):
+        if chunk <= 0 or chunk >= num_updates.shape[0]:
+            return jax.vmap(evaluate_member, in_axes=(0, 0, 0, None))(population, num_updates, keys, references)
+        return jax.lax.map(lambda member: evaluate_member(*member, references), (population, num_updates, keys), batch_size=chunk)
 
     def evaluate(population, member_tasks: MemberTasks, references: References):
         if mesh is None or mesh.size == 1:
-            return batched(population, member_tasks.num_updates, member_tasks.keys, references)
+            return local(population, member_tasks.num_updates, member_tasks.keys, references)
         sharded = jax.shard_map(
-            batched, mesh=mesh, in_specs=(P("pop"), P("pop"), P("pop"), P()), out_specs=P("pop"), check_vma=False
+            local, mesh=mesh, in_specs=(P("pop"), P("pop"), P("pop"), P()), out_specs=P("pop"), check_vma=False
         )
         return sharded(population, member_tasks.num_updates, member_tasks.keys, references)
 

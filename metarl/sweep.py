@@ -1,0 +1,493 @@
+"""`metarl sweep sweeps/<name>.toml`: expand a sweep file into runs, validate them all, then run them.
+
+A sweep file is data only. It names stages, each one command (meta-train, train or eval) with a ``base``
+table of config fields, a ``grid`` (every combination of the listed values) and/or a list of ``runs``
+(one override table each); every run is base ⊕ run ⊕ grid point. Keys are config fields, dotted or as
+nested tables (``es.sigma`` or ``[stage.base.es] sigma``), with ``_`` or ``-``. String values may use
+``{out}`` (the sweep's results folder); a stage's ``name`` is a template over the run's config fields,
+e.g. ``"{objective}_s{seed}"``. A file holding one stage may put its keys at the top level.
+
+    out = "results/ta_lpo_cartpole"     # default: results/<file name>
+    [[stage]]
+    command = "meta-train"
+    name = "{objective}"
+    base = { num_generations = 60, "es.population_size" = 32 }
+    grid = { objective = ["lpo", "ta_lpo"] }
+
+Before any run starts, every run's config is built and validated, and every run folder that already
+exists is checked against its stored config: a typo, a bad value or a changed config is reported with
+the file, the stage, the run and the key. Then the runs go one after another; runs already complete are
+skipped, an interrupted meta-training run resumes from its checkpoint (train and eval runs restart).
+ES meta-training runs that differ only in their seed are stepped together, vmapped in one jitted call
+(:func:`metarl.meta.run.run_meta_train_seeds`). ``<out>/index.csv`` lists every run with its status,
+its headline number and the equivalent single command, and ``<out>/sweep.toml`` keeps the file, so the
+results regenerate from the folder alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import json
+import shutil
+import time
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metarl.errors import ConfigError, LearnedFileError, RegistryError
+
+USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
+
+COMMANDS = ("meta-train", "train", "eval")
+STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap_seeds")
+TOP_KEYS = ("description", "out", "plot", "stage")
+RESERVED = ("out", "name", "force")  # set by the sweep itself
+INDEX_FIELDS = ("stage", "command", "run", "status", "seconds", "result", "overrides", "command_line")
+
+
+@dataclass(frozen=True)
+class Run:
+    stage: int
+    command: str
+    name: str
+    config: Any
+    overrides: dict[str, Any]
+    vmap_seeds: bool
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out) / self.name
+
+    def command_line(self) -> list[str]:
+        """The `metarl <command> ...` that makes this run alone."""
+        return ["metarl", self.command, *cli_args(self.overrides), "--out", str(self.config.out), "--name", self.name]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: Path
+    out: Path
+    plot: bool
+    runs: list[Run]
+
+
+# --- reading the file -----------------------------------------------------------------------------------
+
+
+def _flatten(table: dict[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    """Nested tables to dotted keys, ``-`` to ``_``."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table of config fields, got {table!r}")
+    flat = {}
+    for key, value in table.items():
+        dotted = prefix + ".".join(part.replace("-", "_") for part in key.split("."))
+        if isinstance(value, dict):
+            flat.update(_flatten(value, where, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _config_class(command: str):
+    if command == "eval":
+        from metarl.evaluation import EvalConfig
+
+        return EvalConfig
+    from metarl.config import MetaTrainConfig, TrainConfig
+
+    return MetaTrainConfig if command == "meta-train" else TrainConfig
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        return f"a list of {_describe(args[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` as the field's type, or a ConfigError naming the key and the type expected."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    ok, result = False, value
+    if origin is typing.Literal:
+        ok = value in args
+    elif origin is tuple:
+        if isinstance(value, list):
+            result, ok = tuple(_coerce(v, args[0], key) for v in value), True
+    elif origin in (typing.Union, types.UnionType):
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        result = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"key {key!r}: expected {_describe(hint)}, got {value!r}")
+    return result
+
+
+def _set(obj: Any, parts: list[str], value: Any, key: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    name, owner = parts[0], key[: len(key) - len(".".join(parts))].rstrip(".")
+    if name not in fields:
+        allowed = ", ".join(sorted(f for f in fields if owner or f not in RESERVED))
+        raise ConfigError(f"unknown key {key!r}; allowed keys{' of ' + owner if owner else ''}: {allowed}")
+    child = getattr(obj, name)
+    if len(parts) > 1:
+        if not dataclasses.is_dataclass(child):
+            raise ConfigError(f"unknown key {key!r}: {name!r} is not a table of fields")
+        return dataclasses.replace(obj, **{name: _set(child, parts[1:], value, key)})
+    if dataclasses.is_dataclass(child):
+        raise ConfigError(f"key {key!r}: is a table; set its fields ({', '.join(f.name for f in dataclasses.fields(child))})")
+    hint = typing.get_type_hints(type(obj))[name]
+    return dataclasses.replace(obj, **{name: _coerce(value, hint, key)})
+
+
+def build_config(command: str, overrides: dict[str, Any]) -> Any:
+    """The config a command gets from these overrides (a train run starts from its env's PPO preset)."""
+    cls = _config_class(command)
+    for key in overrides:
+        if key in RESERVED:
+            raise ConfigError(f"key {key!r} is set by the sweep (out: the sweep's 'out'; name: the stage's 'name')")
+    if command == "train":
+        from metarl.presets import ppo_preset
+
+        env = overrides.get("env", cls.env)
+        config = cls(env=env, ppo=ppo_preset(env)) if isinstance(env, str) else cls()
+    else:
+        config = cls()
+    for key, value in overrides.items():
+        config = _set(config, key.split("."), value, key)
+    return config
+
+
+def cli_args(overrides: dict[str, Any]) -> list[str]:
+    """Overrides as `metarl` flags (tyro's spelling: dashes, --no-x for false booleans)."""
+    args = []
+    for key, value in overrides.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            head, _, last = flag.rpartition(".")
+            args.append(flag if value else (f"{head}.no-{last}" if head else f"--no-{last[2:]}"))
+        elif isinstance(value, list):
+            args += [flag, *map(str, value)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def _template_fields(config: Any, out: Path) -> dict[str, Any]:
+    def show(value):
+        return "+".join(map(str, value)) if isinstance(value, tuple) else value
+
+    fields = {f.name: show(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    return {**fields, "out": str(out)}
+
+
+def _default_name(command: str, overrides: dict[str, Any], varying: list[str]) -> str:
+    if not varying:
+        return command.replace("-", "_")
+    parts = []
+    for key in varying:
+        value = overrides.get(key)
+        value = "+".join(map(str, value)) if isinstance(value, list) else value
+        parts.append(f"{key.rsplit('.', 1)[-1]}-{value}")
+    return "_".join(parts).replace("/", "-")
+
+
+def _with_out(value: Any, out: Path) -> Any:
+    if isinstance(value, str):
+        return value.replace("{out}", str(out))
+    if isinstance(value, list):
+        return [_with_out(v, out) for v in value]
+    return value
+
+
+def _stage_overrides(stage: dict[str, Any], where: str, out: Path) -> list[tuple[dict[str, Any], str | None]]:
+    """Every run of a stage: (overrides, the folder name its ``runs`` entry gives, if any)."""
+    base = _flatten(stage.get("base", {}), f"{where} base")
+    grid = _flatten(stage.get("grid", {}), f"{where} grid")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where} grid: key {key!r} must list its values, got {values!r}")
+    items = stage.get("runs", [{}])
+    if not isinstance(items, list):
+        raise ConfigError(f"{where} runs: must be a list of tables ([[stage.runs]]), got {items!r}")
+    expanded = []
+    for i, item in enumerate(items):
+        item = _flatten(item, f"{where} runs[{i}]")
+        name = item.pop("name", None)
+        points = list(itertools.product(*grid.values()))
+        if name is not None and len(points) > 1:
+            raise ConfigError(f"{where} runs[{i}]: a 'name' names one run, but the grid makes {len(points)}; use the stage's name template")
+        for point in points:
+            overrides = {**base, **item, **dict(zip(grid, point, strict=True))}
+            expanded.append(({k: _with_out(v, out) for k, v in overrides.items()}, name))
+    return expanded
+
+
+def _planned_files(run: Run) -> list[Path]:
+    """Learned files a meta-training run will write (later stages may name them before they exist)."""
+    if run.command != "meta-train":
+        return []
+    config, learned = run.config, run.run_dir / "learned"
+    files = [learned / f"{config.objective}.msgpack"]
+    if config.curriculum.name == "learned":
+        files.append(learned / f"curriculum_{config.curriculum.name}.msgpack")
+    if config.shaping.name in ("blend", "learned"):
+        files.append(learned / f"shaping_{config.shaping.name}.msgpack")
+    return files
+
+
+def _validate(run: Run, planned: set[str]) -> None:
+    config = run.config
+    if run.command == "eval":  # learned files an earlier stage will write are checked when this stage runs
+        keep = lambda entries: tuple(e for e in entries if str(Path(e)) not in planned) or None
+        replaced = {name: keep(getattr(config, name)) for name in ("objectives", "curricula", "shapings")}
+        config = dataclasses.replace(config, **{k: v for k, v in replaced.items() if v is not None})
+    config.validate()
+
+
+def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
+    """Read, expand and validate every run of a sweep file; nothing is run or written."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep: file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    if "stage" not in data:  # one stage, written at the top level
+        unknown = sorted(set(data) - set(TOP_KEYS) - set(STAGE_KEYS))
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {unknown}; allowed: {', '.join(TOP_KEYS + STAGE_KEYS)}")
+        data = {**{k: data[k] for k in TOP_KEYS if k in data}, "stage": [{k: data[k] for k in STAGE_KEYS if k in data}]}
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed: {', '.join(TOP_KEYS + STAGE_KEYS)}")
+    root = Path(out or data.get("out") or Path("results") / path.stem)
+    stages = data["stage"] if isinstance(data["stage"], list) else [data["stage"]]
+    runs: list[Run] = []
+    for index, stage in enumerate(stages, 1):
+        where = f"{path}: stage {index}"
+        unknown = sorted(set(stage) - set(STAGE_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {', '.join(STAGE_KEYS)}")
+        command = stage.get("command")
+        if command not in COMMANDS:
+            raise ConfigError(f"{where}: command must be one of {', '.join(COMMANDS)}; got {command!r}")
+        expanded = _stage_overrides(stage, where, root)
+        varying = [k for k in dict.fromkeys(k for o, _ in expanded for k in o) if len({json.dumps(o.get(k)) for o, _ in expanded}) > 1]
+        template = stage.get("name")
+        for number, (overrides, given_name) in enumerate(expanded, 1):
+            run_where = f"{where} run {number}"
+            try:
+                config = build_config(command, overrides)
+                if given_name is not None:
+                    name = given_name
+                elif template:
+                    name = template.format_map(_template_fields(config, root))
+                else:
+                    name = _default_name(command, overrides, varying)
+            except USER_ERRORS as error:
+                raise ConfigError(f"{run_where}: {error}") from None
+            except (KeyError, AttributeError, IndexError, ValueError) as error:
+                raise ConfigError(f"{where}: name {template!r}: cannot be filled in ({error!r}); use config fields, e.g. "
+                                  "'{objective}_s{seed}'") from None
+            config = dataclasses.replace(config, out=str(root), name=name)
+            runs.append(Run(index, command, name, config, overrides, bool(stage.get("vmap_seeds", True))))
+    names = [r.name for r in runs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{path}: several runs would write the same folder {duplicates}; give the stages distinct 'name' templates")
+    planned: set[str] = set()
+    for run in runs:
+        try:
+            _validate(run, planned)
+        except USER_ERRORS as error:
+            raise ConfigError(f"{path}: stage {run.stage} run {run.name!r}: {error}") from None
+        planned.update(str(p) for p in _planned_files(run))
+    return Sweep(path, root, bool(data.get("plot", True)), runs)
+
+
+# --- state of the runs on disk ------------------------------------------------------------------------
+
+
+def _stored_differences(run: Run) -> list[str]:
+    """Fields whose stored value differs from this run's (empty: same config or no folder yet). Fields
+    added to metarl after a run was made count as equal when the run has their default."""
+    from metarl.config import to_dict
+    from metarl.io.checkpoint import differing_fields
+
+    stored_path = run.run_dir / "config.json"
+    if not stored_path.is_file():
+        return []
+    stored = json.loads(stored_path.read_text())
+    if stored.get("kind", run.command) != run.command:  # eval folders from before 'kind' was recorded have none
+        return [f"kind (stored: {stored.get('kind')!r}, now: {run.command!r})"]
+    plain = lambda values: json.loads(json.dumps(values))  # tuples as lists, as stored
+    if run.command == "meta-train":
+        return differing_fields(plain(stored["identity"]), plain(run.config.identity()))
+    current, defaults = plain(to_dict(run.config)), plain(to_dict(type(run.config)()))
+    previous = {**{k: v for k, v in defaults.items() if k not in stored["config"]}, **stored["config"]}
+    for values in (current, previous):
+        values.pop("force", None)
+    previous.pop("kind", None)  # early eval folders recorded it inside the config
+    return differing_fields(previous, current)
+
+
+def is_complete(run: Run) -> bool:
+    if _stored_differences(run):
+        return False
+    if run.command == "eval":
+        return (run.run_dir / "eval.npz").is_file()
+    summary = run.run_dir / "summary.json"
+    if run.command == "meta-train":  # runs from before summary.json: a checkpoint at the last generation
+        last = run.config.num_generations
+        return (run.run_dir / "checkpoints" / str(last)).is_dir() or (
+            summary.is_file() and json.loads(summary.read_text()).get("generations", 0) >= last)
+    return summary.is_file()
+
+
+def headline(run: Run) -> str:
+    """The number a reader of the index wants first: mean-params fitness (meta-train), final return (train)."""
+    summary = run.run_dir / "summary.json"
+    if run.command == "eval" or not summary.is_file():
+        return ""
+    values = json.loads(summary.read_text())
+    value = values.get("mean_params_fitness") if run.command == "meta-train" else values.get("final_return_mean")
+    return "" if value is None else f"{value:.4g}"
+
+
+def _write_index(sweep: Sweep, status: dict[str, str], seconds: dict[str, float]) -> Path:
+    path = sweep.out / "index.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=INDEX_FIELDS)
+        writer.writeheader()
+        for run in sweep.runs:
+            writer.writerow({
+                "stage": run.stage, "command": run.command, "run": run.name, "status": status[run.name],
+                "seconds": f"{seconds[run.name]:.1f}" if run.name in seconds else "", "result": headline(run),
+                "overrides": json.dumps(run.overrides, sort_keys=True), "command_line": " ".join(run.command_line()),
+            })
+    return path
+
+
+def read_index(path: str | Path) -> list[dict[str, str]]:
+    with Path(path).open() as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- running ------------------------------------------------------------------------------------------
+
+
+def _seed_groups(runs: list[Run]) -> list[list[Run]]:
+    """Runs in order; ES meta-training runs that differ only in seed (and allow it) grouped together."""
+    from metarl.meta.run import seed_group_key
+
+    groups: dict[str, list[Run]] = {}
+    order: list[list[Run]] = []
+    for run in runs:
+        if run.command == "meta-train" and run.vmap_seeds and run.config.outer == "es":
+            key = f"{run.stage}:{seed_group_key(run.config)}"
+            if key not in groups:
+                groups[key] = []
+                order.append(groups[key])
+            groups[key].append(run)
+        else:
+            order.append([run])
+    return order
+
+
+def _start(run: Run, force: bool, verbose: bool) -> None:
+    from metarl.cli import run_train
+    from metarl.evaluation import run_eval
+    from metarl.meta.run import run_meta_train
+
+    # train and eval are not resumable: an unfinished folder of the same config is started again
+    fresh = force or (run.command != "meta-train" and run.run_dir.exists())
+    config = dataclasses.replace(run.config, force=fresh)
+    command = run.command_line()
+    if run.command == "meta-train":
+        run_meta_train(config, command, verbose=verbose)
+    elif run.command == "train":
+        run_train(config, command, verbose=verbose)
+    else:
+        run_eval(config, command, verbose=verbose)
+
+
+def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False, force: bool = False,
+              vmap_seeds: bool = True, verbose: bool = True) -> Sweep:
+    """Validate every run, then run the incomplete ones in order; see the module docstring."""
+    from metarl.meta.run import NonFiniteFitnessError, is_writer, run_meta_train_seeds
+
+    sweep = load_sweep(path, out)
+    changed = {run.name: diff for run in sweep.runs if (diff := _stored_differences(run))}
+    if changed and not force:
+        lines = "\n".join(f"  {name}: {'; '.join(diff)}" for name, diff in changed.items())
+        raise ConfigError(f"{sweep.path}: run folders in {sweep.out} hold runs of a different config:\n{lines}\n"
+                          "pass --force to run them again from scratch, or set another 'out'")
+    status = {run.name: "complete" if is_complete(run) else "pending" for run in sweep.runs}
+    if dry_run:
+        for run in sweep.runs:
+            print(f"[{status[run.name]:>8}] stage {run.stage} · {run.name}\n    {' '.join(run.command_line())}")
+        return sweep
+    writer = is_writer()
+    if writer:
+        sweep.out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sweep.path, sweep.out / "sweep.toml")
+    seconds: dict[str, float] = {}
+    failed = []
+    for stage in sorted({run.stage for run in sweep.runs}):
+        todo = [r for r in sweep.runs if r.stage == stage and status[r.name] != "complete"]
+        for group in _seed_groups(todo) if vmap_seeds else [[r] for r in todo]:
+            started = time.perf_counter()
+            if writer:
+                _write_index(sweep, status | {r.name: "running" for r in group}, seconds)
+            if verbose:
+                print(f"== {sweep.path.stem}: {', '.join(r.name for r in group)} (stage {stage})", flush=True)
+            try:
+                if len(group) > 1:
+                    configs = [dataclasses.replace(r.config, force=force and r.name in changed) for r in group]
+                    run_meta_train_seeds(configs, [r.command_line() for r in group], verbose=verbose)
+                else:
+                    _start(group[0], force and group[0].name in changed, verbose)
+                outcome = "complete"
+            except NonFiniteFitnessError as error:
+                outcome = "failed"
+                failed.append(f"{', '.join(r.name for r in group)}: {error}")
+            for run in group:
+                status[run.name] = outcome
+                seconds[run.name] = time.perf_counter() - started
+        if writer:
+            _write_index(sweep, status, seconds)
+    if writer:
+        index = _write_index(sweep, status, seconds)
+        if verbose:
+            print(f"wrote {index}")
+        if sweep.plot:
+            from metarl.plots import plot_all
+
+            for figure in plot_all(sweep.out):
+                if verbose:
+                    print(f"wrote {figure}")
+    if failed:
+        raise RuntimeError("runs failed:\n" + "\n".join(failed))
+    return sweep

@@ -1,0 +1,67 @@
+"""Populations bigger than memory: chunked evaluation, and the chunk chosen from a memory estimate."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny
+
+from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution
+from metarl.distributed import population_mesh
+from metarl.errors import ConfigError
+from metarl.meta import memory
+from metarl.meta.es import make_es
+from metarl.meta.run import build
+from metarl.meta.tasks import References, make_population_evaluator, sample_member_tasks
+
+REFS = References(np.zeros(1, np.float32), np.ones(1, np.float32))
+
+
+def small_config(**overrides) -> MetaTrainConfig:
+    return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, antithetic=False),
+                           **overrides)
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_chunked_and_unchunked_evaluation_agree(devices):
+    cfg = small_config()
+    built = build(cfg)
+    meta_params = built.objective.init(jax.random.PRNGKey(0))
+    es = make_es(cfg.es, meta_params)
+    population, _ = es.ask(jax.random.PRNGKey(3), es.init(jax.random.PRNGKey(0), meta_params))
+    tasks = sample_member_tasks(jax.random.PRNGKey(4), cfg)
+    mesh = population_mesh(4, devices)
+    results = {chunk: jax.jit(make_population_evaluator(built.evaluate_member, mesh, chunk))(population, tasks, REFS)
+               for chunk in (0, 1)}
+    whole, chunked = results[0], results[1]
+    assert len(set(np.asarray(whole[0]).tolist())) == 4  # four different members, not one value repeated
+    np.testing.assert_array_equal(whole[0], chunked[0])  # the same runs, bit for bit
+    np.testing.assert_array_equal(whole[1], chunked[1])
+
+
+def test_choose_chunk_from_bytes():
+    assert memory.choose_chunk(8, member_bytes=100.0, budget=1000.0) == 0  # all 8 fit: no chunking
+    assert memory.choose_chunk(16, member_bytes=100.0, budget=1000.0) == 10
+    assert memory.choose_chunk(16, member_bytes=float("nan"), budget=1000.0) == 0  # no analysis: run as before
+    with pytest.raises(ConfigError, match="population_chunk: one population member needs"):
+        memory.choose_chunk(16, member_bytes=2000.0, budget=1000.0)
+
+
+def test_the_memory_estimate_chunks_only_when_the_share_does_not_fit():
+    cfg = small_config()
+    built = build(cfg)
+    solution = built.objective.init(jax.random.PRNGKey(0))
+    assert memory.population_chunk(cfg, built.evaluate_member, solution, 2, built.env_specs) == 0  # tiny runs fit
+    per_member = memory.measured_member_bytes(built.evaluate_member, solution, 2, REFS)
+    assert per_member > 0
+    rough = memory.rough_member_bytes(cfg, [4], 100)
+    assert rough > per_member / 4  # the cheap bound is not far below XLA's own figure
+    # A device with room for ~1.5 members by XLA's analysis evaluates them one at a time.
+    budget = 1.5 * per_member / memory.MEASURED_FRACTION
+    assert memory.population_chunk(cfg, built.evaluate_member, solution, 1, built.env_specs, budget=budget) == 1
+    given = small_config(population_chunk=3)
+    assert memory.population_chunk(given, built.evaluate_member, solution, 1, built.env_specs, budget=budget) == 3
+
+
+def test_a_negative_chunk_is_refused():
+    with pytest.raises(ConfigError, match="population_chunk: must be >= 0"):
+        small_config(population_chunk=-1).validate()
