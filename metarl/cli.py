@@ -207,6 +207,10 @@ def parse_sweep_args(args: list[str]):
     parser.add_argument("--no-vmap-seeds", action="store_true", help="run seed-only variants one after another, not vmapped together")
     parser.add_argument("--out", default=None, help="results folder (default: the file's 'out', else results/<file name>)")
     parser.add_argument("--host-devices", type=int, default=0, help="CPU only: XLA host devices (0: one per core)")
+    parser.add_argument("--coordinator", default=None, help="several hosts: host:port of process 0, or 'auto'")
+    parser.add_argument("--num-processes", type=int, default=0, help="several hosts: number of processes")
+    parser.add_argument("--process-id", type=int, default=-1, help="several hosts: this process's id")
+    parser.add_argument("--heartbeat-timeout", type=int, default=30, help="seconds before a dead peer stops the others")
     return parser.parse_args(args)
 
 
@@ -235,11 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = load_plugins(args)
         if command == "meta-train":
-            from metarl.distributed import configure_host_devices
+            from metarl.distributed import configure_host_devices, initialize
             from metarl.meta.run import NonFiniteFitnessError, run_meta_train
 
             config = parse_meta_train_config(args)
+            config.distributed.validate()
             configure_host_devices(config.host_devices)  # before jax initializes
+            initialize(config.distributed)
             try:
                 run_meta_train(config, argv)
             except NonFiniteFitnessError as error:
@@ -252,11 +258,14 @@ def main(argv: list[str] | None = None) -> int:
             configure_host_devices(config.host_devices)  # before jax initializes
             run_train(config, argv)
         elif command == "sweep":
-            from metarl.distributed import configure_host_devices
+            from metarl.distributed import DistributedConfig, configure_host_devices, initialize
             from metarl.sweep import run_sweep
 
             options = parse_sweep_args(args)
+            distributed = DistributedConfig(options.coordinator, options.num_processes, options.process_id, options.heartbeat_timeout)
+            distributed.validate()
             configure_host_devices(options.host_devices)  # before jax initializes
+            initialize(distributed)
             run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force,
                       vmap_seeds=not options.no_vmap_seeds)
         elif command == "eval":

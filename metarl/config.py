@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from metarl.distributed import DistributedConfig
 from metarl.errors import ConfigError
 
 NetworkKind = Literal["auto", "mlp", "cnn"]
@@ -492,6 +493,8 @@ class MetaTrainConfig:
     track: Tracker = "none"
     """Mirror the metrics to an experiment tracker: none, wandb (offline unless WANDB_API_KEY or WANDB_MODE say otherwise),
     tensorboard (<run>/tensorboard). The run folder's files stay the record."""
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    """Several processes / hosts (jax.distributed): the same command on every host, each with its process id."""
     out: str = "results/meta_train"
     """Parent folder of the run folder."""
     name: str | None = None
@@ -547,6 +550,7 @@ class MetaTrainConfig:
         _require(isinstance(self.population_chunk, int) and self.population_chunk >= 0, "population_chunk",
                  f"must be >= 0 (0: automatic), got {self.population_chunk}")
         _check_tracker(self.track)
+        self.distributed.validate()
         return self
 
     def identity(self) -> dict[str, Any]:
@@ -557,7 +561,8 @@ class MetaTrainConfig:
         meta-gradients existed).
         """
         values = to_dict(self)
-        for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices", "population_chunk", "track"):
+        for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices", "population_chunk", "track",
+                     "distributed"):
             values.pop(name)
         if self.outer == "es":
             values.pop("outer")

@@ -30,7 +30,8 @@ def _prepare_run_dir(config: MetaTrainConfig) -> Path:
     stored_path = run_dir / "config.json"
     if run_dir.exists() and any(run_dir.iterdir()):
         if config.force:
-            shutil.rmtree(run_dir)
+            if is_writer():
+                shutil.rmtree(run_dir)
         elif not stored_path.is_file():
             raise ConfigError(f"out: {str(run_dir)!r} holds files that are not a metarl run; pass --force or choose --name")
         else:
@@ -143,6 +144,7 @@ class _Run:
         import jax.numpy as jnp
 
         from metarl import objectives, plugins
+        from metarl.distributed import barrier
         from metarl.io.checkpoint import Checkpoints
         from metarl.io.results import write_config
         from metarl.meta.tasks import References, as_dict, measure_references
@@ -151,12 +153,14 @@ class _Run:
         self.run_dir = _prepare_run_dir(config)
         if is_writer():
             write_config(self.run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
+        reference_path = self.run_dir / "references.json"
+        stored_references = reference_path.is_file()  # looked at before process 0 may write it
+        barrier("metarl-run-dir")  # the other processes read the folder process 0 prepared
         init_key, reference_key, self.run_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
         self.env_names = list(config.tasks.envs)
-        reference_path = self.run_dir / "references.json"
         if not config.tasks.normalize:
             self.references = References(jnp.zeros(len(self.env_names)), jnp.ones(len(self.env_names)))
-        elif reference_path.is_file():
+        elif stored_references:
             stored = json.loads(reference_path.read_text())
             self.references = References(jnp.asarray([stored[n]["initial"] for n in self.env_names]),
                                          jnp.asarray([stored[n]["ppo"] for n in self.env_names]))

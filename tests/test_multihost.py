@@ -1,0 +1,87 @@
+"""Several processes joined by jax.distributed (two local processes, coordinator on 127.0.0.1): the same
+result as one process with as many devices; a dead peer stops the other in bounded time; a restart resumes."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from metarl import objectives
+
+TINY = ["--ppo.num-envs", "4", "--ppo.num-steps", "16", "--ppo.total-timesteps", "192", "--ppo.update-epochs", "2",
+        "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--es.population-size", "4", "--es.no-antithetic",
+        "--tasks.no-normalize", "--chunk-size", "1", "--name", "run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metarl(args: list[str], devices: int, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    return subprocess.Popen([sys.executable, "-m", "metarl.cli", *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def two_processes(args: list[str], tmp_path: Path, tag: str) -> list[subprocess.Popen]:
+    port = free_port()
+    return [metarl([*args, "--distributed.coordinator", f"127.0.0.1:{port}", "--distributed.num-processes", "2",
+                    "--distributed.process-id", str(i)], 1, tmp_path / f"{tag}{i}.log") for i in range(2)]
+
+
+def learned(run_dir: Path):
+    return jax.tree.leaves(objectives.load(run_dir / "learned" / "lpo.msgpack")[1])
+
+
+def metrics(run_dir: Path) -> list[str]:
+    import json
+
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds_per_generation"} for row in rows]
+
+
+def test_two_processes_give_the_result_of_one_process_with_two_devices(tmp_path):
+    args = ["meta-train", *TINY, "--num-generations", "2", "--eval-seeds", "2"]
+    processes = two_processes([*args, "--out", str(tmp_path / "two")], tmp_path, "p")
+    single = metarl([*args, "--out", str(tmp_path / "one")], 2, tmp_path / "single.log")
+    for process in [*processes, single]:
+        assert process.wait(timeout=600) == 0, (tmp_path / "p0.log").read_text()[-3000:]
+    two, one = tmp_path / "two" / "run", tmp_path / "one" / "run"
+    for a, b in zip(learned(two), learned(one), strict=True):
+        np.testing.assert_array_equal(a, b)  # each member's run is the same computation on either layout: bit for bit
+    assert metrics(two) == metrics(one)
+    assert "gen    2/2" in (tmp_path / "p0.log").read_text()
+    assert "gen " not in (tmp_path / "p1.log").read_text()  # process 0 alone logs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [1, 0])
+def test_a_dead_peer_stops_the_other_and_a_restart_resumes(tmp_path, victim):
+    args = ["meta-train", *TINY, "--num-generations", "6", "--eval-seeds", "0", "--distributed.heartbeat-timeout", "10",
+            "--out", str(tmp_path / "out")]
+    processes = two_processes(args, tmp_path, "p")
+    log = tmp_path / "p0.log"
+    deadline = time.time() + 300
+    while "gen    2/6" not in log.read_text():
+        assert time.time() < deadline and processes[0].poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    processes[victim].kill()
+    killed = time.time()
+    survivor = processes[1 - victim]
+    code = survivor.wait(timeout=120)
+    assert code != 0 and time.time() - killed < 60  # no hang: the peer's loss ends the run with an error
+    # The same command on both hosts resumes from the last checkpoint and ends where a straight run ends.
+    processes = two_processes(args, tmp_path, "r")
+    straight = metarl([*args[:-1], str(tmp_path / "straight")], 2, tmp_path / "straight.log")
+    for process in [*processes, straight]:
+        assert process.wait(timeout=600) == 0, (tmp_path / "r0.log").read_text()[-3000:]
+    assert "resuming" in (tmp_path / "r0.log").read_text()
+    for a, b in zip(learned(tmp_path / "out" / "run"), learned(tmp_path / "straight" / "run"), strict=True):
+        np.testing.assert_array_equal(a, b)
