@@ -204,7 +204,8 @@ def parse_sweep_args(args: list[str]):
     parser.add_argument("file", help="the sweep file (TOML)")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the runs (with their status and command); run nothing")
     parser.add_argument("--force", action="store_true", help="start again the runs whose folder holds another config")
-    parser.add_argument("--no-vmap-seeds", action="store_true", help="run seed-only variants one after another, not vmapped together")
+    parser.add_argument("--no-vmap", action="store_true",
+                        help="run variants differing only in seed, sigma, learning rates or entropy one by one, not vmapped")
     parser.add_argument("--out", default=None, help="results folder (default: the file's 'out', else results/<file name>)")
     parser.add_argument("--host-devices", type=int, default=0, help="CPU only: XLA host devices (0: one per core)")
     parser.add_argument("--coordinator", default=None, help="several hosts: host:port of process 0, or 'auto'")
@@ -215,10 +216,10 @@ def parse_sweep_args(args: list[str]):
 
 
 COMMANDS = {
-    "sweep": "validate, then run every run of a sweep file (skips complete runs, resumes interrupted ones)",
     "eval": "evaluate objectives (names or learned files) on envs x lifetimes x seeds",
     "plot": "regenerate every figure below a results folder from its files",
     "meta-train": "discover an objective with ES or meta-gradients (checkpointed, resumable)",
+    "sweep": "validate, then run every run of a sweep file (skips complete runs, resumes interrupted ones)",
     "train": "train an agent with one objective (built-in or a learned file)",
     "list": "list the registered envs and objectives",
 }
@@ -250,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_meta_train(config, argv)
             except NonFiniteFitnessError as error:
                 print(f"metarl meta-train: stopped: {error}", file=sys.stderr)
+                _leave_peers(3)
                 return 3
         elif command == "train":
             from metarl.distributed import configure_host_devices
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             configure_host_devices(options.host_devices)  # before jax initializes
             initialize(distributed)
             run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force,
-                      vmap_seeds=not options.no_vmap_seeds)
+                      vmap=not options.no_vmap)
         elif command == "eval":
             import tyro
 
@@ -290,8 +292,31 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     except USER_ERRORS as error:
         print(f"metarl {command}: error: {error}", file=sys.stderr)
+        _leave_peers(2)
         return 2
+    except BaseException:
+        if _has_peers():
+            import traceback
+
+            traceback.print_exc()
+            _leave_peers(1)
+        raise
     return 0
+
+
+def _has_peers() -> bool:
+    if "jax" not in sys.modules:  # only a run that started jax can have peers
+        return False
+    import jax
+
+    return jax.process_count() > 1
+
+
+def _leave_peers(code: int) -> None:
+    if _has_peers():
+        from metarl.distributed import exit_if_peers
+
+        exit_if_peers(code)
 
 
 if __name__ == "__main__":

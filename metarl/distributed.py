@@ -120,7 +120,10 @@ def initialize(config: DistributedConfig) -> bool:
         return False
     import jax
 
-    kwargs = {"initialization_timeout": 300, "heartbeat_timeout_seconds": config.heartbeat_timeout}
+    # jax's preemption service would swallow SIGTERM (a scheduler's stop, `timeout`): let it end the process.
+    jax.config.update("jax_enable_preemption_service", False)
+    kwargs = {"initialization_timeout": 300, "heartbeat_timeout_seconds": config.heartbeat_timeout,
+              "shutdown_timeout_seconds": 60}
     if config.coordinator != "auto":
         kwargs.update(coordinator_address=config.coordinator, num_processes=config.num_processes, process_id=config.process_id)
     jax.distributed.initialize(**kwargs)
@@ -135,3 +138,14 @@ def barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
+
+
+def exit_if_peers(code: int) -> None:
+    """With several processes, leave at once: a process that ends by raising would wait in jax's exit-time
+    shutdown for peers that wait in a collective for it (both hang). ``os._exit`` lets the peers see it gone."""
+    import jax
+
+    if jax.process_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

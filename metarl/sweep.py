@@ -18,8 +18,11 @@ Before any run starts, every run's config is built and validated, and every run 
 exists is checked against its stored config: a typo, a bad value or a changed config is reported with
 the file, the stage, the run and the key. Then the runs go one after another; runs already complete are
 skipped, an interrupted meta-training run resumes from its checkpoint (train and eval runs restart).
-ES meta-training runs that differ only in their seed are stepped together, vmapped in one jitted call
-(:func:`metarl.meta.run.run_meta_train_seeds`). ``<out>/index.csv`` lists every run with its status,
+On several hosts every process runs the same sweep: meta-training runs use all of them, train and eval
+runs run on process 0 while the others wait.
+ES meta-training runs that differ only in numbers that can be vmapped (seed, σ, ES and PPO learning rates,
+entropy coefficient) are stepped together in one jitted call (:func:`metarl.meta.run.run_meta_train_batch`).
+``<out>/index.csv`` lists every run with its status,
 its headline number and the equivalent single command, and ``<out>/sweep.toml`` keeps the file, so the
 results regenerate from the folder alone.
 """
@@ -44,7 +47,7 @@ from metarl.errors import ConfigError, LearnedFileError, RegistryError
 USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
 
 COMMANDS = ("meta-train", "train", "eval")
-STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap_seeds")
+STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap")
 TOP_KEYS = ("description", "out", "plot", "stage")
 RESERVED = ("out", "name", "force")  # set by the sweep itself
 INDEX_FIELDS = ("stage", "command", "run", "status", "seconds", "result", "overrides", "command_line")
@@ -57,7 +60,7 @@ class Run:
     name: str
     config: Any
     overrides: dict[str, Any]
-    vmap_seeds: bool
+    vmap: bool
 
     @property
     def run_dir(self) -> Path:
@@ -312,7 +315,7 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
                 raise ConfigError(f"{where}: name {template!r}: cannot be filled in ({error!r}); use config fields, e.g. "
                                   "'{objective}_s{seed}'") from None
             config = dataclasses.replace(config, out=str(root), name=name)
-            runs.append(Run(index, command, name, config, overrides, bool(stage.get("vmap_seeds", True))))
+            runs.append(Run(index, command, name, config, overrides, bool(stage.get("vmap", True))))
     names = [r.name for r in runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -398,15 +401,15 @@ def read_index(path: str | Path) -> list[dict[str, str]]:
 # --- running ------------------------------------------------------------------------------------------
 
 
-def _seed_groups(runs: list[Run]) -> list[list[Run]]:
-    """Runs in order; ES meta-training runs that differ only in seed (and allow it) grouped together."""
-    from metarl.meta.run import seed_group_key
+def _batch_groups(runs: list[Run]) -> list[list[Run]]:
+    """Runs in order; ES meta-training runs that differ only in vmappable numbers (and allow it) grouped together."""
+    from metarl.meta.run import batch_group_key
 
     groups: dict[str, list[Run]] = {}
     order: list[list[Run]] = []
     for run in runs:
-        if run.command == "meta-train" and run.vmap_seeds and run.config.outer == "es":
-            key = f"{run.stage}:{seed_group_key(run.config)}"
+        if run.command == "meta-train" and run.vmap and run.config.outer == "es":
+            key = f"{run.stage}:{batch_group_key(run.config)}"
             if key not in groups:
                 groups[key] = []
                 order.append(groups[key])
@@ -434,9 +437,10 @@ def _start(run: Run, force: bool, verbose: bool) -> None:
 
 
 def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False, force: bool = False,
-              vmap_seeds: bool = True, verbose: bool = True) -> Sweep:
+              vmap: bool = True, verbose: bool = True) -> Sweep:
     """Validate every run, then run the incomplete ones in order; see the module docstring."""
-    from metarl.meta.run import NonFiniteFitnessError, is_writer, run_meta_train_seeds
+    from metarl.distributed import barrier
+    from metarl.meta.run import NonFiniteFitnessError, is_writer, run_meta_train_batch
 
     sweep = load_sweep(path, out)
     changed = {run.name: diff for run in sweep.runs if (diff := _stored_differences(run))}
@@ -457,7 +461,7 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
     failed = []
     for stage in sorted({run.stage for run in sweep.runs}):
         todo = [r for r in sweep.runs if r.stage == stage and status[r.name] != "complete"]
-        for group in _seed_groups(todo) if vmap_seeds else [[r] for r in todo]:
+        for group in _batch_groups(todo) if vmap else [[r] for r in todo]:
             started = time.perf_counter()
             if writer:
                 _write_index(sweep, status | {r.name: "running" for r in group}, seconds)
@@ -466,9 +470,10 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
             try:
                 if len(group) > 1:
                     configs = [dataclasses.replace(r.config, force=force and r.name in changed) for r in group]
-                    run_meta_train_seeds(configs, [r.command_line() for r in group], verbose=verbose)
-                else:
+                    run_meta_train_batch(configs, [r.command_line() for r in group], verbose=verbose)
+                elif group[0].command == "meta-train" or writer:  # train and eval runs: process 0 alone
                     _start(group[0], force and group[0].name in changed, verbose)
+                barrier(f"metarl-sweep-{group[0].name}")
                 outcome = "complete"
             except NonFiniteFitnessError as error:
                 outcome = "failed"

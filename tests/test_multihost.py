@@ -85,3 +85,31 @@ def test_a_dead_peer_stops_the_other_and_a_restart_resumes(tmp_path, victim):
     assert "resuming" in (tmp_path / "r0.log").read_text()
     for a, b in zip(learned(tmp_path / "out" / "run"), learned(tmp_path / "straight" / "run"), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_unchanged_on_two_processes(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text("""
+command = "meta-train"
+name = "lpo_s{seed}"
+[base]
+num_generations = 2
+chunk_size = 1
+eval_seeds = 0
+ppo = { num_envs = 4, num_steps = 16, total_timesteps = 192, update_epochs = 2, num_minibatches = 2, hidden_sizes = [16] }
+es = { population_size = 4, antithetic = false }
+tasks = { normalize = false }
+[grid]
+seed = [0, 1]
+""")
+    port = free_port()
+    processes = [metarl(["sweep", str(sweep), "--out", str(tmp_path / "two"), "--coordinator", f"127.0.0.1:{port}",
+                         "--num-processes", "2", "--process-id", str(i)], 1, tmp_path / f"s{i}.log") for i in range(2)]
+    single = metarl(["sweep", str(sweep), "--out", str(tmp_path / "one")], 2, tmp_path / "single.log")
+    for process in [*processes, single]:
+        assert process.wait(timeout=600) == 0, (tmp_path / "s0.log").read_text()[-3000:]
+    for seed in (0, 1):
+        for a, b in zip(learned(tmp_path / "two" / f"lpo_s{seed}"), learned(tmp_path / "one" / f"lpo_s{seed}"), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "two" / "index.csv").is_file()

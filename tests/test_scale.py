@@ -65,3 +65,20 @@ def test_the_memory_estimate_chunks_only_when_the_share_does_not_fit():
 def test_a_negative_chunk_is_refused():
     with pytest.raises(ConfigError, match="population_chunk: must be >= 0"):
         small_config(population_chunk=-1).validate()
+
+
+def test_the_generation_step_compiles_once_per_run(tmp_path, caplog):
+    """The first state is placed where the step leaves its output; otherwise generation 2 compiles again."""
+    import logging
+
+    from metarl.meta.run import run_meta_train
+
+    cfg = small_config(num_generations=3, chunk_size=1, eval_seeds=0, out=str(tmp_path))
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            run_meta_train(cfg, verbose=False)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    steps = [r for r in caplog.records if "Compiling jit(<lambda>)" in r.getMessage()]
+    assert len(steps) == 1, [r.getMessage()[:200] for r in steps]

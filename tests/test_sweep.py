@@ -1,5 +1,5 @@
 """`metarl sweep`: a bad file fails before any run; complete runs are skipped and interrupted ones resume;
-seed-only variants stepped together (vmapped) equal the same runs made one by one; the shipped sweep
+numeric variants stepped together (vmapped) equal the same runs made one by one; the shipped sweep
 files describe exactly the runs stored in results/."""
 
 import json
@@ -113,16 +113,34 @@ def _leaves(tree):
     return jax.tree.leaves(tree)
 
 
-def test_seed_variants_stepped_together_equal_the_runs_one_by_one(tmp_path):
-    path = write(tmp_path, TINY_META + 'objective = "lpo"\n[grid]\nseed = [0, 1]\n')
+def test_numeric_variants_stepped_together_equal_the_runs_one_by_one(tmp_path):
+    """Seeds, σ, ES and PPO learning rates and entropy coefficients vmapped in one jitted step give each
+    run exactly what it gets alone."""
+    grid = """
+[[runs]]
+seed = 0
+[[runs]]
+seed = 1
+"es.sigma" = 0.1
+"ppo.lr" = 0.001
+[[runs]]
+seed = 0
+"es.lr" = 0.1
+"ppo.ent_coef" = 0.0
+"""
+    text = TINY_META.replace('name = "{objective}_s{seed}"', 'name = "r{seed}_{es.sigma}_{es.lr}_{ppo.lr}_{ppo.ent_coef}"')
+    path = write(tmp_path, text + 'objective = "lpo"\n' + grid)
     together, alone = tmp_path / "together", tmp_path / "alone"
-    run_sweep(path, out=str(together), verbose=False)
-    run_sweep(path, out=str(alone), vmap_seeds=False, verbose=False)
-    for name in ("lpo_s0", "lpo_s1"):
-        for a, b in zip(_leaves(_final_params(together / name)), _leaves(_final_params(alone / name)), strict=True):
+    sweep = run_sweep(path, out=str(together), verbose=False)
+    assert len(sweep.runs) == 3
+    run_sweep(path, out=str(alone), vmap=False, verbose=False)
+    rows = []
+    for run in sweep.runs:
+        for a, b in zip(_leaves(_final_params(together / run.name)), _leaves(_final_params(alone / run.name)), strict=True):
             np.testing.assert_array_equal(a, b)
-        assert _rows(together / name) == _rows(alone / name)
-    assert _rows(together / "lpo_s0") != _rows(together / "lpo_s1")  # two seeds, two different runs
+        assert _rows(together / run.name) == _rows(alone / run.name)
+        rows.append(_rows(together / run.name))
+    assert rows[0] != rows[1] and rows[0] != rows[2]  # three different runs
 
 
 @pytest.mark.parametrize("sweep_file", sorted(p.name for p in (ROOT / "sweeps").glob("*.toml")))

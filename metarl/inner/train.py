@@ -123,8 +123,10 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
                curriculum: Curriculum | None = None, shaping: Shaping | None = None, heuristic: Heuristic | None = None) -> Inner:
     """``differentiable=True`` builds Adam with ``eps_root`` > 0, so gradients *through* the agent's
     updates (meta-gradients) stay finite where a parameter's gradient is exactly zero.
-    ``curriculum`` needs an env with a level space; ``shaping`` reads ``heuristic``'s r_aux (none: 0)."""
-    config.validate()
+    ``curriculum`` needs an env with a level space; ``shaping`` reads ``heuristic``'s r_aux (none: 0).
+    ``config.lr`` and ``config.ent_coef`` may be traced (runs of a sweep vmapped together, validated before)."""
+    if not any(isinstance(getattr(config, name), jax.core.Tracer) for name in ("lr", "ent_coef")):
+        config.validate()
     space = env.level_space
     if curriculum is not None and space is None:
         raise ValueError(f"env {env.name!r} has no level space for a curriculum to choose from")

@@ -129,6 +129,37 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_p
     return evaluate_mean
 
 
+def strong_types(tree):
+    """The same arrays without weak types. A state built from Python scalars is weakly typed, the state a
+    step returns is not: without this the jitted step compiles a second time at the second generation."""
+    import jax
+
+    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jax.numpy.result_type(x)), tree)
+
+
+def place(state, mesh):
+    """The outer-loop state where the jitted step leaves it (replicated over the population mesh, or on the
+    first local device), so the step's first call compiles the same program as every later one."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    state = strong_types(state)
+    if mesh is None:
+        return jax.device_put(state, jax.local_devices()[0])
+    sharding = NamedSharding(mesh, PartitionSpec())
+    if jax.process_count() == 1:
+        return jax.device_put(state, sharding)
+    # Several processes: every process holds the same state (same seed, same checkpoint). device_put would
+    # compare them across processes and call NaN leaves (evosax's unset best fitness) different.
+    import numpy as np
+
+    def replicated(leaf):
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(replicated, state)
+
+
 def is_writer() -> bool:
     """Process 0 writes logs and results; with one process that is this one (see metarl.distributed)."""
     import jax
@@ -178,9 +209,10 @@ class _Run:
         self.generation = self.start_generation = 0
         if restored is not None:
             self.generation, state, _ = restored
-            self.state = jax.tree.map(jnp.asarray, state)
+            self.state = state
             if self.verbose:
                 print(f"resuming {self.run_dir} from generation {self.generation}", flush=True)
+        self.state = place(self.state, built.mesh)
         if is_writer():
             _truncate_metrics(self.run_dir, self.generation)
         self.start_generation = self.generation
@@ -257,7 +289,7 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     import jax
 
     run = _Run(config, built, command, verbose)
-    step = jax.jit(lambda state: run.loop.step(state, jax.random.fold_in(run.run_key, state.generation)))
+    step = jax.jit(lambda state: strong_types(run.loop.step(state, jax.random.fold_in(run.run_key, state.generation))))
     evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
     started = time.perf_counter()
     while run.generation < config.num_generations:
@@ -272,27 +304,56 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     return run.finish(time.perf_counter() - started)
 
 
-def seed_group_key(config: MetaTrainConfig) -> str:
-    """Configs with equal keys differ only in seed and run folder: their runs can share one vmapped step."""
+# Numbers that may differ between runs stepped together: they enter the step as traced values.
+BATCHED_FIELDS = ("seed", "es.sigma", "es.lr", "ppo.lr", "ppo.ent_coef")
+
+
+def _field(config: MetaTrainConfig, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _with_numbers(config: MetaTrainConfig, numbers: dict[str, Any]) -> MetaTrainConfig:
+    """``config`` with the batched numbers (traced arrays inside the vmapped step) in place."""
+    import dataclasses
+
+    es = dataclasses.replace(config.es, sigma=numbers["es.sigma"], lr=numbers["es.lr"])
+    ppo = dataclasses.replace(config.ppo, lr=numbers["ppo.lr"], ent_coef=numbers["ppo.ent_coef"])
+    return dataclasses.replace(config, es=es, ppo=ppo)
+
+
+def batch_group_key(config: MetaTrainConfig) -> str:
+    """Configs with equal keys differ only in the run folder and in BATCHED_FIELDS: one vmapped step runs them all."""
     values = to_dict(config)
-    for name in ("seed", "name", "force"):
+    for name in ("name", "force"):
         values.pop(name)
+    for dotted in BATCHED_FIELDS:
+        *parents, last = dotted.split(".")
+        table = values
+        for part in parents:
+            table = table[part]
+        table.pop(last)
     return json.dumps(values, sort_keys=True)
 
 
-def run_meta_train_seeds(configs: list[MetaTrainConfig], commands: list[list[str] | None] | None = None, *,
+def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str] | None] | None = None, *,
                          verbose: bool = True) -> list[dict[str, Any]]:
-    """Several ES runs that differ only in their seed, stepped together: one jitted call vmapped over runs
-    per generation. Each run keeps its own folder, metrics, checkpoints and learned files, as if run alone
-    (the per-run path gives the same numbers: tests/test_sweep.py). Runs at different generations
-    (an earlier interruption) fall back to one after another."""
+    """Several ES runs that differ only in seed, σ, ES learning rate, PPO learning rate or entropy coefficient,
+    stepped together: one jitted call per generation, vmapped over the runs, with those numbers as traced
+    inputs. Each run keeps its own folder, metrics, checkpoints and learned files, as if run alone (the same
+    numbers as the per-run path: tests/test_sweep.py). Runs at different generations (an earlier
+    interruption) fall back to one after another."""
     import jax
     import jax.numpy as jnp
 
+    from metarl.meta.tasks import make_member_evaluator
+
     for config in configs:
         config.validate()
-    if len({seed_group_key(c) for c in configs}) != 1 or configs[0].outer != "es":
-        raise ConfigError("seeds: only ES runs that differ in nothing but their seed can be stepped together")
+    if len({batch_group_key(c) for c in configs}) != 1 or configs[0].outer != "es":
+        raise ConfigError(f"batch: only ES runs that differ in nothing but {', '.join(BATCHED_FIELDS)} can be stepped together")
     commands = commands or [None] * len(configs)
     built = build(configs[0])
     runs = [_Run(c, build(c) if i else built, cmd, verbose) for i, (c, cmd) in enumerate(zip(configs, commands, strict=True))]
@@ -301,14 +362,22 @@ def run_meta_train_seeds(configs: list[MetaTrainConfig], commands: list[list[str
             run.checkpoints.close()
         return [run_meta_train(c, cmd, verbose=verbose) for c, cmd in zip(configs, commands, strict=True)]
     config = configs[0]
+    numbers = {name: jnp.asarray([_field(c, name) for c in configs], jnp.float32) for name in BATCHED_FIELDS if name != "seed"}
 
-    def one(state, key, references, meta_params):
-        return make_outer_loop(config, built, meta_params, references).step(state, key)
+    def one(state, key, references, meta_params, run_numbers):
+        run_config = _with_numbers(config, run_numbers)
+        evaluate_member = make_member_evaluator(run_config, built.objective, built.env_specs, config.tasks.seeds_per_member, built.plugins)
+        run_built = built._replace(evaluate_member=evaluate_member)
+        return strong_types(make_outer_loop(run_config, run_built, meta_params, references).step(state, key))
 
-    step = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None)))
-    evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
+    step = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
+    evaluators: dict[str, Any] = {}  # one mean evaluator per distinct inner config (seeds share one)
+    for run in runs:
+        key = json.dumps(to_dict(run.config.ppo), sort_keys=True)
+        if run.config.eval_seeds and key not in evaluators:
+            evaluators[key] = make_mean_evaluator(run.config, built.objective, built.env_specs, built.plugins)
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-    states, references = stack([r.state for r in runs]), stack([r.references for r in runs])
+    states, references = place(stack([r.state for r in runs]), built.mesh), stack([r.references for r in runs])
     started = time.perf_counter()
     while runs[0].generation < config.num_generations:
         chunk = min(config.chunk_size, config.num_generations - runs[0].generation)
@@ -316,11 +385,12 @@ def run_meta_train_seeds(configs: list[MetaTrainConfig], commands: list[list[str
         chunk_metrics = []
         for _ in range(chunk):
             keys = jnp.stack([jax.random.fold_in(r.run_key, runs[0].generation + len(chunk_metrics)) for r in runs])
-            states, metrics = step(states, keys, references, runs[0].meta_params)
+            states, metrics = step(states, keys, references, runs[0].meta_params, numbers)
             chunk_metrics.append(metrics)
         chunk_metrics = jax.device_get(chunk_metrics)
         seconds = (time.perf_counter() - chunk_start) / chunk
         for i, run in enumerate(runs):
             run.state = jax.tree.map(lambda x, i=i: x[i], states)
+            evaluate_mean = evaluators.get(json.dumps(to_dict(run.config.ppo), sort_keys=True))
             run.end_chunk([jax.tree.map(lambda x, i=i: x[i], m) for m in chunk_metrics], seconds, evaluate_mean)
     return [run.finish(time.perf_counter() - started) for run in runs]
