@@ -206,6 +206,7 @@ def parse_sweep_args(args: list[str]):
     parser.add_argument("--force", action="store_true", help="start again the runs whose folder holds another config")
     parser.add_argument("--no-vmap", action="store_true",
                         help="run variants differing only in seed, sigma, learning rates or entropy one by one, not vmapped")
+    parser.add_argument("--no-plot", action="store_true", help="do not redraw the figures at the end")
     parser.add_argument("--out", default=None, help="results folder (default: the file's 'out', else results/<file name>)")
     parser.add_argument("--host-devices", type=int, default=0, help="CPU only: XLA host devices (0: one per core)")
     parser.add_argument("--coordinator", default=None, help="several hosts: host:port of process 0, or 'auto'")
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             configure_host_devices(options.host_devices)  # before jax initializes
             initialize(distributed)
             run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force,
-                      vmap=not options.no_vmap)
+                      vmap=not options.no_vmap, plot=not options.no_plot)
         elif command == "eval":
             import tyro
 

@@ -362,20 +362,26 @@ def is_complete(run: Run) -> bool:
     if run.command == "eval":
         return (run.run_dir / "eval.npz").is_file()
     summary = run.run_dir / "summary.json"
-    if run.command == "meta-train":  # runs from before summary.json: a checkpoint at the last generation
+    if run.command == "meta-train":  # runs from before summary.json: metrics up to the last generation
         last = run.config.num_generations
-        return (run.run_dir / "checkpoints" / str(last)).is_dir() or (
-            summary.is_file() and json.loads(summary.read_text()).get("generations", 0) >= last)
+        if summary.is_file():
+            return json.loads(summary.read_text()).get("generations", 0) >= last
+        metrics = run.run_dir / "metrics.jsonl"
+        rows = metrics.read_text().splitlines() if metrics.is_file() else []
+        return bool(rows) and json.loads(rows[-1])["generation"] + 1 >= last and any((run.run_dir / "learned").glob("*.msgpack"))
     return summary.is_file()
 
 
 def headline(run: Run) -> str:
-    """The number a reader of the index wants first: mean-params fitness (meta-train), final return (train)."""
-    summary = run.run_dir / "summary.json"
-    if run.command == "eval" or not summary.is_file():
-        return ""
-    values = json.loads(summary.read_text())
-    value = values.get("mean_params_fitness") if run.command == "meta-train" else values.get("final_return_mean")
+    """The number a reader of the index wants first: the last evaluated mean-params fitness (meta-train),
+    the final return (train); eval runs have their table in summary.md."""
+    summary, metrics = run.run_dir / "summary.json", run.run_dir / "metrics.jsonl"
+    value = None
+    if run.command == "meta-train" and metrics.is_file():
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        value = next((r["mean_params_fitness"] for r in reversed(rows) if r.get("mean_params_fitness") is not None), None)
+    elif run.command == "train" and summary.is_file():
+        value = json.loads(summary.read_text()).get("final_return_mean")
     return "" if value is None else f"{value:.4g}"
 
 
@@ -437,7 +443,7 @@ def _start(run: Run, force: bool, verbose: bool) -> None:
 
 
 def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False, force: bool = False,
-              vmap: bool = True, verbose: bool = True) -> Sweep:
+              vmap: bool = True, plot: bool = True, verbose: bool = True) -> Sweep:
     """Validate every run, then run the incomplete ones in order; see the module docstring."""
     from metarl.distributed import barrier
     from metarl.meta.run import NonFiniteFitnessError, is_writer, run_meta_train_batch
@@ -487,7 +493,7 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
         index = _write_index(sweep, status, seconds)
         if verbose:
             print(f"wrote {index}")
-        if sweep.plot:
+        if sweep.plot and plot:
             from metarl.plots import plot_all
 
             for figure in plot_all(sweep.out):
