@@ -64,6 +64,6 @@ def test_plot_regenerates_every_figure_from_the_committed_results_alone(tmp_path
     shutil.copytree(RESULTS, copy, ignore=shutil.ignore_patterns("*.png", "checkpoints"))
     written = plot_all(copy)
     names = {p.name for p in written}
-    assert {"meta_training.png", "eval.png"} <= names and any(n.startswith("drift_") for n in names)
+    assert {"meta_training.png", "eval.png", "sweep.png"} <= names and any(n.startswith("drift_") for n in names)
     assert all(p.stat().st_size > 10_000 for p in written if p.suffix == ".png")  # figures, not the JSON shaping reports
     assert all(p.stat().st_size > 0 for p in written)
