@@ -218,6 +218,7 @@ class _Run:
         self.start_generation = self.generation
         self.learned_path = self.run_dir / "learned" / f"{config.objective}.msgpack"
         self.last_eval = None
+        self.label = ""  # runs stepped together prefix their progress lines with their folder name
         from metarl.io.tracking import open_tracker
 
         self.tracker = open_tracker(config.track if is_writer() else "none", self.run_dir, to_dict(config), self.run_dir.name,
@@ -265,7 +266,7 @@ class _Run:
                 if jax.tree.leaves(params):
                     plugins.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
         if self.verbose:
-            print(progress_line(config, self.generation, rows[-1], self.last_eval, seconds), flush=True)
+            print(self.label + progress_line(config, self.generation, rows[-1], self.last_eval, seconds), flush=True)
 
     def finish(self, seconds: float) -> dict[str, Any]:
         import jax
@@ -361,6 +362,8 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
         for run in runs:
             run.checkpoints.close()
         return [run_meta_train(c, cmd, verbose=verbose) for c, cmd in zip(configs, commands, strict=True)]
+    for run in runs:
+        run.label = f"{run.run_dir.name}: "
     config = configs[0]
     numbers = {name: jnp.asarray([_field(c, name) for c in configs], jnp.float32) for name in BATCHED_FIELDS if name != "seed"}
 
