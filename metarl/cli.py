@@ -262,15 +262,20 @@ def main(argv: list[str] | None = None) -> int:
             run_train(config, argv)
         elif command == "sweep":
             from metarl.distributed import DistributedConfig, configure_host_devices, initialize
-            from metarl.sweep import run_sweep
+            from metarl.sweep import SweepFailed, run_sweep
 
             options = parse_sweep_args(args)
             distributed = DistributedConfig(options.coordinator, options.num_processes, options.process_id, options.heartbeat_timeout)
             distributed.validate()
             configure_host_devices(options.host_devices)  # before jax initializes
             initialize(distributed)
-            run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force,
-                      vmap=not options.no_vmap, plot=not options.no_plot)
+            try:
+                run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force,
+                          vmap=not options.no_vmap, plot=not options.no_plot)
+            except SweepFailed as error:
+                print(f"metarl sweep: {error}", file=sys.stderr)
+                _leave_peers(3)
+                return 3
         elif command == "eval":
             import tyro
 

@@ -50,6 +50,10 @@ COMMANDS = ("meta-train", "train", "eval")
 STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap")
 TOP_KEYS = ("description", "out", "plot", "stage")
 RESERVED = ("out", "name", "force")  # set by the sweep itself
+class SweepFailed(RuntimeError):
+    """Some runs stopped (every member non-finite); the others completed, and index.csv says which."""
+
+
 INDEX_FIELDS = ("stage", "command", "run", "status", "seconds", "result", "overrides", "command_line")
 
 
@@ -500,5 +504,5 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
                 if verbose:
                     print(f"wrote {figure}")
     if failed:
-        raise RuntimeError("runs failed:\n" + "\n".join(failed))
+        raise SweepFailed("runs failed (the others completed; see index.csv):\n" + "\n".join(failed))
     return sweep

@@ -153,3 +153,21 @@ def test_shipped_sweeps_describe_the_stored_runs(sweep_file, monkeypatch):
     assert stored, f"{sweep_file}: no stored run in {sweep.out}"
     for run in stored:
         assert _stored_differences(run) == [], run.name
+
+
+def test_a_run_that_stops_is_marked_failed_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    from metarl.meta import run as meta_run
+
+    original = meta_run.run_meta_train
+
+    def stop_lpo(config, *args, **kwargs):
+        if config.objective == "lpo":
+            raise meta_run.NonFiniteFitnessError("every member's fitness was non-finite (test)")
+        return original(config, *args, **kwargs)
+
+    monkeypatch.setattr(meta_run, "run_meta_train", stop_lpo)
+    path = write(tmp_path, TINY_META.replace("num_generations = 2", "num_generations = 1") + '[grid]\nobjective = ["lpo", "ta_lpo"]\n')
+    out = tmp_path / "results"
+    assert main(["metarl", "sweep", str(path), "--out", str(out), "--no-plot"]) == 3
+    assert "lpo_s0: every member's fitness was non-finite (test)" in capsys.readouterr().err
+    assert [(r["run"], r["status"]) for r in read_index(out / "index.csv")] == [("lpo_s0", "failed"), ("ta_lpo_s0", "complete")]
