@@ -319,7 +319,8 @@ def _has_peers() -> bool:
 
 
 def _leave_peers(code: int) -> None:
-    if _has_peers():
+    """With several processes, exit at once: see metarl.distributed.exit_if_peers."""
+    if "jax" in sys.modules:  # only a run that started jax can have peers
         from metarl.distributed import exit_if_peers
 
         exit_if_peers(code)

@@ -28,3 +28,18 @@ def tiny_config() -> PPOConfig:
 
 def tiny(**overrides) -> PPOConfig:
     return dataclasses.replace(TINY, **overrides)
+
+
+# A meta-training run of a few seconds: tiny PPO, 4 members, 2 generations, one checkpoint per generation.
+TINY_META = """
+command = "meta-train"
+name = "{objective}_s{seed}"
+[base]
+num_generations = 2
+chunk_size = 1
+eval_seeds = 0
+ppo = { num_envs = 4, num_steps = 16, total_timesteps = 192, update_epochs = 2, num_minibatches = 2, hidden_sizes = [16] }
+es = { population_size = 4, antithetic = false }
+tasks = { normalize = false }
+"""
+

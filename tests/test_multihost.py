@@ -11,6 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_META
 
 from metarl import objectives
 
@@ -90,19 +91,7 @@ def test_a_dead_peer_stops_the_other_and_a_restart_resumes(tmp_path, victim):
 @pytest.mark.slow
 def test_a_sweep_runs_unchanged_on_two_processes(tmp_path):
     sweep = tmp_path / "s.toml"
-    sweep.write_text("""
-command = "meta-train"
-name = "lpo_s{seed}"
-[base]
-num_generations = 2
-chunk_size = 1
-eval_seeds = 0
-ppo = { num_envs = 4, num_steps = 16, total_timesteps = 192, update_epochs = 2, num_minibatches = 2, hidden_sizes = [16] }
-es = { population_size = 4, antithetic = false }
-tasks = { normalize = false }
-[grid]
-seed = [0, 1]
-""")
+    sweep.write_text(TINY_META + 'objective = "lpo"\n[grid]\nseed = [0, 1]\n')  # runs lpo_s0, lpo_s1
     port = free_port()
     processes = [metarl(["sweep", str(sweep), "--out", str(tmp_path / "two"), "--coordinator", f"127.0.0.1:{port}",
                          "--num-processes", "2", "--process-id", str(i)], 1, tmp_path / f"s{i}.log") for i in range(2)]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_META
 
 from metarl.cli import main
 from metarl.errors import ConfigError
@@ -15,18 +16,6 @@ from metarl.sweep import load_sweep, read_index, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# A meta-training run of a few seconds: tiny PPO, 4 members, 2 generations, one checkpoint per generation.
-TINY_META = """
-command = "meta-train"
-name = "{objective}_s{seed}"
-[base]
-num_generations = 2
-chunk_size = 1
-eval_seeds = 0
-ppo = { num_envs = 4, num_steps = 16, total_timesteps = 192, update_epochs = 2, num_minibatches = 2, hidden_sizes = [16] }
-es = { population_size = 4, antithetic = false }
-tasks = { normalize = false }
-"""
 
 
 def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:

@@ -284,6 +284,28 @@ class _Run:
         return {**summary, "final_params": jax.tree.map(np.asarray, self.loop.params(self.state))}
 
 
+def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list[dict[str, Any]]:
+    """Chunks of generations until the runs end: ``step(states) -> (states, metrics)`` jitted, one host sync
+    per chunk, then each run's metrics, checkpoint and learned files (``select(tree, i)``: run i's part)."""
+    import jax
+
+    config = runs[0].config
+    started = time.perf_counter()
+    while runs[0].generation < config.num_generations:
+        chunk = min(config.chunk_size, config.num_generations - runs[0].generation)
+        chunk_start = time.perf_counter()
+        chunk_metrics = []
+        for _ in range(chunk):
+            states, metrics = step(states)
+            chunk_metrics.append(metrics)
+        chunk_metrics = jax.device_get(chunk_metrics)
+        seconds = (time.perf_counter() - chunk_start) / chunk
+        for i, run in enumerate(runs):
+            run.state = select(states, i)
+            run.end_chunk([select(m, i) for m in chunk_metrics], seconds, evaluate_means[i])
+    return [run.finish(time.perf_counter() - started) for run in runs]
+
+
 def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
     config.validate()
     built = build(config)  # refuses a bad mesh or bad plug-in arguments before writing anything
@@ -292,17 +314,7 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     run = _Run(config, built, command, verbose)
     step = jax.jit(lambda state: strong_types(run.loop.step(state, jax.random.fold_in(run.run_key, state.generation))))
     evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
-    started = time.perf_counter()
-    while run.generation < config.num_generations:
-        chunk = min(config.chunk_size, config.num_generations - run.generation)
-        chunk_start = time.perf_counter()
-        chunk_metrics = []
-        for _ in range(chunk):
-            run.state, metrics = step(run.state)
-            chunk_metrics.append(metrics)
-        chunk_metrics = jax.device_get(chunk_metrics)
-        run.end_chunk(chunk_metrics, (time.perf_counter() - chunk_start) / chunk, evaluate_mean)
-    return run.finish(time.perf_counter() - started)
+    return _drive([run], step, run.state, [evaluate_mean], lambda tree, i: tree)[0]
 
 
 # Numbers that may differ between runs stepped together: they enter the step as traced values.
@@ -361,39 +373,29 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
     if len({run.generation for run in runs}) != 1:
         for run in runs:
             run.checkpoints.close()
+            run.tracker.close()
         return [run_meta_train(c, cmd, verbose=verbose) for c, cmd in zip(configs, commands, strict=True)]
     for run in runs:
         run.label = f"{run.run_dir.name}: "
     config = configs[0]
     numbers = {name: jnp.asarray([_field(c, name) for c in configs], jnp.float32) for name in BATCHED_FIELDS if name != "seed"}
 
-    def one(state, key, references, meta_params, run_numbers):
+    def one(state, run_key, references, meta_params, run_numbers):
         run_config = _with_numbers(config, run_numbers)
         evaluate_member = make_member_evaluator(run_config, built.objective, built.env_specs, config.tasks.seeds_per_member, built.plugins)
         run_built = built._replace(evaluate_member=evaluate_member)
+        key = jax.random.fold_in(run_key, state.generation)  # as the single-run step derives it
         return strong_types(make_outer_loop(run_config, run_built, meta_params, references).step(state, key))
 
-    step = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
+    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+    run_keys, references = jnp.stack([r.run_key for r in runs]), stack([r.references for r in runs])
+    batched = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
+    step = lambda states: batched(states, run_keys, references, runs[0].meta_params, numbers)
     evaluators: dict[str, Any] = {}  # one mean evaluator per distinct inner config (seeds share one)
     for run in runs:
         key = json.dumps(to_dict(run.config.ppo), sort_keys=True)
         if run.config.eval_seeds and key not in evaluators:
             evaluators[key] = make_mean_evaluator(run.config, built.objective, built.env_specs, built.plugins)
-    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-    states, references = place(stack([r.state for r in runs]), built.mesh), stack([r.references for r in runs])
-    started = time.perf_counter()
-    while runs[0].generation < config.num_generations:
-        chunk = min(config.chunk_size, config.num_generations - runs[0].generation)
-        chunk_start = time.perf_counter()
-        chunk_metrics = []
-        for _ in range(chunk):
-            keys = jnp.stack([jax.random.fold_in(r.run_key, runs[0].generation + len(chunk_metrics)) for r in runs])
-            states, metrics = step(states, keys, references, runs[0].meta_params, numbers)
-            chunk_metrics.append(metrics)
-        chunk_metrics = jax.device_get(chunk_metrics)
-        seconds = (time.perf_counter() - chunk_start) / chunk
-        for i, run in enumerate(runs):
-            run.state = jax.tree.map(lambda x, i=i: x[i], states)
-            evaluate_mean = evaluators.get(json.dumps(to_dict(run.config.ppo), sort_keys=True))
-            run.end_chunk([jax.tree.map(lambda x, i=i: x[i], m) for m in chunk_metrics], seconds, evaluate_mean)
-    return [run.finish(time.perf_counter() - started) for run in runs]
+    evaluate_means = [evaluators.get(json.dumps(to_dict(run.config.ppo), sort_keys=True)) for run in runs]
+    states = place(stack([r.state for r in runs]), built.mesh)
+    return _drive(runs, step, states, evaluate_means, lambda tree, i: jax.tree.map(lambda x: x[i], tree))
