@@ -333,6 +333,8 @@ class ESConfig:
     """Per-generation multiplicative decay of the meta learning rate, in (0, 1]."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """optax optimizer for algorithms that take one."""
+    adam_b1: float = 0.9
+    """Adam's first-moment decay β1 for the ES optimizer, in [0, 1) (the anchors' ES used 0.99)."""
     fitness_shaping: FitnessShaping = "centered_rank"
     """centered_rank, z_score, or pairwise_rank (antithetic pairs: winner +0.5, loser -0.5)."""
     antithetic: bool = True
@@ -362,6 +364,8 @@ class ESConfig:
         for name in ("sigma_decay", "lr_decay"):
             _require(getattr(self, name) <= 1, f"es.{name}", f"must be in (0, 1], got {getattr(self, name)}")
         _require(self.optimizer in ("adam", "sgd"), "es.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
+        _finite(self.adam_b1, "es.adam_b1")
+        _require(0.0 <= self.adam_b1 < 1.0, "es.adam_b1", f"must be in [0, 1), got {self.adam_b1}")
         _require(
             self.fitness_shaping in ("centered_rank", "z_score", "pairwise_rank"),
             "es.fitness_shaping",
@@ -400,6 +404,44 @@ OuterKind = Literal["es", "metagrad"]
 
 
 @dataclass(frozen=True)
+class VerdictConfig:
+    """The held-out verdict at the end of meta-training (metarl.verdict): the discovered meta-parameters
+    against PPO at the same inner settings and against tuned PPO, on seeds meta-training never used."""
+
+    num_seeds: int = 32
+    """Held-out seeds, paired between the discovery and each baseline (0: no verdict)."""
+    tuned: bool = True
+    """Also compare against tuned PPO: the best cell of the grid below, picked on separate seeds."""
+    selection_seeds: int = 16
+    """Seeds on which tuned PPO's grid cell is picked (a stream apart from the held-out seeds)."""
+    tuned_lrs: tuple[float, ...] = (0.001, 0.003, 0.01)
+    """Tuned PPO's learning rates."""
+    tuned_clips: tuple[float, ...] = (0.1, 0.2, 0.3)
+    """Tuned PPO's clip ranges ε."""
+    tuned_epochs: tuple[int, ...] = (2, 4)
+    """Tuned PPO's epochs per update."""
+    tuned_anneal: tuple[bool, ...] = (False, True)
+    """Tuned PPO's learning-rate annealing (to 0 over the lifetime) or not."""
+
+    def validate(self) -> VerdictConfig:
+        _require(isinstance(self.num_seeds, int) and (self.num_seeds == 0 or self.num_seeds >= 2), "verdict.num_seeds",
+                 f"must be 0 (off) or at least 2, got {self.num_seeds!r}")
+        _require(isinstance(self.selection_seeds, int) and self.selection_seeds >= 2, "verdict.selection_seeds",
+                 f"must be an integer >= 2, got {self.selection_seeds!r}")
+        for name in ("tuned_lrs", "tuned_clips", "tuned_epochs", "tuned_anneal"):
+            _require(len(getattr(self, name)) > 0, f"verdict.{name}", "must list at least one value")
+        for lr in self.tuned_lrs:
+            _finite(lr, "verdict.tuned_lrs")
+            _require(lr > 0, "verdict.tuned_lrs", f"must be > 0, got {lr}")
+        for clip in self.tuned_clips:
+            _finite(clip, "verdict.tuned_clips")
+            _require(0 < clip < 1, "verdict.tuned_clips", f"must be in (0, 1), got {clip}")
+        for epochs in self.tuned_epochs:
+            _positive_int(epochs, "verdict.tuned_epochs")
+        return self
+
+
+@dataclass(frozen=True)
 class TaskDistribution:
     """What each member is trained on: envs x lifetimes x seeds."""
 
@@ -418,6 +460,8 @@ class TaskDistribution:
     """k for last_k_mean."""
     normalize: bool = True
     """Normalize each env's score as (R - R_init) / (R_ppo - R_init), with PPO references metarl measures and stores."""
+    reference_seeds: int = 32
+    """Seeds on which the normalization references (PPO at the longest lifetime, the untrained agent) are measured."""
 
     def lifetimes_for(self, ppo: PPOConfig) -> tuple[int, ...]:
         return self.lifetimes or (ppo.num_updates,)
@@ -447,12 +491,26 @@ class TaskDistribution:
                 _require(envs.make(env).level_space is not None, "tasks.fitness",
                          f"{self.fitness} needs envs with held-out levels ({', '.join(level_envs())}), not {env!r}")
         _positive_int(self.last_k, "tasks.last_k")
+        _positive_int(self.reference_seeds, "tasks.reference_seeds")
         return self
 
 
+# Fields added after runs were stored, with the value that reproduces what those runs did: a run whose
+# field has that value keeps the identity (checkpoint hash) it had before the field existed.
+LEGACY_IDENTITY = {"es.adam_b1": 0.9, "tasks.reference_seeds": 4}
+
+
 def _small_cartpole() -> PPOConfig:
-    # 64 updates of 4 x 128 steps: short enough that the objective matters (PPO is far from 500 here).
-    return PPOConfig(total_timesteps=4 * 128 * 64)
+    """The default recipe's inner loop (README, "Why this default"): 64 updates of 4 x 128 CartPole steps at a
+    large constant learning rate. At PPO's usual 2.5e-4 annealed to 0 the policy barely moves per update
+    (KL ~ 8e-5, the clip active on ~4e-7 of samples): no drift can matter there, so nothing can be discovered."""
+    return PPOConfig(total_timesteps=4 * 128 * 64, lr=0.01, anneal_lr=False)
+
+
+def _discovery_tasks() -> TaskDistribution:
+    """Fitness = the area under the learning curve: it sees both the speed and the stability of learning,
+    where the final return saturates at CartPole's 500 and reads one rollout."""
+    return TaskDistribution(fitness="auc")
 
 
 @dataclass(frozen=True)
@@ -465,7 +523,7 @@ class MetaTrainConfig:
     """JSON object of objective factory arguments, e.g. '{"log_horizon": true}'."""
     ppo: PPOConfig = field(default_factory=_small_cartpole)
     """Inner-agent settings (shared by every env of the task distribution)."""
-    tasks: TaskDistribution = field(default_factory=TaskDistribution)
+    tasks: TaskDistribution = field(default_factory=_discovery_tasks)
     """The task distribution."""
     outer: OuterKind = "es"
     """Outer loop: 'es' (evolution strategies, evosax) or 'metagrad' (truncated meta-gradients, optax)."""
@@ -483,6 +541,11 @@ class MetaTrainConfig:
     """Generations between progress lines and checkpoints."""
     eval_seeds: int = 8
     """Seeds on which the current mean meta-parameters are evaluated at each chunk end (0: off)."""
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    """The held-out verdict printed and stored (summary.json) when the run ends."""
+    reference_store: str = "results/references"
+    """Folder of stored baseline measurements (PPO references, PPO and tuned PPO on the held-out seeds), reused by
+    every run with an identical inner config ('': measure every time, store nothing)."""
     seed: int = 0
     """Seed of the whole run."""
     host_devices: int = 0
@@ -551,6 +614,7 @@ class MetaTrainConfig:
                  f"must be >= 0 (0: automatic), got {self.population_chunk}")
         _check_tracker(self.track)
         self.distributed.validate()
+        self.verdict.validate()
         return self
 
     def identity(self) -> dict[str, Any]:
@@ -562,8 +626,15 @@ class MetaTrainConfig:
         """
         values = to_dict(self)
         for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices", "population_chunk", "track",
-                     "distributed"):
+                     "distributed", "verdict", "reference_store"):
             values.pop(name)
+        for dotted, legacy in LEGACY_IDENTITY.items():  # fields added later keep older runs' identity at their old value
+            *parents, last = dotted.split(".")
+            table = values
+            for part in parents:
+                table = table.get(part, {})
+            if last in table and table[last] == legacy:
+                table.pop(last)
         if self.outer == "es":
             values.pop("outer")
             values.pop("metagrad")

@@ -53,6 +53,10 @@ class EvalConfig:
     """What is recorded per run (as in meta-training)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Inner-agent settings; total_timesteps is replaced by the longest lifetime."""
+    verdict_against: str = ""
+    """An entry of ``objectives`` (e.g. ppo) to compare every other one against: the seeds become the held-out
+    stream that meta-training never uses (metarl.verdict), paired across objectives, and verdict.json and
+    summary.md get each comparison's IQMs, CIs, the CI of the paired difference and the verdict per env and N."""
     seed: int = 0
     out: str = "results/eval"
     name: str = "eval"
@@ -78,6 +82,13 @@ class EvalConfig:
         for n in self.lifetimes:
             _positive_int(n, "lifetimes")
         _positive_int(self.num_seeds, "num_seeds")
+        if self.verdict_against:
+            _require(self.verdict_against in self.objectives, "verdict_against",
+                     f"must be one of the evaluated objectives ({', '.join(self.objectives)}), got {self.verdict_against!r}")
+            _require(len(self.objectives) >= 2 and self.num_seeds >= 2, "verdict_against",
+                     "needs at least one other objective and num_seeds >= 2")
+            _require(len(self.curricula) == 1 and len(self.shapings) == 1, "verdict_against",
+                     "compares objectives: give one curriculum and one shaping")
         self.inner_config().validate()
         return self
 
@@ -153,7 +164,12 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
                     extras["fraction"] = output.metrics["level_category_fraction"]
                 return jnp.where(diverged(output), jnp.nan, score(output, config.score)), extras
 
-            keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
+            if config.verdict_against:  # the held-out stream, the same seeds for every objective (paired)
+                from metarl.verdict import VERDICT_STREAM, stream_keys
+
+                keys = stream_keys(VERDICT_STREAM, config.num_seeds)
+            else:
+                keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
             grid, extras = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))(lifetimes, keys)
             scores[v, e] = np.asarray(grid)
             curves[v, e] = np.asarray(extras["curve"][longest])
@@ -171,10 +187,45 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
         extra_arrays["category_fraction"] = category_fraction
     np.savez(run_dir / "eval.npz", scores=scores, objectives=np.array(labels), envs=np.array(config.envs),
              lifetimes=np.array(config.lifetimes), batch_size=inner.batch_size, score=config.score, curves=curves, **extra_arrays)
-    (run_dir / "summary.md").write_text(summary_table(run_dir / "eval.npz"))
+    summary = summary_table(run_dir / "eval.npz")
+    if config.verdict_against:
+        import json
+
+        verdicts = verdict_table(scores, labels, config.objectives.index(config.verdict_against), config.envs, config.lifetimes)
+        (run_dir / "verdict.json").write_text(json.dumps(verdicts, indent=2) + "\n")
+        summary += "\n" + verdict_markdown(verdicts)
+        if verbose:
+            print(verdict_markdown(verdicts), end="")
+    (run_dir / "summary.md").write_text(summary)
     if verbose:
-        print(f"wrote {run_dir}/eval.npz, summary.md")
+        print(f"wrote {run_dir}/eval.npz, summary.md" + (", verdict.json" if config.verdict_against else ""))
     return run_dir
+
+
+def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, lifetimes) -> list[dict[str, Any]]:
+    """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.verdict)."""
+    from metarl.verdict import paired_comparison
+
+    rows = []
+    for v, label in enumerate(labels):
+        if v == baseline:
+            continue
+        for e, env in enumerate(envs):
+            for li, n in enumerate(lifetimes):
+                comparison = paired_comparison(scores[v, e, li], scores[baseline, e, li])
+                rows.append({"objective": label, "baseline_objective": labels[baseline], "env": str(env), "lifetime": int(n), **comparison})
+    return rows
+
+
+def verdict_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| env | N | objective | IQM [95% CI] | baseline | IQM [95% CI] | difference [95% CI, paired] | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        c, b, d = row["candidate"], row["baseline"], row["difference"]
+        lines.append(f"| {row['env']} | {row['lifetime']} | {row['objective']} | {c['iqm']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
+                     f"| {row['baseline_objective']} | {b['iqm']:.2f} [{b['ci'][0]:.2f}, {b['ci'][1]:.2f}] "
+                     f"| {d['iqm']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] | {row['verdict']} |")
+    return "\n".join(lines) + "\n"
 
 
 def load_eval(path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import tiny
 
-from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution
+from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.distributed import population_mesh
 from metarl.errors import ConfigError
 from metarl.meta import fitness as fit
@@ -19,7 +19,8 @@ REFS = References(jnp.zeros(1), jnp.ones(1))
 
 
 def config(**es_overrides) -> MetaTrainConfig:
-    return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, **es_overrides))
+    return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, **es_overrides),
+                           verdict=VerdictConfig(num_seeds=0))
 
 
 def sum_fitness(meta_params, num_updates, key, references):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metarl import envs, objectives
-from metarl.config import MetaGradConfig, MetaTrainConfig, PPOConfig, TaskDistribution
+from metarl.config import MetaGradConfig, MetaTrainConfig, PPOConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
 from metarl.meta.metagrad import make_metagrad, reward_to_go
 from metarl.meta.run import run_meta_train
@@ -19,7 +19,8 @@ def tiny_config(objective, env, **overrides):
     ppo = PPOConfig(num_envs=4, num_steps=8, total_timesteps=4 * 8 * 6, update_epochs=epochs, num_minibatches=epochs,
                     lr=1e-2, hidden_sizes=(8,))
     values = dict(objective=objective, ppo=ppo, tasks=TaskDistribution(envs=(env,), lifetimes=(3, 6), lifetime_sampling="log_uniform"),
-                  outer="metagrad", metagrad=MetaGradConfig(num_agents=2, truncation=2), eval_seeds=0)
+                  outer="metagrad", metagrad=MetaGradConfig(num_agents=2, truncation=2), eval_seeds=0,
+                  verdict=VerdictConfig(num_seeds=0), reference_store="")
     values.update(overrides)
     return MetaTrainConfig(**values).validate()
 

@@ -92,6 +92,46 @@ def test_drift_is_nonnegative_and_flat_at_ratio_one(name, seed, context):
     np.testing.assert_array_equal(slope_at_one, 0.0)
 
 
+def es_member(objective, seed, sigma):
+    """A member of an ES population around the objective's initial parameters, at the ES's σ."""
+    params = objective.init(jax.random.PRNGKey(0))
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed + 2000), max(len(leaves), 1))
+    noise = [sigma * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys[: len(leaves)], strict=True)]
+    return jax.tree.unflatten(treedef, [x + n for x, n in zip(leaves, noise, strict=True)])
+
+
+def one_sided_slopes(objective, params, context, step=1e-3):
+    """D(1 ± h, A) / h over a range of A: the drift's one-sided slopes at r = 1 (0 for a drift flat there)."""
+    advantages = jnp.linspace(-3.0, 3.0, 61)
+    above = objective.drift(params, jnp.full_like(advantages, 1.0 + step), advantages, context)
+    below = objective.drift(params, jnp.full_like(advantages, 1.0 - step), advantages, context)
+    return jnp.maximum(above, below) / step
+
+
+@pytest.mark.parametrize("name", DRIFT)
+@pytest.mark.parametrize(("sigma", "step"), [(0.03, 1e-3), (1.0, 1e-4)], ids=["es_sigma", "unit"])
+def test_mirror_constraints_hold_for_every_member_of_an_es_population(name, sigma, step):
+    """D(1, ·) = 0 and ∂D/∂r(1, ·) = 0 in a neighbourhood of r = 1, not only at the initial parameters:
+    16 members at the default ES σ (and, in a smaller neighbourhood, at unit scale), every lifetime context."""
+    from metarl.config import ESConfig
+
+    assert ESConfig().sigma <= 0.03
+    objective = objectives.make(name)
+    for seed in range(16):
+        params = es_member(objective, seed, sigma)
+        for context in CONTEXTS:
+            assert float(one_sided_slopes(objective, params, context, step).max()) <= 1e-3, (name, seed, context)
+
+
+def test_the_original_lpo_parameterization_has_one_sided_slopes_at_ratio_one():
+    """Why ``mirror=True`` exists: with features first order in (r − 1), ES members of the original LPO carry a
+    linear penalty on one side of r = 1 (the check above would fail for them)."""
+    objective = objectives.make("lpo", mirror=False)
+    slopes = [float(one_sided_slopes(objective, es_member(objective, seed, 0.03), CONTEXTS[0]).max()) for seed in range(16)]
+    assert max(slopes) > 0.05
+
+
 def test_dpo_matches_its_closed_form_at_hand_computed_points():
     # A >= 0: (r-1)A - 2 tanh((r-1)A/2) at r=2, A=3: 3 - 2 tanh(1.5)
     assert float(dpo_drift(jnp.array(2.0), jnp.array(3.0), 2.0, 0.6)) == pytest.approx(3 - 2 * np.tanh(1.5), rel=1e-6)

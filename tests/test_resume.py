@@ -16,13 +16,13 @@ import pytest
 from conftest import tiny
 
 from metarl import objectives
-from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution
+from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
 from metarl.meta.run import NonFiniteFitnessError, run_meta_train
 
 BASE = MetaTrainConfig(
     ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4),
-    num_generations=4, chunk_size=1, eval_seeds=1,
+    num_generations=4, chunk_size=1, eval_seeds=1, verdict=VerdictConfig(num_seeds=0),
 )
 
 
@@ -56,7 +56,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     straight = run(tmp_path, "straight", num_generations=6)
     command = [sys.executable, "-m", "metarl.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),
                "--ppo.update-epochs", "2", "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--tasks.no-normalize",
-               "--es.population-size", "4", "--num-generations", "6", "--chunk-size", "1", "--eval-seeds", "1",
+               "--es.population-size", "4", "--num-generations", "6", "--chunk-size", "1", "--eval-seeds", "1", "--verdict.num-seeds", "0",
                "--host-devices", "2", "--out", str(tmp_path), "--name", "killed"]
     checkpoints = tmp_path / "killed" / "checkpoints"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

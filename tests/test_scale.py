@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import tiny
 
-from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution
+from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.distributed import population_mesh
 from metarl.errors import ConfigError
 from metarl.meta import memory
@@ -18,7 +18,7 @@ REFS = References(np.zeros(1, np.float32), np.ones(1, np.float32))
 
 def small_config(**overrides) -> MetaTrainConfig:
     return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, antithetic=False),
-                           **overrides)
+                           verdict=VerdictConfig(num_seeds=0), **overrides)
 
 
 @pytest.mark.parametrize("devices", [1, 2])

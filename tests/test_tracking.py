@@ -288,12 +288,13 @@ def test_train_and_meta_train_mirror_their_rows_to_tensorboard(tmp_path):
     from conftest import TINY
 
     from metarl.cli import run_train
-    from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, TrainConfig
+    from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, TrainConfig, VerdictConfig
     from metarl.meta.run import run_meta_train
 
     summary = run_train(TrainConfig(ppo=TINY, out=str(tmp_path), track="tensorboard"), verbose=False)
     meta = run_meta_train(MetaTrainConfig(ppo=TINY, tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4),
-                                          num_generations=1, eval_seeds=0, out=str(tmp_path), track="tensorboard"), verbose=False)
+                                          num_generations=1, eval_seeds=0, out=str(tmp_path), track="tensorboard",
+                                          verdict=VerdictConfig(num_seeds=0)), verbose=False)
     for run_dir in (Path(summary["run_dir"]), Path(meta["run_dir"])):
         events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
         assert events and events[0].stat().st_size > 0 and (run_dir / "metrics.jsonl").is_file()

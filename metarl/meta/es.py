@@ -70,7 +70,7 @@ def make_es(config: ESConfig, solution: Any) -> EvolutionStrategy:
     kwargs: dict[str, Any] = {}
     if "optimizer" in parameters:
         schedule = optax.exponential_decay(config.lr, transition_steps=1, decay_rate=config.lr_decay)
-        kwargs["optimizer"] = optax.adam(schedule) if config.optimizer == "adam" else optax.sgd(schedule)
+        kwargs["optimizer"] = optax.adam(schedule, b1=config.adam_b1) if config.optimizer == "adam" else optax.sgd(schedule)
     if "std_schedule" in parameters:
         kwargs["std_schedule"] = optax.exponential_decay(config.sigma, transition_steps=1, decay_rate=config.sigma_decay)
     if "use_antithetic_sampling" in parameters:

@@ -113,11 +113,9 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_p
     import jax.numpy as jnp
 
     from metarl.meta.tasks import make_member_evaluator
+    from metarl.verdict import evaluation_lifetimes
 
-    lifetimes = sorted(set(config.tasks.lifetimes_for(config.ppo)))
-    if config.tasks.lifetime_sampling == "log_uniform" and len(lifetimes) >= 2:
-        low, high = lifetimes[0], lifetimes[-1]
-        lifetimes = sorted({low, int(round((low * high) ** 0.5)), high})
+    lifetimes = evaluation_lifetimes(config)
     evaluate = make_member_evaluator(config, objective, env_specs, config.eval_seeds, per_env_plugins)
     lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
 
@@ -174,11 +172,12 @@ class _Run:
         import jax
         import jax.numpy as jnp
 
-        from metarl import objectives, plugins
+        from metarl import plugins
         from metarl.distributed import barrier
         from metarl.io.checkpoint import Checkpoints
         from metarl.io.results import write_config
-        from metarl.meta.tasks import References, as_dict, measure_references
+        from metarl.meta.tasks import References, as_dict, references_from_store
+        from metarl.verdict import Store
 
         self.config, self.built, self.verbose = config, built, verbose and is_writer()
         self.run_dir = _prepare_run_dir(config)
@@ -187,7 +186,9 @@ class _Run:
         reference_path = self.run_dir / "references.json"
         stored_references = reference_path.is_file()  # looked at before process 0 may write it
         barrier("metarl-run-dir")  # the other processes read the folder process 0 prepared
-        init_key, reference_key, self.run_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+        init_key, _, self.run_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+        self.store = Store(config.reference_store)
+        self.command = command
         self.env_names = list(config.tasks.envs)
         if not config.tasks.normalize:
             self.references = References(jnp.zeros(len(self.env_names)), jnp.ones(len(self.env_names)))
@@ -197,8 +198,9 @@ class _Run:
                                          jnp.asarray([stored[n]["ppo"] for n in self.env_names]))
         else:
             if self.verbose:
-                print(f"measuring PPO reference scores on {', '.join(self.env_names)} ...", flush=True)
-            self.references = measure_references(config, built.env_specs, objectives.make("ppo"), reference_key)
+                print(f"PPO reference scores on {', '.join(self.env_names)} ({config.tasks.reference_seeds} seeds; "
+                      f"stored in {config.reference_store or 'the run folder only'}) ...", flush=True)
+            self.references = references_from_store(config, built.env_specs, self.store, command)
             if is_writer():
                 reference_path.write_text(json.dumps(as_dict(self.references, self.env_names), indent=2) + "\n")
         self.meta_params = plugins.joint(built.objective.init(init_key), built.plugins[0])
@@ -268,6 +270,29 @@ class _Run:
         if self.verbose:
             print(self.label + progress_line(config, self.generation, rows[-1], self.last_eval, seconds), flush=True)
 
+    def verdict(self) -> dict[str, Any]:
+        """The held-out verdict of the final mean meta-parameters (metarl.verdict); a run that already has one
+        for this generation (a rerun of a finished command) keeps it."""
+        from metarl import verdict
+
+        path = self.run_dir / "summary.json"
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            if stored.get("generations") == self.generation and "verdict" in stored:
+                if self.verbose:
+                    print(verdict.describe(stored["verdict"], f"learned {self.config.objective}"), flush=True)
+                return stored["verdict"]
+        started = time.perf_counter()
+        if self.verbose:
+            print(f"verdict: the discovery against PPO and tuned PPO on {self.config.verdict.num_seeds} held-out seeds ...", flush=True)
+        result = verdict.run_verdict(self.config, self.built.env_specs, self.built.objective, self.built.plugins,
+                                     self.loop.params(self.state), self.references, self.store,
+                                     progress=(lambda line: print(line, flush=True)) if self.verbose else None)
+        result["seconds"] = time.perf_counter() - started
+        if self.verbose:
+            print(verdict.describe(result, f"learned {self.config.objective}"), flush=True)
+        return result
+
     def finish(self, seconds: float) -> dict[str, Any]:
         import jax
         import numpy as np
@@ -277,7 +302,10 @@ class _Run:
         summary = {"run_dir": str(self.run_dir), "generations": self.generation,
                    "ran_generations": self.generation - self.start_generation, "seconds": seconds,
                    "learned_file": str(self.learned_path), "mean_params_fitness": self.last_eval}
-        if is_writer() and self.generation >= self.config.num_generations:
+        complete = self.generation >= self.config.num_generations
+        if is_writer() and complete and self.config.verdict.num_seeds:
+            summary["verdict"] = self.verdict()
+        if is_writer() and complete:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if self.verbose:
             print(f"wrote {self.run_dir}/config.json, metrics.jsonl, checkpoints/, {self.learned_path.relative_to(self.run_dir)}")

@@ -123,19 +123,19 @@ def first_finite(returns: chex.Array) -> chex.Array:
     return jnp.take_along_axis(returns, index[..., None], axis=-1)[..., 0]
 
 
-def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_objective: Objective, key, num_seeds: int = 4) -> References:
+def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_objective: Objective, keys) -> References:
     """PPO at the longest lifetime on every env: its score and the untrained agent's (first episodes, or
-    for held-out fitness the untrained agent on the held-out levels). The reference PPO learns from the
-    env reward (no shaping) and, where the run has a curriculum, samples levels uniformly."""
+    for held-out fitness the untrained agent on the held-out levels), averaged over ``keys`` (one per seed).
+    The reference PPO learns from the env reward (no shaping) and, where the run has a curriculum, samples
+    levels uniformly."""
     from metarl import curricula
 
     longest = max(config.tasks.lifetimes_for(config.ppo))
     heldout = config.tasks.fitness in ("heldout_return", "heldout_success")
     initial, final = [], []
-    for index, spec in enumerate(env_specs):
+    for spec in env_specs:
         curriculum = curricula.make("uniform", space=spec.level_space) if config.curriculum.active else None
         inner = make_inner(config.ppo, spec, ppo_objective, curriculum=curriculum)
-        keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
         output = jax.jit(jax.vmap(lambda k, inner=inner, spec=spec: inner.train({}, level_task(spec, longest, k), k)))(keys)
         final.append(jnp.mean(score(output, config.tasks.fitness, config.tasks.last_k)))
         if heldout:
@@ -146,6 +146,25 @@ def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_ob
         else:
             initial.append(jnp.mean(first_finite(output.metrics["episode_return"])))
     return References(jnp.stack(initial), jnp.stack(final))
+
+
+def references_from_store(config: MetaTrainConfig, env_specs: list[EnvSpec], store, command=None) -> References:
+    """The references of ``config`` on ``tasks.reference_seeds`` seeds of their own stream, measured once per
+    identical inner config and read from ``store`` (:class:`metarl.verdict.Store`) afterwards."""
+    from metarl import objectives, verdict
+
+    longest = max(config.tasks.lifetimes_for(config.ppo))
+    key = {**verdict._score_key(config, config.ppo, verdict.REFERENCE_STREAM, config.tasks.reference_seeds, [longest]),
+           "kind": "normalization reference"}
+
+    def compute():
+        keys = verdict.stream_keys(verdict.REFERENCE_STREAM, config.tasks.reference_seeds)
+        measured = measure_references(config, env_specs, objectives.make("ppo"), keys)
+        return as_dict(measured, list(config.tasks.envs))
+
+    values = store.get("reference", key, compute, command)
+    names = config.tasks.envs
+    return References(jnp.asarray([values[n]["initial"] for n in names]), jnp.asarray([values[n]["ppo"] for n in names]))
 
 
 def as_dict(references: References, env_names: list[str]) -> dict[str, Any]:

@@ -20,12 +20,31 @@ REGISTRY.register("ta_lpg", make_ta_lpg)
 REGISTRY.register("pg_td", make_pg_td)
 
 
+# Factory arguments added after learned files were written, with the value that reproduces those files'
+# meaning. A file stores every factory argument (see `save`), so this applies to old files only.
+LEGACY_KWARGS = {
+    "lpo": {"mirror": False},  # files from before the exact mirror-learning parameterization
+    "ta_lpo": {"mirror": False},
+}
+
+
+def resolved_kwargs(name: str, kwargs: dict) -> dict:
+    """``kwargs`` with every other argument of the factory at its default: a file that records them keeps
+    its meaning when a default changes later."""
+    import inspect
+
+    parameters = inspect.signature(REGISTRY.get(name)).parameters
+    defaults = {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty and k != "name"}
+    return {**defaults, **kwargs}
+
+
 def save(path, name: str, kwargs: dict, meta_params, metadata: dict | None = None):
     """Write a learned objective file that `load` (and `metarl train --objective-file`) reads back."""
     from metarl.io.learned import LearnedComponent, save_learned
 
     REGISTRY.check(name)
-    return save_learned(path, LearnedComponent("objective", name, dict(kwargs), meta_params, dict(metadata or {})))
+    component = LearnedComponent("objective", name, resolved_kwargs(name, dict(kwargs)), meta_params, dict(metadata or {}))
+    return save_learned(path, component)
 
 
 def load(path) -> tuple[Objective, object, dict]:
@@ -38,6 +57,7 @@ def load(path) -> tuple[Objective, object, dict]:
     component = load_learned(path, family="objective")
     if component.name not in REGISTRY:
         raise LearnedFileError(f"{path}: objective {component.name!r} is not registered; known: {', '.join(REGISTRY.names())}")
-    objective = REGISTRY.make(component.name, **component.kwargs)
+    kwargs = {**LEGACY_KWARGS.get(component.name, {}), **component.kwargs}
+    objective = REGISTRY.make(component.name, **kwargs)
     reference = objective.init(jax.random.PRNGKey(0))
-    return objective, check_params_like(path, component.params, reference), component.kwargs
+    return objective, check_params_like(path, component.params, reference), kwargs
