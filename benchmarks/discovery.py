@@ -48,7 +48,8 @@ def measure_baselines(extra: list[str]) -> float:
         "from metarl.verdict import measure_baselines\n"
         "config = parse_meta_train_config(sys.argv[1:])\n"
         "from metarl.distributed import configure_host_devices; configure_host_devices(config.host_devices)\n"
-        "start = time.perf_counter(); measure_baselines(config); print(time.perf_counter() - start)\n"
+        "start = time.perf_counter(); measure_baselines(config, ['metarl', 'meta-train', *sys.argv[1:]])\n"
+        "print(time.perf_counter() - start)\n"
     )
     output = subprocess.run([sys.executable, "-c", code, *extra], check=True, capture_output=True, text=True, cwd=ROOT)
     return float(output.stdout.strip().splitlines()[-1])

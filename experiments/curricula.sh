@@ -13,7 +13,9 @@ OUT=${OUT:-results/curricula}
 GENERATIONS=${GENERATIONS:-20}
 PPO=(--ppo.num-envs 8 --ppo.num-steps 200)
 TASKS=(--tasks.envs CartPole-levels --tasks.lifetimes 25 100 --tasks.lifetime-sampling log_uniform --tasks.fitness heldout_return --tasks.no-normalize)
-COMMON=(--objective ppo "${PPO[@]}" --ppo.total-timesteps $((8 * 200 * 100)) "${TASKS[@]}" --num-generations "$GENERATIONS" --chunk-size 5 --out "$OUT")
+# The defaults these runs were made with, before the discovery recipe (lr 0.01 constant, AUC fitness) became the default.
+LEGACY=(--ppo.lr 0.00025 --ppo.anneal-lr --tasks.reference-seeds 4)
+COMMON=("${LEGACY[@]}" --objective ppo "${PPO[@]}" --ppo.total-timesteps $((8 * 200 * 100)) "${TASKS[@]}" --num-generations "$GENERATIONS" --chunk-size 5 --out "$OUT")
 
 metarl meta-train --curriculum.name learned --name learned "${COMMON[@]}"
 metarl meta-train --curriculum.name learned --curriculum.kwargs '{"progress": false}' --name learned_no_progress "${COMMON[@]}"

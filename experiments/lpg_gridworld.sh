@@ -13,7 +13,9 @@ PPO=(--ppo.num-envs 16 --ppo.num-steps 20 --ppo.total-timesteps $((16 * 20 * 60)
      --ppo.num-minibatches 1 --ppo.lr 0.01 --ppo.hidden-sizes 32 --ppo.activation relu)
 ES=(--es.population-size 16 --es.fitness-shaping pairwise_rank --es.sigma 0.1 --es.lr 0.01)
 TASKS=(--tasks.envs GridWorld-train --tasks.lifetimes 10 60 --tasks.lifetime-sampling log_uniform --tasks.no-normalize)
-COMMON=("${PPO[@]}" "${ES[@]}" "${TASKS[@]}" --num-generations "$GENERATIONS" --chunk-size 5 --out "$OUT")
+# The defaults these runs were made with, before the discovery recipe (lr 0.01 constant, AUC fitness) became the default.
+LEGACY=(--ppo.anneal-lr --tasks.fitness final_return --tasks.reference-seeds 4)
+COMMON=("${LEGACY[@]}" "${PPO[@]}" "${ES[@]}" "${TASKS[@]}" --num-generations "$GENERATIONS" --chunk-size 5 --out "$OUT")
 
 metarl meta-train --objective lpg --name lpg "${COMMON[@]}"
 metarl meta-train --objective ta_lpg --name ta_lpg "${COMMON[@]}"

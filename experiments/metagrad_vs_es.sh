@@ -7,7 +7,9 @@
 # learned drift depend on n/N? `metarl plot` draws each drift at n/N = 0, 0.5 and 1; the eval compares both with PPO.
 set -euo pipefail
 OUT=${OUT:-results/metagrad_vs_es}
-TASKS=(--tasks.lifetimes 16 64 --tasks.lifetime-sampling log_uniform)
+# The defaults these runs were made with, before the discovery recipe (lr 0.01 constant, AUC fitness) became the default.
+TASKS=(--tasks.lifetimes 16 64 --tasks.lifetime-sampling log_uniform --ppo.lr 0.00025 --ppo.anneal-lr --tasks.fitness final_return
+       --tasks.reference-seeds 4 --objective-kwargs '{"mirror": false}')
 
 metarl meta-train --objective ta_lpo --name es "${TASKS[@]}" --num-generations "${GENERATIONS:-30}" --chunk-size 5 --out "$OUT"
 metarl meta-train --objective ta_lpo --name metagrad --outer metagrad "${TASKS[@]}" --metagrad.num-agents 8 \

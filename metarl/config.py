@@ -499,6 +499,27 @@ class TaskDistribution:
 # field has that value keeps the identity (checkpoint hash) it had before the field existed.
 LEGACY_IDENTITY = {"es.adam_b1": 0.9, "tasks.reference_seeds": 4}
 
+# Objective factory arguments whose default changed after runs were stored: {objective: {argument: (the value
+# those runs had, the default now)}}. metarl.objectives reads the old values for learned files without them.
+OBJECTIVE_DEFAULT_CHANGES = {
+    "lpo": {"mirror": (False, True)},  # the exact mirror-learning parameterization became the default
+    "ta_lpo": {"mirror": (False, True)},
+}
+
+
+def objective_identity(objective: str, objective_kwargs: str) -> dict[str, Any]:
+    """How a run's objective arguments enter its identity: an argument given at its old default counts as not
+    given (as in the runs made before the change), one left at a changed default is recorded in
+    ``objective_defaults`` (so such a run is not taken for an old one)."""
+    changes = OBJECTIVE_DEFAULT_CHANGES.get(objective, {})
+    given = _json_object(objective_kwargs, "objective_kwargs")
+    kept = {k: v for k, v in given.items() if not (k in changes and v == changes[k][0])}
+    identity: dict[str, Any] = {"objective_kwargs": objective_kwargs if kept == given else json.dumps(kept, sort_keys=True)}
+    current = {k: now for k, (old, now) in changes.items() if k not in given}
+    if current:
+        identity["objective_defaults"] = current
+    return identity
+
 
 def _small_cartpole() -> PPOConfig:
     """The default recipe's inner loop (README, "Why this default"): 64 updates of 4 x 128 CartPole steps at a
@@ -628,6 +649,7 @@ class MetaTrainConfig:
         for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices", "population_chunk", "track",
                      "distributed", "verdict", "reference_store"):
             values.pop(name)
+        values.update(objective_identity(self.objective, self.objective_kwargs))
         for dotted, legacy in LEGACY_IDENTITY.items():  # fields added later keep older runs' identity at their old value
             *parents, last = dotted.split(".")
             table = values

@@ -18,7 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from metarl.config import FITNESS_SCORES, CurriculumConfig, FitnessScore, PPOConfig, ShapingConfig, _positive_int, _require, to_dict
+from metarl.config import (
+    FITNESS_SCORES,
+    CurriculumConfig,
+    FitnessScore,
+    PPOConfig,
+    ShapingConfig,
+    TrainConfig,
+    _positive_int,
+    _require,
+    to_dict,
+)
+from metarl.errors import ConfigError
 
 
 def _heuristic_of(shaping_entry: str, heuristic: str) -> str:
@@ -37,6 +48,8 @@ class EvalConfig:
 
     objectives: tuple[str, ...] = ("ppo", "dpo")
     """Registry names or learned-objective files (.msgpack)."""
+    objective_kwargs: str = "{}"
+    """JSON object of factory arguments for the objectives given by name, e.g. '{"clip_eps": 0.3}' (a tuned PPO)."""
     curricula: tuple[str, ...] = ("none",)
     """Curriculum names (none, uniform, sec, ...) or learned-curriculum files; envs with a level space."""
     shapings: tuple[str, ...] = ("none",)
@@ -57,6 +70,9 @@ class EvalConfig:
     """An entry of ``objectives`` (e.g. ppo) to compare every other one against: the seeds become the held-out
     stream that meta-training never uses (metarl.verdict), paired across objectives, and verdict.json and
     summary.md get each comparison's IQMs, CIs, the CI of the paired difference and the verdict per env and N."""
+    heldout: bool = False
+    """Train on the held-out seed stream of metarl.verdict (implied by verdict_against): seeds meta-training never
+    uses, the same in every eval, so scores of separate evals (e.g. a tuned baseline at its own settings) pair up."""
     seed: int = 0
     out: str = "results/eval"
     name: str = "eval"
@@ -66,11 +82,16 @@ class EvalConfig:
         from metarl import envs, objectives
 
         _require(len(self.objectives) > 0, "objectives", "must name at least one objective")
+        kwargs = TrainConfig(objective_kwargs=self.objective_kwargs).objective_kwargs_dict()
         for name in self.objectives:
             if name.endswith(".msgpack"):
                 _require(Path(name).is_file(), "objectives", f"learned file {name!r} does not exist")
             else:
                 objectives.check(name)
+                try:
+                    objectives.make(name, **kwargs)
+                except TypeError as error:
+                    raise ConfigError(f"objective_kwargs: {name!r} does not take {sorted(kwargs)} ({error})") from None
         for env in self.envs:
             envs.check(env)
         for curriculum in self.curricula:
@@ -96,7 +117,7 @@ class EvalConfig:
         return dataclasses.replace(self.ppo, total_timesteps=max(self.lifetimes) * self.ppo.batch_size)
 
 
-def _load(name: str, seed: int):
+def _load(name: str, seed: int, kwargs: dict[str, Any]):
     import jax
 
     from metarl import objectives
@@ -105,7 +126,7 @@ def _load(name: str, seed: int):
         objective, params, _ = objectives.load(name)
         label = Path(name).stem
         return label, objective, params
-    objective = objectives.make(name)
+    objective = objectives.make(name, **kwargs)
     return name, objective, objective.init(jax.random.PRNGKey(seed))
 
 
@@ -145,7 +166,8 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     fractions: dict[int, np.ndarray] = {}
     labels = []
     for v, (name, curriculum_entry, shaping_entry) in enumerate(variants):
-        label, objective, objective_params = _load(name, config.seed)
+        kwargs = TrainConfig(objective_kwargs=config.objective_kwargs).objective_kwargs_dict()
+        label, objective, objective_params = _load(name, config.seed, kwargs)
         if any(Path(other).stem == label for other in config.objectives if other != name):
             label = f"{label} ({Path(name).parent.parent.name})"  # two learned files of one objective: name the run
         labels.append(variant_label(label, curriculum_entry, shaping_entry))
@@ -164,13 +186,16 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
                     extras["fraction"] = output.metrics["level_category_fraction"]
                 return jnp.where(diverged(output), jnp.nan, score(output, config.score)), extras
 
-            if config.verdict_against:  # the held-out stream, the same seeds for every objective (paired)
+            if config.verdict_against or config.heldout:  # the held-out stream, the same seeds for every objective (paired)
                 from metarl.verdict import VERDICT_STREAM, stream_keys
 
                 keys = stream_keys(VERDICT_STREAM, config.num_seeds)
             else:
                 keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
-            grid, extras = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))(lifetimes, keys)
+            from metarl.verdict import over_devices
+
+            grid_fn = jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))  # (L, S, ...): seeds sharded over devices
+            grid, extras = over_devices(grid_fn, config.num_seeds)(lifetimes, keys)
             scores[v, e] = np.asarray(grid)
             curves[v, e] = np.asarray(extras["curve"][longest])
             if "fraction" in extras:

@@ -33,6 +33,7 @@ import csv
 import dataclasses
 import itertools
 import json
+import shlex
 import shutil
 import time
 import tomllib
@@ -398,7 +399,7 @@ def _write_index(sweep: Sweep, status: dict[str, str], seconds: dict[str, float]
             writer.writerow({
                 "stage": run.stage, "command": run.command, "run": run.name, "status": status[run.name],
                 "seconds": f"{seconds[run.name]:.1f}" if run.name in seconds else "", "result": headline(run),
-                "overrides": json.dumps(run.overrides, sort_keys=True), "command_line": " ".join(run.command_line()),
+                "overrides": json.dumps(run.overrides, sort_keys=True), "command_line": shlex.join(run.command_line()),
             })
     return path
 
@@ -461,7 +462,7 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
     status = {run.name: "complete" if is_complete(run) else "pending" for run in sweep.runs}
     if dry_run:
         for run in sweep.runs:
-            print(f"[{status[run.name]:>8}] stage {run.stage} · {run.name}\n    {' '.join(run.command_line())}")
+            print(f"[{status[run.name]:>8}] stage {run.stage} · {run.name}\n    {shlex.join(run.command_line())}")
         return sweep
     writer = is_writer()
     if writer:

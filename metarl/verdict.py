@@ -203,7 +203,7 @@ def make_scorer(ppo: PPOConfig, spec, objective, plugins=None, *, kind: str, las
     return scores
 
 
-def _over_devices(function, num_seeds: int):
+def over_devices(function, num_seeds: int):
     """``function(*args, keys)`` jitted, with the seeds (last argument, axis 0; output axis 1) sharded over
     every device when they divide evenly (on a CPU: one XLA host device per core)."""
     import jax
@@ -259,7 +259,7 @@ def ppo_scores(config: MetaTrainConfig, env_specs, lifetimes, stream: int, num_s
         for spec in env_specs:
             scorer = make_scorer(ppo, spec, _ppo_objective(clip_eps), baseline_plugins(config, spec),
                                  kind=config.tasks.fitness, last_k=config.tasks.last_k)
-            per_env.append(np.asarray(_over_devices(scorer, num_seeds)({}, jnp.asarray(lifetimes, jnp.int32), keys)))
+            per_env.append(np.asarray(over_devices(scorer, num_seeds)({}, jnp.asarray(lifetimes, jnp.int32), keys)))
         return {"scores": np.stack(per_env).tolist()}
 
     return np.asarray((store or Store(None)).get("ppo_scores", key, compute)["scores"], np.float64)
@@ -319,7 +319,7 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
 
                     return jax.vmap(one_cell)(lrs, clips)  # (C, L, S)
 
-                run = _over_devices(lambda lrs, clips, keys: jnp.moveaxis(cell_scores(lrs, clips, keys), 2, 1), len(keys))
+                run = over_devices(lambda lrs, clips, keys: jnp.moveaxis(cell_scores(lrs, clips, keys), 2, 1), len(keys))
                 per_env.append(np.moveaxis(np.asarray(run(lrs, clips, keys)), 1, 2))  # (C, L, S)
             scores = np.stack(per_env, axis=1)  # (C, E, L, S)
             for cell, cell_scores_ in zip(cells, scores, strict=True):
@@ -357,7 +357,7 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
     candidate = []
     for spec, plugins in zip(env_specs, candidate_plugins, strict=True):
         scorer = make_scorer(config.ppo, spec, candidate_objective, plugins, kind=config.tasks.fitness, last_k=config.tasks.last_k)
-        candidate.append(np.asarray(_over_devices(scorer, verdict.num_seeds)(meta_params, lifetimes_array, keys)))
+        candidate.append(np.asarray(over_devices(scorer, verdict.num_seeds)(meta_params, lifetimes_array, keys)))
     candidate = np.stack(candidate)
     same = {"lr": config.ppo.lr, "clip_eps": 0.2, "update_epochs": config.ppo.update_epochs, "anneal_lr": config.ppo.anneal_lr}
     baselines = {"ppo": {"label": "PPO (same settings)", "config": same,

@@ -197,10 +197,8 @@ class _Run:
             self.references = References(jnp.asarray([stored[n]["initial"] for n in self.env_names]),
                                          jnp.asarray([stored[n]["ppo"] for n in self.env_names]))
         else:
-            if self.verbose:
-                print(f"PPO reference scores on {', '.join(self.env_names)} ({config.tasks.reference_seeds} seeds; "
-                      f"stored in {config.reference_store or 'the run folder only'}) ...", flush=True)
-            self.references = references_from_store(config, built.env_specs, self.store, command)
+            self.references = references_from_store(config, built.env_specs, self.store, command,
+                                                    progress=(lambda line: print(line, flush=True)) if self.verbose else None)
             if is_writer():
                 reference_path.write_text(json.dumps(as_dict(self.references, self.env_names), indent=2) + "\n")
         self.meta_params = plugins.joint(built.objective.init(init_key), built.plugins[0])

@@ -148,7 +148,7 @@ def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_ob
     return References(jnp.stack(initial), jnp.stack(final))
 
 
-def references_from_store(config: MetaTrainConfig, env_specs: list[EnvSpec], store, command=None) -> References:
+def references_from_store(config: MetaTrainConfig, env_specs: list[EnvSpec], store, command=None, progress=None) -> References:
     """The references of ``config`` on ``tasks.reference_seeds`` seeds of their own stream, measured once per
     identical inner config and read from ``store`` (:class:`metarl.verdict.Store`) afterwards."""
     from metarl import objectives, verdict
@@ -158,6 +158,8 @@ def references_from_store(config: MetaTrainConfig, env_specs: list[EnvSpec], sto
            "kind": "normalization reference"}
 
     def compute():
+        if progress:
+            progress(f"measuring PPO reference scores on {', '.join(config.tasks.envs)} ({config.tasks.reference_seeds} seeds) ...")
         keys = verdict.stream_keys(verdict.REFERENCE_STREAM, config.tasks.reference_seeds)
         measured = measure_references(config, env_specs, objectives.make("ppo"), keys)
         return as_dict(measured, list(config.tasks.envs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from metarl.config import OBJECTIVE_DEFAULT_CHANGES
 from metarl.objectives.base import Objective
 from metarl.objectives.dpo import make_dpo
 from metarl.objectives.lpg import make_lpg, make_pg_td, make_ta_lpg
@@ -22,10 +23,7 @@ REGISTRY.register("pg_td", make_pg_td)
 
 # Factory arguments added after learned files were written, with the value that reproduces those files'
 # meaning. A file stores every factory argument (see `save`), so this applies to old files only.
-LEGACY_KWARGS = {
-    "lpo": {"mirror": False},  # files from before the exact mirror-learning parameterization
-    "ta_lpo": {"mirror": False},
-}
+LEGACY_KWARGS = {name: {k: old for k, (old, _) in changes.items()} for name, changes in OBJECTIVE_DEFAULT_CHANGES.items()}
 
 
 def resolved_kwargs(name: str, kwargs: dict) -> dict:
