@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SUPERSEDED by sweeps/ta_lpo_study.toml (results/ta_lpo_study): this ran at lr 2.5e-4 annealed, where no objective
+# of the family differs from PPO (results/headroom). Kept to reproduce results/ta_lpo_cartpole; the flags pin its settings.
 # Small-scale reproduction of the temporally-aware LPO claim (Jackson et al., ICLR 2024) on 2 CPU cores:
 # meta-train LPO and TA-LPO with the same ES budget (32 members x 60 generations, 2 seeds each) on CartPole-v1 at one
 # lifetime (N = 64 updates of 4 envs x 128 steps), then evaluate PPO, DPO, LPO and TA-LPO at N = 16 ... 256 (shorter and longer than

@@ -8,15 +8,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from metarl.config import MetaTrainConfig, TrainConfig, to_dict
+from metarl.config import MetaTrainConfig, TrainConfig
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
+from metarl.train import run_train  # the library function, re-exported for scripts that import it from here
 
 USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
 
@@ -67,6 +64,37 @@ def load_plugins(args: list[str]) -> list[str]:
     return remaining
 
 
+COMPILE_CACHE_FLAG = "--no-compile-cache"
+
+
+def compile_cache_dir() -> Path:
+    """Where CLI runs keep compiled programs: $METARL_CACHE_DIR, else $XDG_CACHE_HOME/metarl/jax (~/.cache/...)."""
+    import os
+
+    if os.environ.get("METARL_CACHE_DIR"):
+        return Path(os.environ["METARL_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metarl" / "jax"
+
+
+def compile_cache(args: list[str], command: str) -> list[str]:
+    """Turn on JAX's persistent compilation cache for commands that compile (a repeated or swept command then
+    loads its programs instead of compiling them); ``--no-compile-cache`` (any command) turns it off.
+    The cache changes no number: a cached program is the program the compiler would build. A cache folder
+    set already (JAX_COMPILATION_CACHE_DIR, or by the calling program) is kept."""
+    if COMPILE_CACHE_FLAG in args:
+        return [a for a in args if a != COMPILE_CACHE_FLAG]
+    if command in ("train", "meta-train", "eval", "sweep"):
+        import jax
+
+        if jax.config.jax_compilation_cache_dir:
+            return args
+        folder = compile_cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return args
+
+
 def parse_train_config(args: list[str]) -> TrainConfig:
     """tyro parse with the env's PPO preset as defaults, so `--env X` alone trains well."""
     import tyro
@@ -76,106 +104,6 @@ def parse_train_config(args: list[str]) -> TrainConfig:
     env = _flag_value(args, "--env") or TrainConfig.env
     default = TrainConfig(env=env, ppo=ppo_preset(env))
     return tyro.cli(TrainConfig, args=args, default=default, prog="metarl train", description="Train an agent with one objective.")
-
-
-def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
-    """Validate, build, compile and run `config`; write its run folder. Returns a summary dict."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from metarl import envs, objectives
-    from metarl.inner import default_task, final_return, make_train
-    from metarl.io.results import prepare_run_dir, write_config, write_metrics
-
-    config.validate()
-    mesh = None
-    if config.num_seeds > 1 and jax.device_count() > 1:
-        from metarl.distributed import population_mesh
-
-        # Seeds are sharded over every device (one XLA host device per CPU core), as ES populations are;
-        # an indivisible seed count is refused here, before anything is written.
-        mesh = population_mesh(config.num_seeds, what="num_seeds")
-    if config.objective_file is not None:
-        objective, meta_params, kwargs = objectives.load(config.objective_file)
-        config = dataclasses.replace(config, objective=objective.name, objective_kwargs=_json(kwargs))
-    else:
-        kwargs = config.objective_kwargs_dict()
-        objective = objectives.make(config.objective, **kwargs)
-        meta_params = objective.init(jax.random.PRNGKey(config.seed))
-    env = envs.make(config.env)
-    from metarl import plugins
-
-    built = plugins.build(config.curriculum, config.shaping, env, config.ppo.gamma, jax.random.PRNGKey(config.seed))
-    meta_params = plugins.joint(meta_params, built)
-    run_dir = prepare_run_dir(config.out, config.run_name, force=config.force)
-    write_config(run_dir, to_dict(config), command, kind="train")
-
-    seeds = jax.vmap(make_train(config.ppo, env, objective, **plugins.inner_kwargs(built)), in_axes=(None, None, 0))
-    if mesh is not None:
-        from jax.sharding import PartitionSpec
-
-        seeds = jax.shard_map(seeds, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec("pop")),
-                              out_specs=PartitionSpec("pop"), check_vma=False)
-    train = jax.jit(seeds)
-    task = default_task(config.ppo, env)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.num_seeds))
-    start = time.perf_counter()
-    compiled = train.lower(meta_params, task, keys).compile()
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    output = jax.block_until_ready(compiled(meta_params, task, keys))
-    run_seconds = time.perf_counter() - start
-
-    metrics = jax.tree.map(np.asarray, output.metrics)
-    batch = config.ppo.batch_size
-    rows = []
-    for n in range(config.ppo.num_updates):
-        row = {"update": n, "env_steps": (n + 1) * batch}
-        for name, values in metrics.items():
-            if name != "active":  # per-update scalars; vectors (a curriculum's category fractions) as lists
-                value = np.mean(values[:, n], axis=0)
-                row[name] = float(value) if value.ndim == 0 else [float(v) for v in value]
-        row["episode_return_per_seed"] = [float(v) for v in metrics["episode_return"][:, n]]
-        rows.append(row)
-    write_metrics(run_dir, rows)
-    from metarl.io.tracking import open_tracker
-
-    with open_tracker(config.track, run_dir, to_dict(config), run_dir.name, group=Path(config.out).name) as tracker:
-        for row in rows:
-            tracker.log(row["update"], row)
-    finals = np.asarray(final_return(output))
-    total_steps = config.ppo.num_updates * batch * config.num_seeds
-    summary = {
-        "run_dir": str(run_dir),
-        "env": config.env,
-        "objective": config.objective,
-        "num_seeds": config.num_seeds,
-        "env_steps_per_seed": config.ppo.num_updates * batch,
-        "final_return_per_seed": finals.tolist(),
-        "final_return_mean": float(finals.mean()),
-        "compile_seconds": compile_seconds,
-        "run_seconds": run_seconds,
-        "steps_per_second": total_steps / run_seconds,
-    }
-    if output.heldout is not None:
-        summary.update({f"heldout_{k}_per_seed": np.asarray(v).tolist() for k, v in output.heldout.items()})
-        summary.update({f"heldout_{k}_mean": float(np.mean(v)) for k, v in output.heldout.items()})
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if verbose:
-        print(
-            f"{config.env} · {config.objective} · {config.num_seeds} seed(s) × {summary['env_steps_per_seed']:,} steps\n"
-            f"  final return {finals.mean():.2f} (per seed: {', '.join(f'{v:.1f}' for v in finals)})\n"
-            + (f"  held-out levels: return {summary['heldout_return_mean']:.3f} · success {summary['heldout_success_mean']:.3f}\n"
-               if output.heldout is not None else "") +
-            f"  compile {compile_seconds:.1f}s · run {run_seconds:.1f}s · {summary['steps_per_second']:,.0f} steps/s\n"
-            f"  wrote {run_dir}/config.json, metrics.jsonl, summary.json"
-        )
-    return summary
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
@@ -240,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     command, args = argv[1], argv[2:]
     try:
         args = load_plugins(args)
+        args = compile_cache(args, command)
         if command == "meta-train":
             from metarl.distributed import configure_host_devices, initialize
             from metarl.meta.run import NonFiniteFitnessError, run_meta_train

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from metarl.compat import OBJECTIVE_DEFAULT_CHANGES
 from metarl.distributed import DistributedConfig
 from metarl.errors import ConfigError
 
@@ -498,14 +499,6 @@ class TaskDistribution:
 # Fields added after runs were stored, with the value that reproduces what those runs did: a run whose
 # field has that value keeps the identity (checkpoint hash) it had before the field existed.
 LEGACY_IDENTITY = {"es.adam_b1": 0.9, "tasks.reference_seeds": 4}
-
-# Objective factory arguments whose default changed after runs were stored: {objective: {argument: (the value
-# those runs had, the default now)}}. metarl.objectives reads the old values for learned files without them.
-OBJECTIVE_DEFAULT_CHANGES = {
-    "lpo": {"mirror": (False, True)},  # the exact mirror-learning parameterization became the default
-    "ta_lpo": {"mirror": (False, True)},
-}
-
 
 def objective_identity(objective: str, objective_kwargs: str) -> dict[str, Any]:
     """How a run's objective arguments enter its identity: an argument given at its old default counts as not

@@ -145,9 +145,15 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     config.validate()
     from metarl.io.results import prepare_run_dir, write_config
 
-    run_dir = prepare_run_dir(config.out, config.name, force=config.force)
-    write_config(run_dir, to_dict(config), command, kind="eval")
+    run_dir, lock = prepare_run_dir(config.out, config.name, force=config.force)
+    try:
+        write_config(run_dir, to_dict(config), command, kind="eval")
+        return _evaluate_and_write(config, run_dir, verbose)
+    finally:
+        lock.release()
 
+
+def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool) -> Path:
     import jax
     import jax.numpy as jnp
 

@@ -227,7 +227,7 @@ def shaping_report(learned_file: str | Path) -> Path:
 def plot_sweep(root: str | Path) -> Path | None:
     """A sweep folder's ``index.csv``: every meta-training run's fitness per generation in one figure (the
     evaluated mean meta-parameters where recorded, else the population mean), labelled by run."""
-    from metarl.sweep import read_index
+    from metarl.io.results import read_index
 
     root = Path(root)
     runs = [row for row in read_index(root / "index.csv")

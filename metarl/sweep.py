@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
+from metarl.io.results import read_index  # noqa: F401  (re-exported: sweeps and their tests read it here)
 
 USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
 
@@ -404,11 +405,6 @@ def _write_index(sweep: Sweep, status: dict[str, str], seconds: dict[str, float]
     return path
 
 
-def read_index(path: str | Path) -> list[dict[str, str]]:
-    with Path(path).open() as handle:
-        return list(csv.DictReader(handle))
-
-
 # --- running ------------------------------------------------------------------------------------------
 
 
@@ -431,9 +427,9 @@ def _batch_groups(runs: list[Run]) -> list[list[Run]]:
 
 
 def _start(run: Run, force: bool, verbose: bool) -> None:
-    from metarl.cli import run_train
     from metarl.evaluation import run_eval
     from metarl.meta.run import run_meta_train
+    from metarl.train import run_train
 
     # train and eval are not resumable: an unfinished folder of the same config is started again
     fresh = force or (run.command != "meta-train" and run.run_dir.exists())

@@ -275,6 +275,30 @@ def per_seed_score(scores: np.ndarray, references, normalize: bool) -> np.ndarra
     return scores.mean(axis=(0, 1))
 
 
+def references_from_store(config: MetaTrainConfig, env_specs: list, store: Store, command=None, progress=None):
+    """The normalization references (:class:`metarl.meta.tasks.References`) of ``config`` on
+    ``tasks.reference_seeds`` seeds of their own stream, measured once per identical inner config and read
+    from ``store`` afterwards."""
+    import jax.numpy as jnp
+
+    from metarl import objectives
+    from metarl.meta.tasks import References, as_dict, measure_references
+
+    longest = max(config.tasks.lifetimes_for(config.ppo))
+    key = {**_score_key(config, config.ppo, REFERENCE_STREAM, config.tasks.reference_seeds, [longest]), "kind": "normalization reference"}
+
+    def compute():
+        if progress:
+            progress(f"measuring PPO reference scores on {', '.join(config.tasks.envs)} ({config.tasks.reference_seeds} seeds) ...")
+        keys = stream_keys(REFERENCE_STREAM, config.tasks.reference_seeds)
+        measured = measure_references(config, env_specs, objectives.make("ppo"), keys)
+        return as_dict(measured, list(config.tasks.envs))
+
+    values = store.get("reference", key, compute, command)
+    names = config.tasks.envs
+    return References(jnp.asarray([values[n]["initial"] for n in names]), jnp.asarray([values[n]["ppo"] for n in names]))
+
+
 # -------------------------------------------------------------------------------------------- tuned PPO
 
 
@@ -407,7 +431,6 @@ def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None,
     the normalization references, PPO and tuned PPO on the held-out seeds. Used to pay for them once,
     before timed runs (benchmarks/discovery.py)."""
     from metarl import envs
-    from metarl.meta.tasks import references_from_store
 
     config.validate()
     store = Store(config.reference_store)

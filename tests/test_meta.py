@@ -169,3 +169,17 @@ def test_population_not_divisible_by_devices_is_refused():
 def test_lifetimes_longer_than_the_config_are_refused():
     with pytest.raises(ConfigError, match="tasks.lifetimes: 99 exceeds"):
         MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(lifetimes=(2, 99))).validate()
+
+
+def test_a_changed_objective_default_is_part_of_the_run_identity():
+    """Runs stored before LPO's exact mirror parameterization keep their identity when the old value is given,
+    and a run at the new default is not taken for one of them (its checkpoint would mean another objective)."""
+    from metarl.config import objective_identity
+
+    old_run = {"objective_kwargs": "{}"}  # what such a run stored
+    assert objective_identity("lpo", '{"mirror": false}') == old_run
+    assert objective_identity("lpo", "{}") == {"objective_kwargs": "{}", "objective_defaults": {"mirror": True}}
+    assert objective_identity("lpo", '{"mirror": true}') == {"objective_kwargs": '{"mirror": true}'}
+    assert objective_identity("ppo", '{"clip_eps": 0.3}') == {"objective_kwargs": '{"clip_eps": 0.3}'}
+    pinned = MetaTrainConfig(objective_kwargs='{"hidden": 8, "mirror": false}').identity()
+    assert pinned["objective_kwargs"] == '{"hidden": 8}' and "objective_defaults" not in pinned

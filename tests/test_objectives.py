@@ -110,10 +110,11 @@ def one_sided_slopes(objective, params, context, step=1e-3):
 
 
 @pytest.mark.parametrize("name", DRIFT)
-@pytest.mark.parametrize(("sigma", "step"), [(0.03, 1e-3), (1.0, 1e-4)], ids=["es_sigma", "unit"])
-def test_mirror_constraints_hold_for_every_member_of_an_es_population(name, sigma, step):
-    """D(1, ·) = 0 and ∂D/∂r(1, ·) = 0 in a neighbourhood of r = 1, not only at the initial parameters:
-    16 members at the default ES σ (and, in a smaller neighbourhood, at unit scale), every lifetime context."""
+@pytest.mark.parametrize("sigma", [0.03, 1.0], ids=["es_sigma", "unit"])
+def test_mirror_constraints_hold_for_every_member_of_an_es_population(name, sigma):
+    """D(1, ·) = 0 and ∂D/∂r(1, ·) = 0 for every member, not only at the initial parameters: the one-sided
+    slopes D(1 ± h)/h vanish as h → 0 (a tenth of h, at most a fifth of the slope: second order or flat, where a
+    drift with a kink at r = 1 keeps its slope). 16 members at the default ES σ and at unit scale, every n/N."""
     from metarl.config import ESConfig
 
     assert ESConfig().sigma <= 0.03
@@ -121,15 +122,24 @@ def test_mirror_constraints_hold_for_every_member_of_an_es_population(name, sigm
     for seed in range(16):
         params = es_member(objective, seed, sigma)
         for context in CONTEXTS:
-            assert float(one_sided_slopes(objective, params, context, step).max()) <= 1e-3, (name, seed, context)
+            at_one = objective.drift(params, jnp.ones(5), jnp.linspace(-2.0, 2.0, 5), context)
+            np.testing.assert_array_equal(at_one, 0.0)
+            coarse = float(one_sided_slopes(objective, params, context, 1e-2).max())
+            fine = float(one_sided_slopes(objective, params, context, 1e-3).max())
+            assert fine <= 0.2 * coarse + 1e-6, (name, seed, context, coarse, fine)
 
 
 def test_the_original_lpo_parameterization_has_one_sided_slopes_at_ratio_one():
     """Why ``mirror=True`` exists: with features first order in (r − 1), ES members of the original LPO carry a
     linear penalty on one side of r = 1 (the check above would fail for them)."""
     objective = objectives.make("lpo", mirror=False)
-    slopes = [float(one_sided_slopes(objective, es_member(objective, seed, 0.03), CONTEXTS[0]).max()) for seed in range(16)]
-    assert max(slopes) > 0.05
+    kinked = []
+    for seed in range(16):
+        params = es_member(objective, seed, 0.03)
+        coarse = float(one_sided_slopes(objective, params, CONTEXTS[0], 1e-2).max())
+        fine = float(one_sided_slopes(objective, params, CONTEXTS[0], 1e-3).max())
+        kinked.append(fine > 0.2 * coarse + 1e-6 and fine > 0.05)
+    assert any(kinked)
 
 
 def test_dpo_matches_its_closed_form_at_hand_computed_points():

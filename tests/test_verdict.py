@@ -84,12 +84,12 @@ def test_references_are_measured_on_the_configured_seeds_and_reused_for_an_ident
     monkeypatch.setattr(tasks, "measure_references", fake_measure)
     store = verdict.Store(tmp_path)
     config = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(reference_seeds=40))
-    first = tasks.references_from_store(config, [None], store)
-    again = tasks.references_from_store(config, [None], store)
+    first = verdict.references_from_store(config, [None], store)
+    again = verdict.references_from_store(config, [None], store)
     assert measured == [40]  # the identical inner config read the stored numbers
     np.testing.assert_array_equal(np.asarray(first.ppo), np.asarray(again.ppo))
     other = MetaTrainConfig(ppo=tiny(lr=0.003), tasks=TaskDistribution(reference_seeds=40))
-    tasks.references_from_store(other, [None], store)
+    verdict.references_from_store(other, [None], store)
     assert measured == [40, 40]
     assert MetaTrainConfig().tasks.reference_seeds >= 32
 

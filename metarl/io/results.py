@@ -27,18 +27,38 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def prepare_run_dir(parent: str | Path, name: str, *, force: bool = False) -> Path:
-    """Create ``parent/name``; refuse to overwrite an earlier run's files unless ``force``."""
+def prepare_run_dir(parent: str | Path, name: str, *, force: bool = False):
+    """Lock ``parent/name`` for this process (:mod:`metarl.io.lock`), then refuse to overwrite an earlier
+    run's files unless ``force``. Returns ``(run_dir, lock)``; the caller releases the lock when done."""
+    from metarl.io.lock import hold
+
     run_dir = Path(parent) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not force:
-            raise ConfigError(
-                f"out: run folder {str(run_dir)!r} already holds an earlier run; pass --force to overwrite it, "
-                f"or --name to choose another folder"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    lock = hold(run_dir)  # before anything in the folder is read or written
+    try:
+        if run_files(run_dir):
+            if not force:
+                raise ConfigError(
+                    f"out: run folder {str(run_dir)!r} already holds an earlier run; pass --force to overwrite it, "
+                    f"or --name to choose another folder"
+                )
+            clear_run_dir(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, lock
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """What a run folder holds besides its lock file."""
+    from metarl.io.lock import is_lock_file
+
+    return [p for p in run_dir.iterdir() if not is_lock_file(p)] if run_dir.is_dir() else []
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Delete a run folder's contents, keeping the lock file this process holds."""
+    for path in run_files(run_dir):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def write_config(run_dir: Path, config: dict[str, Any], command: list[str] | None = None, *, kind: str,
@@ -70,6 +90,14 @@ def write_metrics(run_dir: Path, rows: Iterable[dict[str, Any]], *, append: bool
         for row in rows:
             handle.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
     return path
+
+
+def read_index(path: str | Path) -> list[dict[str, str]]:
+    """A sweep's index.csv (metarl.sweep writes it, metarl.plots reads it)."""
+    import csv
+
+    with Path(path).open() as handle:
+        return list(csv.DictReader(handle))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

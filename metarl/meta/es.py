@@ -9,7 +9,7 @@ their own rank weights (CMA-ES, SNES, ...) keep them (they only use the order me
 from __future__ import annotations
 
 import inspect
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import optax
@@ -17,8 +17,10 @@ from evosax.algorithms import algorithms as EVOSAX_ALGORITHMS
 from evosax.algorithms.distribution_based import distribution_based_algorithms
 from evosax.core import fitness_shaping as evosax_shaping
 
-from metarl.config import ESConfig
 from metarl.errors import ConfigError
+
+if TYPE_CHECKING:  # the config imports this adapter to check algorithm names; at run time it is passed in
+    from metarl.config import ESConfig
 
 _GENERIC_SHAPINGS = (
     evosax_shaping.identity_fitness_shaping_fn,

@@ -9,7 +9,6 @@ seed and the generation number, and the state holds everything else).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,16 +21,33 @@ class NonFiniteFitnessError(RuntimeError):
     """Every member's fitness was non-finite for several generations in a row."""
 
 
-def _prepare_run_dir(config: MetaTrainConfig) -> Path:
-    """Fresh folder, or the folder of the same run to resume; refuse one written by another config."""
-    from metarl.io.checkpoint import check_same_config
+def _prepare_run_dir(config: MetaTrainConfig):
+    """Fresh folder, or the folder of the same run to resume; refuse one written by another config.
+    Returns ``(run_dir, lock)``: the writing process locks the folder first (:mod:`metarl.io.lock`), so a
+    second process on it is refused before it reads or writes anything; the others hold no lock (``None``)."""
+    from metarl.io.lock import hold
 
     run_dir = Path(config.out) / config.run_name
+    lock = hold(run_dir) if is_writer() else None
+    try:
+        _check_run_dir(config, run_dir)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, lock
+
+
+def _check_run_dir(config: MetaTrainConfig, run_dir: Path) -> None:
+    from metarl.io.checkpoint import check_same_config
+    from metarl.io.results import clear_run_dir, run_files
+
     stored_path = run_dir / "config.json"
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_files(run_dir):
         if config.force:
             if is_writer():
-                shutil.rmtree(run_dir)
+                clear_run_dir(run_dir)
         elif not stored_path.is_file():
             raise ConfigError(f"out: {str(run_dir)!r} holds files that are not a metarl run; pass --force or choose --name")
         else:
@@ -39,8 +55,6 @@ def _prepare_run_dir(config: MetaTrainConfig) -> Path:
             if stored.get("kind") != "meta-train":
                 raise ConfigError(f"out: {str(run_dir)!r} holds a {stored.get('kind', 'train')!r} run; pass --force or choose --name")
             check_same_config(stored["identity"], config.identity(), f"run folder {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
 
 
 def _truncate_metrics(run_dir: Path, generation: int) -> None:
@@ -96,15 +110,17 @@ def make_outer_loop(config: MetaTrainConfig, built: Built, meta_params, referenc
     return make_es_outer_loop(config, evaluate_member, meta_params, references, mesh, built.chunk)
 
 
-def progress_line(config: MetaTrainConfig, generation: int, row: dict[str, float], last_eval, seconds: float) -> str:
+def progress_line(config: MetaTrainConfig, generation: int, row: dict[str, float], last_eval, seconds: float | None) -> str:
+    """One chunk's line; ``seconds`` per generation is None for a chunk that held only the compiling first one."""
     evaluated = f" · mean-params {last_eval:.3f}" if last_eval is not None else ""
+    pace = "— s/gen (compiling)" if seconds is None else f"{seconds:.2f} s/gen"
     if config.outer == "metagrad":
         bad = " · non-finite meta-gradient (skipped)" if row["nonfinite_members"] else ""
         return (f"step {generation:>4}/{config.num_generations} · meta-loss {row['meta_loss']:.3f} "
-                f"· agent return {row['agent_return_mean']:.2f}{evaluated} · {seconds:.2f} s/step{bad}")
+                f"· agent return {row['agent_return_mean']:.2f}{evaluated} · {pace.replace('gen', 'step')}{bad}")
     nonfinite = f" · {int(row['nonfinite_members'])} non-finite" if row["nonfinite_members"] else ""
     return (f"gen {generation:>4}/{config.num_generations} · fitness mean {row['fitness_mean']:.3f} "
-            f"max {row['fitness_max']:.3f}{evaluated} · {seconds:.2f} s/gen{nonfinite}")
+            f"max {row['fitness_max']:.3f}{evaluated} · {pace}{nonfinite}")
 
 
 def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_plugins):
@@ -169,6 +185,16 @@ class _Run:
     """One meta-training run between chunks: its folder, references, loop, state and checkpoints."""
 
     def __init__(self, config: MetaTrainConfig, built: Built, command: list[str] | None, verbose: bool):
+        self.config, self.built, self.verbose = config, built, verbose and is_writer()
+        self.run_dir, self.lock = _prepare_run_dir(config)
+        try:
+            self._start(config, built, command)
+        except BaseException:
+            self.release()
+            raise
+
+    def _start(self, config: MetaTrainConfig, built: Built, command: list[str] | None) -> None:
+        """Config, references, outer loop and state (restored from the newest good checkpoint, if any)."""
         import jax
         import jax.numpy as jnp
 
@@ -176,11 +202,9 @@ class _Run:
         from metarl.distributed import barrier
         from metarl.io.checkpoint import Checkpoints
         from metarl.io.results import write_config
-        from metarl.meta.tasks import References, as_dict, references_from_store
-        from metarl.verdict import Store
+        from metarl.meta.tasks import References, as_dict
+        from metarl.verdict import Store, references_from_store
 
-        self.config, self.built, self.verbose = config, built, verbose and is_writer()
-        self.run_dir = _prepare_run_dir(config)
         if is_writer():
             write_config(self.run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
         reference_path = self.run_dir / "references.json"
@@ -242,7 +266,7 @@ class _Run:
             row = {"generation": self.generation - chunk + offset}
             row.update({k: float(v) for k, v in metrics.items() if k != "env_scores"})
             row.update({f"score/{n}": float(s) for n, s in zip(self.env_names, np.atleast_1d(metrics["env_scores"]), strict=True)})
-            row["seconds_per_generation"] = seconds
+            row["seconds_per_generation"] = seconds if seconds is not None else float("nan")
             if offset == chunk - 1 and self.last_eval is not None:
                 row["mean_params_fitness"] = self.last_eval
             rows.append(row)
@@ -266,7 +290,7 @@ class _Run:
                 if jax.tree.leaves(params):
                     plugins.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
         if self.verbose:
-            print(self.label + progress_line(config, self.generation, rows[-1], self.last_eval, seconds), flush=True)
+            self.progress.chunk(self.label + progress_line(config, self.generation, rows[-1], self.last_eval, seconds))
 
     def verdict(self) -> dict[str, Any]:
         """The held-out verdict of the final mean meta-parameters (metarl.verdict); a run that already has one
@@ -292,11 +316,22 @@ class _Run:
         return result
 
     def finish(self, seconds: float) -> dict[str, Any]:
+        self.checkpoints.close()
+        self.tracker.close()
+        try:
+            return self._summarize(seconds)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Free the run folder for other processes."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _summarize(self, seconds: float) -> dict[str, Any]:
         import jax
         import numpy as np
 
-        self.checkpoints.close()
-        self.tracker.close()
         summary = {"run_dir": str(self.run_dir), "generations": self.generation,
                    "ran_generations": self.generation - self.start_generation, "seconds": seconds,
                    "learned_file": str(self.learned_path), "mean_params_fitness": self.last_eval}
@@ -312,23 +347,44 @@ class _Run:
 
 def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list[dict[str, Any]]:
     """Chunks of generations until the runs end: ``step(states) -> (states, metrics)`` jitted, one host sync
-    per chunk, then each run's metrics, checkpoint and learned files (``select(tree, i)``: run i's part)."""
+    per chunk (per generation for a live terminal bar), then each run's metrics, checkpoint and learned files
+    (``select(tree, i)``: run i's part). The first call compiles the step: it is timed on its own, reported on
+    its own line and left out of the seconds per generation."""
     import jax
 
+    from metarl.progress import Progress
+
     config = runs[0].config
+    label = runs[0].label if len(runs) == 1 else f"{len(runs)} runs: "
+    progress = Progress(config.num_generations, live=None if runs[0].verbose else False, label=label)
+    for run in runs:
+        run.progress = progress
     started = time.perf_counter()
+    compiled = False
     while runs[0].generation < config.num_generations:
         chunk = min(config.chunk_size, config.num_generations - runs[0].generation)
-        chunk_start = time.perf_counter()
+        chunk_start, first_seconds = time.perf_counter(), 0.0
         chunk_metrics = []
-        for _ in range(chunk):
+        for offset in range(chunk):
             states, metrics = step(states)
             chunk_metrics.append(metrics)
+            if not compiled:
+                jax.block_until_ready(metrics)
+                first_seconds = time.perf_counter() - chunk_start
+                compiled = True
+                if runs[0].verbose:
+                    progress.compiled(first_seconds)
+            elif progress.live:
+                timed = offset + 1 - (first_seconds > 0)
+                pace = (time.perf_counter() - chunk_start - first_seconds) / max(timed, 1)
+                progress.generation(runs[0].generation + offset + 1, pace, jax.device_get(select(metrics, 0)), runs[0].last_eval)
         chunk_metrics = jax.device_get(chunk_metrics)
-        seconds = (time.perf_counter() - chunk_start) / chunk
+        timed = chunk - (first_seconds > 0)
+        seconds = (time.perf_counter() - chunk_start - first_seconds) / timed if timed else None
         for i, run in enumerate(runs):
             run.state = select(states, i)
             run.end_chunk([select(m, i) for m in chunk_metrics], seconds, evaluate_means[i])
+    progress.close()
     return [run.finish(time.perf_counter() - started) for run in runs]
 
 
@@ -338,9 +394,12 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     import jax
 
     run = _Run(config, built, command, verbose)
-    step = jax.jit(lambda state: strong_types(run.loop.step(state, jax.random.fold_in(run.run_key, state.generation))))
-    evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
-    return _drive([run], step, run.state, [evaluate_mean], lambda tree, i: tree)[0]
+    try:
+        step = jax.jit(lambda state: strong_types(run.loop.step(state, jax.random.fold_in(run.run_key, state.generation))))
+        evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
+        return _drive([run], step, run.state, [evaluate_mean], lambda tree, i: tree)[0]
+    finally:
+        run.release()
 
 
 # Numbers that may differ between runs stepped together: they enter the step as traced values.
@@ -400,6 +459,7 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
         for run in runs:
             run.checkpoints.close()
             run.tracker.close()
+            run.release()
         return [run_meta_train(c, cmd, verbose=verbose) for c, cmd in zip(configs, commands, strict=True)]
     for run in runs:
         run.label = f"{run.run_dir.name}: "
@@ -424,4 +484,8 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
             evaluators[key] = make_mean_evaluator(run.config, built.objective, built.env_specs, built.plugins)
     evaluate_means = [evaluators.get(json.dumps(to_dict(run.config.ppo), sort_keys=True)) for run in runs]
     states = place(stack([r.state for r in runs]), built.mesh)
-    return _drive(runs, step, states, evaluate_means, lambda tree, i: jax.tree.map(lambda x: x[i], tree))
+    try:
+        return _drive(runs, step, states, evaluate_means, lambda tree, i: jax.tree.map(lambda x: x[i], tree))
+    finally:
+        for run in runs:
+            run.release()

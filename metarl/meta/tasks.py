@@ -148,26 +148,5 @@ def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_ob
     return References(jnp.stack(initial), jnp.stack(final))
 
 
-def references_from_store(config: MetaTrainConfig, env_specs: list[EnvSpec], store, command=None, progress=None) -> References:
-    """The references of ``config`` on ``tasks.reference_seeds`` seeds of their own stream, measured once per
-    identical inner config and read from ``store`` (:class:`metarl.verdict.Store`) afterwards."""
-    from metarl import objectives, verdict
-
-    longest = max(config.tasks.lifetimes_for(config.ppo))
-    key = {**verdict._score_key(config, config.ppo, verdict.REFERENCE_STREAM, config.tasks.reference_seeds, [longest]),
-           "kind": "normalization reference"}
-
-    def compute():
-        if progress:
-            progress(f"measuring PPO reference scores on {', '.join(config.tasks.envs)} ({config.tasks.reference_seeds} seeds) ...")
-        keys = verdict.stream_keys(verdict.REFERENCE_STREAM, config.tasks.reference_seeds)
-        measured = measure_references(config, env_specs, objectives.make("ppo"), keys)
-        return as_dict(measured, list(config.tasks.envs))
-
-    values = store.get("reference", key, compute, command)
-    names = config.tasks.envs
-    return References(jnp.asarray([values[n]["initial"] for n in names]), jnp.asarray([values[n]["ppo"] for n in names]))
-
-
 def as_dict(references: References, env_names: list[str]) -> dict[str, Any]:
     return {name: {"initial": float(i), "ppo": float(p)} for name, i, p in zip(env_names, references.initial, references.ppo, strict=True)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metarl.config import OBJECTIVE_DEFAULT_CHANGES
+from metarl.compat import OBJECTIVE_DEFAULT_CHANGES
 from metarl.objectives.base import Objective
 from metarl.objectives.dpo import make_dpo
 from metarl.objectives.lpg import make_lpg, make_pg_td, make_ta_lpg
