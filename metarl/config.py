@@ -454,8 +454,10 @@ class TaskDistribution:
     """choice: uniform over `lifetimes`; log_uniform: log-uniform integer between min and max of `lifetimes`."""
     seeds_per_member: int = 2
     """Agents trained per member and env (their scores are averaged; more seeds, less fitness noise)."""
-    fitness: FitnessScore = "final_return"
-    """final_return (last update of the lifetime), last_k_mean (mean of the last k updates), auc (mean over the lifetime),
+    fitness: FitnessScore = "auc"
+    """auc (mean return over the lifetime: it sees the speed and the stability of learning, where the final return
+    saturates, e.g. at CartPole's 500, and reads one rollout), final_return (last update of the lifetime),
+    last_k_mean (mean of the last k updates),
     heldout_return / heldout_success (the final agent on the env's held-out levels; envs with a level space)."""
     last_k: int = 5
     """k for last_k_mean."""
@@ -521,11 +523,6 @@ def _small_cartpole() -> PPOConfig:
     return PPOConfig(total_timesteps=4 * 128 * 64, lr=0.01, anneal_lr=False)
 
 
-def _discovery_tasks() -> TaskDistribution:
-    """Fitness = the area under the learning curve: it sees both the speed and the stability of learning,
-    where the final return saturates at CartPole's 500 and reads one rollout."""
-    return TaskDistribution(fitness="auc")
-
 
 @dataclass(frozen=True)
 class MetaTrainConfig:
@@ -537,7 +534,7 @@ class MetaTrainConfig:
     """JSON object of objective factory arguments, e.g. '{"log_horizon": true}'."""
     ppo: PPOConfig = field(default_factory=_small_cartpole)
     """Inner-agent settings (shared by every env of the task distribution)."""
-    tasks: TaskDistribution = field(default_factory=_discovery_tasks)
+    tasks: TaskDistribution = field(default_factory=TaskDistribution)
     """The task distribution."""
     outer: OuterKind = "es"
     """Outer loop: 'es' (evolution strategies, evosax) or 'metagrad' (truncated meta-gradients, optax)."""

@@ -14,11 +14,20 @@ from metarl.meta.run import run_meta_train
 LEARNED = [name for name in objectives.names() if jax.tree.leaves(objectives.make(name).init(jax.random.PRNGKey(0)))]
 
 
+# The exact-mirror LPO family starts flat near r = 1 with its offset; gradient meta-training needs it off.
+KWARGS = {"lpo": {"offset": 0.0}, "ta_lpo": {"offset": 0.0}}
+
+
+def make_objective(name):
+    return objectives.make(name, **KWARGS.get(name, {}))
+
+
 def tiny_config(objective, env, **overrides):
     epochs = 1 if objectives.make(objective).agent == "predictor" else 2  # a drift needs r != 1: more than one step
     ppo = PPOConfig(num_envs=4, num_steps=8, total_timesteps=4 * 8 * 6, update_epochs=epochs, num_minibatches=epochs,
                     lr=1e-2, hidden_sizes=(8,))
-    values = dict(objective=objective, ppo=ppo, tasks=TaskDistribution(envs=(env,), lifetimes=(3, 6), lifetime_sampling="log_uniform"),
+    tasks = TaskDistribution(envs=(env,), lifetimes=(3, 6), lifetime_sampling="log_uniform")
+    values = dict(objective=objective, objective_kwargs=json.dumps(KWARGS.get(objective, {})), ppo=ppo, tasks=tasks,
                   outer="metagrad", metagrad=MetaGradConfig(num_agents=2, truncation=2), eval_seeds=0,
                   verdict=VerdictConfig(num_seeds=0), reference_store="")
     values.update(overrides)
@@ -31,7 +40,7 @@ def env_for(name):
 
 def directional_errors(name, epsilons):
     config = tiny_config(name, env_for(name))
-    objective = objectives.make(name)
+    objective = make_objective(name)
     loop = make_metagrad(config, objective, [envs.make(env_for(name))])
     eta = objective.init(jax.random.PRNGKey(0))
     # LPO starts at a drift 100x smaller than its scale: enlarge the output layer so the drift is active.
@@ -79,7 +88,7 @@ def test_meta_gradient_of_ta_lpo_matches_finite_differences_at_small_steps():
 @pytest.mark.parametrize("name", LEARNED)
 def test_one_metagrad_step_on_every_learned_objective(name):
     config = tiny_config(name, env_for(name))
-    objective = objectives.make(name)
+    objective = make_objective(name)
     loop = make_metagrad(config, objective, [envs.make(env_for(name))])
     eta = objective.init(jax.random.PRNGKey(0))
     state = loop.init(jax.random.PRNGKey(1), eta)
@@ -94,7 +103,7 @@ def test_one_metagrad_step_on_every_learned_objective(name):
 
 def test_agents_restart_on_a_fresh_task_when_their_lifetime_ends():
     config = tiny_config("ta_lpo", "CartPole-v1", tasks=TaskDistribution(envs=("CartPole-v1",), lifetimes=(3,)))
-    objective = objectives.make("ta_lpo")
+    objective = make_objective("ta_lpo")
     loop = make_metagrad(config, objective, [envs.make("CartPole-v1")])
     state = loop.init(jax.random.PRNGKey(1), objective.init(jax.random.PRNGKey(0)))
     step = jax.jit(loop.step)
@@ -138,3 +147,11 @@ def test_metagrad_meta_train_resumes_bit_identically(tmp_path):
     stored = json.loads((tmp_path / "full" / "config.json").read_text())
     assert stored["config"]["outer"] == "metagrad"
     assert (tmp_path / "full" / "learned" / "ta_lpo.msgpack").is_file()
+
+
+def test_a_flat_starting_drift_is_refused_before_meta_gradient_training():
+    from metarl.errors import ConfigError
+    from metarl.meta.run import build
+
+    with pytest.raises(ConfigError, match=r"objective_kwargs: with --outer metagrad.*offset"):
+        build(tiny_config("lpo", "CartPole-v1", objective_kwargs="{}"))

@@ -90,12 +90,28 @@ def build(config: MetaTrainConfig) -> Built:
     per_env = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, init_key) for spec in env_specs]
     plugins.check_shared_params(per_env, list(config.tasks.envs))
     if config.outer != "es":
+        check_differentiable_start(config)
         return Built(objective, env_specs, per_env, None, None)
     mesh = population_mesh(config.es.population_size)
     evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member, per_env)
     solution = plugins.joint(objective.init(init_key), per_env[0])
     chunk = population_chunk(config, evaluate_member, solution, mesh.size, env_specs)
     return Built(objective, env_specs, per_env, evaluate_member, mesh, chunk)
+
+
+def check_differentiable_start(config: MetaTrainConfig) -> None:
+    """The meta-gradient loop needs a drift whose gradient in η is not zero where the inner ratios live. The
+    exact-mirror LPO family with its offset (objectives/lpo.py) is exactly zero near r = 1 at its small
+    initial scale: every meta-gradient would be 0, and the run would report nothing wrong."""
+    from metarl.objectives.registry import resolved_kwargs
+
+    kwargs = resolved_kwargs(config.objective, config.objective_kwargs_dict())
+    if kwargs.get("mirror") and kwargs.get("offset", 0) > 0:
+        raise ConfigError(
+            f"objective_kwargs: with --outer metagrad, {config.objective}'s drift must not start flat: with mirror=true its "
+            f"offset {kwargs['offset']:g} makes the initial drift exactly zero for |r - 1| < ~0.3, so every meta-gradient is 0; "
+            "pass --objective-kwargs '{\"offset\": 0}' (or mirror=false, the original parameterization)"
+        )
 
 
 def make_outer_loop(config: MetaTrainConfig, built: Built, meta_params, references):
