@@ -106,3 +106,22 @@ def test_cli_list_names_objectives_and_envs(capsys):
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TINY.lr = 1.0  # type: ignore[misc]
+
+
+def test_cli_runs_use_a_persistent_compile_cache_unless_told_not_to(tmp_path, monkeypatch):
+    from metarl.cli import compile_cache
+
+    previous = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv("METARL_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert compile_cache(["--no-compile-cache", "--env", "x"], "train") == ["--env", "x"]
+        assert not jax.config.jax_compilation_cache_dir
+        assert compile_cache(["--env", "x"], "list") == ["--env", "x"] and not jax.config.jax_compilation_cache_dir
+        assert compile_cache(["--env", "x"], "train") == ["--env", "x"]
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache") and (tmp_path / "cache").is_dir()
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "mine"))  # a folder the caller set is kept
+        compile_cache([], "meta-train")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", previous)

@@ -78,7 +78,8 @@ def test_vmap_over_seeds_equals_each_seed_alone():
 
 
 def test_vmap_over_a_population_of_meta_params_equals_each_member_alone():
-    train, objective, task = _train("ta_lpo", output_scale=1.0)  # a drift large enough to tell members apart
+    # a drift large enough to tell members apart: unit output scale, no dead zone (offset) near r = 1
+    train, objective, task = _train("ta_lpo", output_scale=1.0, offset=0.0)
     population = jax.vmap(objective.init)(jax.random.split(jax.random.PRNGKey(1), 4))
     key = jax.random.PRNGKey(5)
     batched = jax.jit(jax.vmap(train, in_axes=(0, None, None)))(population, task, key)
