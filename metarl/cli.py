@@ -68,12 +68,25 @@ COMPILE_CACHE_FLAG = "--no-compile-cache"
 
 
 def compile_cache_dir() -> Path:
-    """Where CLI runs keep compiled programs: $METARL_CACHE_DIR, else $XDG_CACHE_HOME/metarl/jax (~/.cache/...)."""
+    """Where CLI runs keep compiled programs: $METARL_CACHE_DIR, else $XDG_CACHE_HOME/metarl/jax/<machine>
+    (~/.cache/...). <machine> names the CPU's architecture and instruction-set flags: a CPU program compiled
+    for one machine can crash another (SIGILL), and a home folder is often shared across a cluster's nodes."""
     import os
 
     if os.environ.get("METARL_CACHE_DIR"):
         return Path(os.environ["METARL_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metarl" / "jax"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metarl" / "jax" / machine_signature()
+
+
+def machine_signature() -> str:
+    import hashlib
+    import platform
+
+    flags = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        flags = next((line for line in cpuinfo.read_text(errors="ignore").splitlines() if line.startswith(("flags", "Features"))), "")
+    return f"{platform.machine() or 'cpu'}-{hashlib.sha256((platform.processor() + flags).encode()).hexdigest()[:10]}"
 
 
 def compile_cache(args: list[str], command: str) -> list[str]:
