@@ -9,7 +9,7 @@ their own rank weights (CMA-ES, SNES, ...) keep them (they only use the order me
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import optax
@@ -18,9 +18,6 @@ from evosax.algorithms.distribution_based import distribution_based_algorithms
 from evosax.core import fitness_shaping as evosax_shaping
 
 from metarl.errors import ConfigError
-
-if TYPE_CHECKING:  # the config imports this adapter to check algorithm names; at run time it is passed in
-    from metarl.config import ESConfig
 
 _GENERIC_SHAPINGS = (
     evosax_shaping.identity_fitness_shaping_fn,
@@ -60,7 +57,9 @@ class EvolutionStrategy(NamedTuple):
     population_size: int
 
 
-def make_es(config: ESConfig, solution: Any) -> EvolutionStrategy:
+def make_es(config, solution: Any) -> EvolutionStrategy:
+    """``config``: a :class:`metarl.config.ESConfig` (not imported here: the config imports this adapter to check
+    algorithm names)."""
     check_algorithm(config.algorithm)
     if config.antithetic and not supports_antithetic(config.algorithm):
         raise ConfigError(
