@@ -308,7 +308,7 @@ def tuning_grid(verdict: VerdictConfig) -> list[dict[str, Any]]:
     return [dict(zip(names, cell, strict=True)) for cell in itertools.product(*axes)]
 
 
-def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | None = None, progress=print) -> dict[str, Any]:
+def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | None = None, progress=None) -> dict[str, Any]:
     """PPO's best grid cell, chosen on the selection seeds by the IQM of the per-seed score; its config.
 
     Cells that differ only in learning rate and clip ε share one compile (both traced, vmapped); each
@@ -370,7 +370,7 @@ def _tuned_scores(config: MetaTrainConfig, env_specs, lifetimes, best: dict[str,
 
 
 def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candidate_plugins, meta_params, references,
-                store: Store | None = None, progress=print) -> dict[str, Any]:
+                store: Store | None = None, progress=None) -> dict[str, Any]:
     """The discovered meta-parameters against PPO (same settings) and tuned PPO on the held-out seeds."""
     import jax.numpy as jnp
 
@@ -426,7 +426,7 @@ def _interval(side: dict[str, Any]) -> str:
     return f"{side['iqm']:.3f} [{side['ci'][0]:.3f}, {side['ci'][1]:.3f}]"
 
 
-def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None, progress=print) -> dict[str, Any]:
+def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None, progress=None) -> dict[str, Any]:
     """Measure (or read) everything a verdict of ``config`` compares against, into its reference store:
     the normalization references, PPO and tuned PPO on the held-out seeds. Used to pay for them once,
     before timed runs (benchmarks/discovery.py)."""

@@ -228,7 +228,6 @@ class _Run:
         barrier("metarl-run-dir")  # the other processes read the folder process 0 prepared
         init_key, _, self.run_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
         self.store = Store(config.reference_store)
-        self.command = command
         self.env_names = list(config.tasks.envs)
         if not config.tasks.normalize:
             self.references = References(jnp.zeros(len(self.env_names)), jnp.ones(len(self.env_names)))
