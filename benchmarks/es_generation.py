@@ -22,7 +22,6 @@ import json, sys, time, dataclasses
 import jax
 from metarl.config import ESConfig, MetaTrainConfig, PPOConfig, TaskDistribution
 from metarl.inner import default_task, make_train
-from metarl.meta.outer import make_es_outer_loop
 from metarl.meta.run import build
 from metarl.meta.tasks import References
 import jax.numpy as jnp
@@ -32,11 +31,10 @@ out = {"devices": jax.device_count(), "platform": jax.devices()[0].platform, "ge
 refs = References(jnp.zeros(1), jnp.ones(1))
 for population in populations:
     # one agent per member, so a generation is exactly population x one inner run
-    cfg = MetaTrainConfig(ppo=ppo, tasks=TaskDistribution(normalize=False, seeds_per_member=1), es=ESConfig(population_size=population))
-    objective, env_specs, _, evaluate_member, mesh, _ = build(cfg)
-    meta_params = objective.init(jax.random.PRNGKey(0))
-    loop = make_es_outer_loop(cfg, evaluate_member, meta_params, refs, mesh)
-    step = jax.jit(loop.step)
+    cfg = MetaTrainConfig(ppo=ppo, tasks=TaskDistribution(normalize=False, seeds_per_member=1), outer=ESConfig(population_size=population))
+    problem, loop = build(cfg)
+    objective, env_specs, meta_params = problem.objective, problem.env_specs, problem.meta_params
+    step = jax.jit(lambda state, key: loop.step(state, key, refs))
     state = loop.init(jax.random.PRNGKey(0), meta_params)
     start = time.perf_counter()
     state, m = jax.block_until_ready(step(state, jax.random.PRNGKey(0)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from metarl.commandline import outer_args
 from metarl.config import MetaTrainConfig, TrainConfig
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
 from metarl.train import run_train  # the library function, re-exported for scripts that import it from here
@@ -119,15 +120,36 @@ def parse_train_config(args: list[str]) -> TrainConfig:
     return tyro.cli(TrainConfig, args=args, default=default, prog="metarl train", description="Train an agent with one objective.")
 
 
-def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
+def meta_train_cli_type():
+    """MetaTrainConfig whose ``outer`` is the tagged union of every registered loop's config (tyro subcommands
+    ``outer:es``, ``outer:metagrad``, ...), built when the command runs so that plug-in loops are included."""
+    import dataclasses
+    from typing import Annotated, Union
+
     import tyro
 
-    return tyro.cli(MetaTrainConfig, args=args, prog="metarl meta-train",
-                    description="Discover an objective's meta-parameters with ES (--outer es) or meta-gradients (--outer metagrad).")
+    from metarl.meta import loops
+
+    choices = tuple(Annotated[c, tyro.conf.subcommand(c.name, default=c())] for c in loops.config_classes())
+    default = dataclasses.field(default_factory=lambda: MetaTrainConfig().outer)
+    union = Union[choices]  # noqa: UP007 (a union built from the registry)
+    return dataclasses.make_dataclass("MetaTrainConfig", [("outer", union, default)], bases=(MetaTrainConfig,), frozen=True)
+
+
+def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
+    import dataclasses
+
+    import tyro
+
+    parsed = tyro.cli(meta_train_cli_type(), args=outer_args(args), prog="metarl meta-train",
+                      description="Discover an objective's meta-parameters with an outer loop: outer:es (evolution strategies, "
+                                  "the default) or outer:metagrad (meta-gradients); `metarl meta-train outer:es --help` lists its flags.")
+    return MetaTrainConfig(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(MetaTrainConfig)})
 
 
 def run_list() -> None:
     from metarl import curricula, envs, objectives, shaping
+    from metarl.meta import loops
     from metarl.meta.es import algorithm_names
 
     print("objectives:", ", ".join(objectives.names()))
@@ -135,7 +157,8 @@ def run_list() -> None:
     print("shapings:", ", ".join(shaping.names()), "· heuristics:", ", ".join(shaping.heuristics.REGISTRY.names()))
     print("envs:", ", ".join(envs.names()))
     print("envs with a level space (curricula):", ", ".join(envs.LEVEL_ENVS))
-    print("es algorithms:", ", ".join(algorithm_names()))
+    print("outer loops (meta-train outer:NAME):", ", ".join(loops.names()))
+    print("es algorithms (outer:es --outer.algorithm):", ", ".join(algorithm_names()))
 
 
 def parse_sweep_args(args: list[str]):

@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from metarl.compat import OBJECTIVE_DEFAULT_CHANGES
 from metarl.distributed import DistributedConfig
@@ -295,8 +295,15 @@ class TrainConfig:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a (nested) config dataclass."""
-    return dataclasses.asdict(config)
+    """A JSON-ready dict of a (nested) config dataclass; an outer loop's settings carry its ``name``."""
+    values = dataclasses.asdict(config)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, OuterConfig):
+            values[f.name] = {"name": value.name, **values[f.name]}
+        elif dataclasses.is_dataclass(value):
+            values[f.name] = to_dict(value)
+    return values
 
 
 def ppo_from_dict(values: dict[str, Any]) -> PPOConfig:
@@ -317,8 +324,26 @@ HELDOUT_SCORES = ("heldout_return", "heldout_success")
 
 
 @dataclass(frozen=True)
-class ESConfig:
+class OuterConfig:
+    """Base of every outer loop's settings. ``name`` is the loop's registry name (metarl.meta.loops); a run's
+    ``outer`` field holds one of these, and its stored config names the loop. Subclasses are frozen
+    dataclasses whose fields all have defaults, with a ``validate()`` that returns self."""
+
+    name: ClassVar[str] = ""
+    batched_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields (dotted, from the run's config) in which runs may differ and still be stepped together, one
+    vmapped step for all: the numbers the loop takes as traced ``OuterLoop.hparams``."""
+
+    def validate(self) -> OuterConfig:
+        return self
+
+
+@dataclass(frozen=True)
+class ESConfig(OuterConfig):
     """The evolution-strategies outer loop (evosax 0.3)."""
+
+    name: ClassVar[str] = "es"
+    batched_fields: ClassVar[tuple[str, ...]] = ("outer.sigma", "outer.lr", "ppo.lr", "ppo.ent_coef")
 
     algorithm: str = "Open_ES"
     """evosax algorithm by name (Open_ES, SNES, CMA_ES, PGPE, ... see `metarl list`)."""
@@ -347,38 +372,40 @@ class ESConfig:
         from metarl.meta import es  # the evosax adapter knows the algorithm names
 
         es.check_algorithm(self.algorithm)
-        _positive_int(self.population_size, "es.population_size")
+        _positive_int(self.population_size, "outer.population_size")
         if self.antithetic or self.fitness_shaping == "pairwise_rank":
             _require(
                 self.population_size % 2 == 0,
-                "es.population_size",
+                "outer.population_size",
                 f"must be even with antithetic sampling / pairwise ranks (member i pairs with i + P/2), got {self.population_size}",
             )
         _require(
             not (self.fitness_shaping == "pairwise_rank" and not self.antithetic),
-            "es.fitness_shaping",
-            "pairwise_rank needs es.antithetic=True (it compares the two members of an antithetic pair)",
+            "outer.fitness_shaping",
+            "pairwise_rank needs outer.antithetic=True (it compares the two members of an antithetic pair)",
         )
         for name in ("sigma", "lr", "sigma_decay", "lr_decay"):
-            _finite(getattr(self, name), f"es.{name}")
-            _require(getattr(self, name) > 0, f"es.{name}", f"must be > 0, got {getattr(self, name)}")
+            _finite(getattr(self, name), f"outer.{name}")
+            _require(getattr(self, name) > 0, f"outer.{name}", f"must be > 0, got {getattr(self, name)}")
         for name in ("sigma_decay", "lr_decay"):
-            _require(getattr(self, name) <= 1, f"es.{name}", f"must be in (0, 1], got {getattr(self, name)}")
-        _require(self.optimizer in ("adam", "sgd"), "es.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
-        _finite(self.adam_b1, "es.adam_b1")
-        _require(0.0 <= self.adam_b1 < 1.0, "es.adam_b1", f"must be in [0, 1), got {self.adam_b1}")
+            _require(getattr(self, name) <= 1, f"outer.{name}", f"must be in (0, 1], got {getattr(self, name)}")
+        _require(self.optimizer in ("adam", "sgd"), "outer.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
+        _finite(self.adam_b1, "outer.adam_b1")
+        _require(0.0 <= self.adam_b1 < 1.0, "outer.adam_b1", f"must be in [0, 1), got {self.adam_b1}")
         _require(
             self.fitness_shaping in ("centered_rank", "z_score", "pairwise_rank"),
-            "es.fitness_shaping",
+            "outer.fitness_shaping",
             f"must be one of centered_rank, z_score, pairwise_rank; got {self.fitness_shaping!r}",
         )
-        _positive_int(self.max_nonfinite_generations, "es.max_nonfinite_generations")
+        _positive_int(self.max_nonfinite_generations, "outer.max_nonfinite_generations")
         return self
 
 
 @dataclass(frozen=True)
-class MetaGradConfig:
+class MetaGradConfig(OuterConfig):
     """The meta-gradient outer loop: truncated backpropagation through K inner updates."""
+
+    name: ClassVar[str] = "metagrad"
 
     num_agents: int = 8
     """Inner agents per env, each at its own point of its own lifetime; reset with a new task when it ends."""
@@ -390,18 +417,18 @@ class MetaGradConfig:
     """optax meta-optimizer."""
     max_grad_norm: float = 1.0
     """Global-norm clip of the meta-gradient (> 0)."""
+    max_nonfinite_generations: int = 3
+    """Stop after this many consecutive steps whose meta-gradient is non-finite (each is skipped)."""
 
     def validate(self) -> MetaGradConfig:
-        _positive_int(self.num_agents, "metagrad.num_agents")
-        _positive_int(self.truncation, "metagrad.truncation")
+        _positive_int(self.max_nonfinite_generations, "outer.max_nonfinite_generations")
+        _positive_int(self.num_agents, "outer.num_agents")
+        _positive_int(self.truncation, "outer.truncation")
         for name in ("lr", "max_grad_norm"):
-            _finite(getattr(self, name), f"metagrad.{name}")
-            _require(getattr(self, name) > 0, f"metagrad.{name}", f"must be > 0, got {getattr(self, name)}")
-        _require(self.optimizer in ("adam", "sgd"), "metagrad.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
+            _finite(getattr(self, name), f"outer.{name}")
+            _require(getattr(self, name) > 0, f"outer.{name}", f"must be > 0, got {getattr(self, name)}")
+        _require(self.optimizer in ("adam", "sgd"), "outer.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
         return self
-
-
-OuterKind = Literal["es", "metagrad"]
 
 
 @dataclass(frozen=True)
@@ -500,7 +527,7 @@ class TaskDistribution:
 
 # Fields added after runs were stored, with the value that reproduces what those runs did: a run whose
 # field has that value keeps the identity (checkpoint hash) it had before the field existed.
-LEGACY_IDENTITY = {"es.adam_b1": 0.9, "tasks.reference_seeds": 4}
+LEGACY_IDENTITY = {"es.adam_b1": 0.9, "tasks.reference_seeds": 4, "metagrad.max_nonfinite_generations": 3}
 
 def objective_identity(objective: str, objective_kwargs: str) -> dict[str, Any]:
     """How a run's objective arguments enter its identity: an argument given at its old default counts as not
@@ -536,12 +563,10 @@ class MetaTrainConfig:
     """Inner-agent settings (shared by every env of the task distribution)."""
     tasks: TaskDistribution = field(default_factory=TaskDistribution)
     """The task distribution."""
-    outer: OuterKind = "es"
-    """Outer loop: 'es' (evolution strategies, evosax) or 'metagrad' (truncated meta-gradients, optax)."""
-    es: ESConfig = field(default_factory=ESConfig)
-    """The ES outer loop (outer='es')."""
-    metagrad: MetaGradConfig = field(default_factory=MetaGradConfig)
-    """The meta-gradient outer loop (outer='metagrad')."""
+    outer: OuterConfig = field(default_factory=ESConfig)
+    """The outer loop and its settings: ESConfig (evolution strategies, evosax), MetaGradConfig (truncated
+    meta-gradients, optax), or a registered plug-in's (metarl.meta.loops). On the command line:
+    `outer:es --outer.sigma 0.1`, `outer:metagrad --outer.truncation 5` (see `metarl list`)."""
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     """Level sampler; a learned one is evolved jointly with the objective (meta-parameters {objective, curriculum, shaping})."""
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
@@ -609,13 +634,11 @@ class MetaTrainConfig:
         _require(not self.curriculum.active or self.tasks.fitness in HELDOUT_SCORES, "tasks.fitness",
                  f"with a curriculum, fitness must be measured on held-out levels ({', '.join(HELDOUT_SCORES)}), "
                  f"not on the levels the curriculum picked; got {self.tasks.fitness!r}")
-        _require(not (self.outer == "metagrad" and self.curriculum.active), "curriculum.name",
-                 "the meta-gradient loop runs without a curriculum (level sampling has no gradient): use --outer es")
-        _require(self.outer in ("es", "metagrad"), "outer", f"must be 'es' or 'metagrad', got {self.outer!r}")
-        if self.outer == "es":
-            self.es.validate()
-        else:
-            self.metagrad.validate()
+        _require(isinstance(self.outer, OuterConfig) and bool(self.outer.name), "outer",
+                 f"must be an outer loop's config (ESConfig, MetaGradConfig, or a registered plug-in's), got {self.outer!r}")
+        _require(not (self.outer.name == "metagrad" and self.curriculum.active), "curriculum.name",
+                 "the meta-gradient loop runs without a curriculum (level sampling has no gradient): use outer:es")
+        self.outer.validate()
         for name in ("num_generations", "chunk_size", "keep_checkpoints"):
             _positive_int(getattr(self, name), name)
         _require(isinstance(self.eval_seeds, int) and self.eval_seeds >= 0, "eval_seeds", f"must be >= 0, got {self.eval_seeds}")
@@ -631,14 +654,19 @@ class MetaTrainConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that define the run's trajectory (for the checkpoint's config hash).
 
-        Excluded: how long to run and where to write (extending a run or moving it is not a different run),
-        and the settings of the outer loop that is not used (so ES runs keep the identity they had before
-        meta-gradients existed).
+        Excluded: how long to run and where to write (extending a run or moving it is not a different run).
+        The outer loop's settings sit under its name, with ``outer`` naming it; ES runs, made before there was
+        a choice, omit ``outer`` (so every stored run keeps its identity).
         """
         values = to_dict(self)
         for name in ("num_generations", "out", "name", "force", "keep_checkpoints", "host_devices", "population_chunk", "track",
                      "distributed", "verdict", "reference_store"):
             values.pop(name)
+        outer = values.pop("outer")
+        loop = outer.pop("name")
+        values[loop] = outer
+        if loop != "es":
+            values["outer"] = loop
         values.update(objective_identity(self.objective, self.objective_kwargs))
         for dotted, legacy in LEGACY_IDENTITY.items():  # fields added later keep older runs' identity at their old value
             *parents, last = dotted.split(".")
@@ -647,11 +675,6 @@ class MetaTrainConfig:
                 table = table.get(part, {})
             if last in table and table[last] == legacy:
                 table.pop(last)
-        if self.outer == "es":
-            values.pop("outer")
-            values.pop("metagrad")
-        else:
-            values.pop("es")
         for part in ("curriculum", "shaping"):  # runs from before curricula and shapings keep their identity
             if values[part] == to_dict(type(getattr(self, part))()):
                 values.pop(part)

@@ -36,7 +36,7 @@ def configure_host_devices(count: int = 0) -> int | None:
     return count
 
 
-def population_mesh(population_size: int, num_devices: int | None = None, what: str = "es.population_size"):
+def population_mesh(population_size: int, num_devices: int | None = None, what: str = "outer.population_size"):
     """A 1-D mesh with axis "pop" over the default devices (all GPUs, or the host CPU devices)."""
     import jax
     from jax.sharding import AxisType

@@ -15,26 +15,27 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int, stream: TextIO | None = None, live: bool | None = None, label: str = ""):
+    def __init__(self, total: int, stream: TextIO | None = None, live: bool | None = None, label: str = "", unit: str = "gen"):
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else live
-        self.total, self.label = total, label
+        self.total, self.label, self.unit = total, label, unit
         self.started = time.perf_counter()
         self._drawn = False
 
     def compiled(self, seconds: float, what: str = "generation step") -> None:
         self._line(f"{self.label}compiled the {what} in {seconds:.1f} s (first generation included; not in s/gen)")
 
-    def generation(self, generation: int, seconds_per_generation: float, row: dict[str, float], mean_params: float | None) -> None:
-        """After each generation; draws only in a terminal."""
+    def generation(self, generation: int, seconds_per_generation: float, summary: str, mean_params: float | None) -> None:
+        """After each generation; draws only in a terminal. ``summary``: the outer loop's text for the last
+        generation's metrics (``OuterLoop.describe``), e.g. "fitness mean 0.812 max 1.104"."""
         if not self.live:
             return
         left = (self.total - generation) * seconds_per_generation
         width = 20
         done = int(width * generation / max(self.total, 1))
         evaluated = f" · mean-params {mean_params:.3f}" if mean_params is not None else ""
-        text = (f"{self.label}[{'#' * done}{'.' * (width - done)}] gen {generation}/{self.total} · ETA {_duration(left)}"
-                f" · fitness mean {row.get('fitness_mean', float('nan')):.3f} max {row.get('fitness_max', float('nan')):.3f}{evaluated}")
+        text = (f"{self.label}[{'#' * done}{'.' * (width - done)}] {self.unit} {generation}/{self.total} · ETA {_duration(left)}"
+                f" · {summary}{evaluated}")
         self.stream.write("\r\x1b[2K" + text)
         self.stream.flush()
         self._drawn = True

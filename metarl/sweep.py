@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metarl.commandline import outer_args
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
 from metarl.io.results import read_index  # noqa: F401  (re-exported: sweeps and their tests read it here)
 
@@ -74,7 +75,8 @@ class Run:
 
     def command_line(self) -> list[str]:
         """The `metarl <command> ...` that makes this run alone."""
-        return ["metarl", self.command, *cli_args(self.overrides), "--out", str(self.config.out), "--name", self.name]
+        args = [*cli_args(self.overrides), "--out", str(self.config.out), "--name", self.name]
+        return ["metarl", self.command, *(outer_args(args) if self.command == "meta-train" else args)]
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,41 @@ def build_config(command: str, overrides: dict[str, Any]) -> Any:
         config = cls(env=env, ppo=ppo_preset(env)) if isinstance(env, str) else cls()
     else:
         config = cls()
+    if command == "meta-train":
+        config, overrides = _choose_outer(config, overrides)
     for key, value in overrides.items():
         config = _set(config, key.split("."), value, key)
     return config
+
+
+# Keys of the outer loop's settings before they became one field ("es.sigma", "metagrad.lr": now "outer.sigma", ...).
+LEGACY_OUTER_KEYS = {"es": "es", "metagrad": "metagrad"}
+
+
+def _choose_outer(config: Any, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The loop a meta-train run names (``outer = "metagrad"`` or ``outer.name``, implied by legacy ``es.x`` /
+    ``metagrad.x`` keys) with its default settings, and the other overrides with ``outer.x`` keys."""
+    from metarl.meta import loops
+
+    name, rest = None, {}
+    for key, value in overrides.items():
+        head, _, tail = key.partition(".")
+        if key in ("outer", "outer.name"):
+            if not isinstance(value, str) or value not in loops.names():
+                raise ConfigError(f"key {key!r}: expected one of {', '.join(map(repr, loops.names()))}, got {value!r}")
+            chosen = value
+        elif head in LEGACY_OUTER_KEYS and tail:
+            chosen, key = LEGACY_OUTER_KEYS[head], f"outer.{tail}"
+            rest[key] = value
+        else:
+            rest[key] = value
+            continue
+        if name is not None and name != chosen:
+            raise ConfigError(f"key {key!r}: sets outer loop {chosen!r}, but the run already names {name!r}")
+        name = chosen
+    if name is not None and name != config.outer.name:
+        config = dataclasses.replace(config, outer=loops.config_class(name)())
+    return config, rest
 
 
 def cli_args(overrides: dict[str, Any]) -> list[str]:
@@ -207,6 +241,9 @@ def _template_fields(config: Any, out: Path) -> dict[str, Any]:
         return "+".join(map(str, value)) if isinstance(value, tuple) else value
 
     fields = {f.name: show(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    outer = getattr(config, "outer", None)
+    if outer is not None:  # {es.sigma}: a loop's settings also by its name, as sweep files wrote them before `outer`
+        fields.setdefault(outer.name, outer)
     return {**fields, "out": str(out)}
 
 
@@ -415,7 +452,7 @@ def _batch_groups(runs: list[Run]) -> list[list[Run]]:
     groups: dict[str, list[Run]] = {}
     order: list[list[Run]] = []
     for run in runs:
-        if run.command == "meta-train" and run.vmap and run.config.outer == "es":
+        if run.command == "meta-train" and run.vmap and run.config.outer.batched_fields:
             key = f"{run.stage}:{batch_group_key(run.config)}"
             if key not in groups:
                 groups[key] = []

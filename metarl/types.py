@@ -36,6 +36,15 @@ class Task(NamedTuple):
     env_params: object
 
 
+class InnerHparams(NamedTuple):
+    """The inner agent's numbers that runs stepped together may vary (a batched sweep vmaps over them): its
+    learning rate and entropy coefficient. Everything that fixes a shape stays in the static
+    :class:`metarl.config.PPOConfig`; ``None`` in place of this pytree means the config's own numbers."""
+
+    lr: chex.Array
+    ent_coef: chex.Array
+
+
 class MetaParams(NamedTuple):
     """The meta-parameters of one inner run, one part per plug-in: the objective's η_o, the curriculum's
     η_c and the shaping's η_s (``{}`` for a hand-designed part). What the outer loop evolves or

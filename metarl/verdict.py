@@ -180,8 +180,9 @@ def evaluation_lifetimes(config: MetaTrainConfig) -> list[int]:
 
 
 def make_scorer(ppo: PPOConfig, spec, objective, plugins=None, *, kind: str, last_k: int):
-    """``scores(meta_params, lifetimes (L,), keys (S, 2)) -> (L, S)``: one trained agent per (lifetime, seed),
-    scored by ``kind``; NaN where the agent's losses diverged. Not jitted (callers vmap it further)."""
+    """``scores(meta_params, lifetimes (L,), keys (S, 2), hparams=None) -> (L, S)``: one trained agent per
+    (lifetime, seed), scored by ``kind``; NaN where the agent's losses diverged (``hparams``: an InnerHparams
+    whose numbers may be traced, None for ``ppo``'s). Not jitted (callers vmap it further)."""
     import jax
     import jax.numpy as jnp
 
@@ -192,13 +193,13 @@ def make_scorer(ppo: PPOConfig, spec, objective, plugins=None, *, kind: str, las
 
     train = make_train(ppo, spec, objective, **(inner_kwargs(plugins) if plugins is not None else {}))
 
-    def one(meta_params, num_updates, key):
-        output = train(meta_params, level_task(spec, num_updates, key), key)
+    def one(meta_params, num_updates, key, hparams):
+        output = train(meta_params, level_task(spec, num_updates, key), key, hparams)
         return jnp.where(diverged(output), jnp.nan, score(output, kind, last_k))
 
-    def scores(meta_params, lifetimes, keys):
-        per_seed = jax.vmap(one, in_axes=(None, None, 0))
-        return jax.vmap(per_seed, in_axes=(None, 0, None))(meta_params, lifetimes, keys)
+    def scores(meta_params, lifetimes, keys, hparams=None):
+        per_seed = jax.vmap(one, in_axes=(None, None, 0, None))
+        return jax.vmap(per_seed, in_axes=(None, 0, None, None))(meta_params, lifetimes, keys, hparams)
 
     return scores
 
@@ -325,6 +326,8 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
         import jax
         import jax.numpy as jnp
 
+        from metarl.types import InnerHparams
+
         keys = stream_keys(SELECTION_STREAM, verdict.selection_seeds)
         lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
         table = []
@@ -337,9 +340,9 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
             for spec in env_specs:
                 def cell_scores(lrs, clips, keys, spec=spec):
                     def one_cell(lr, clip):
-                        scorer = make_scorer(dataclasses.replace(group, lr=lr), spec, _ppo_objective(clip), baseline_plugins(config, spec),
+                        scorer = make_scorer(group, spec, _ppo_objective(clip), baseline_plugins(config, spec),
                                              kind=config.tasks.fitness, last_k=config.tasks.last_k)
-                        return scorer({}, lifetimes_array, keys)
+                        return scorer({}, lifetimes_array, keys, InnerHparams(lr, group.ent_coef))
 
                     return jax.vmap(one_cell)(lrs, clips)  # (C, L, S)
 

@@ -44,3 +44,10 @@ tasks = { normalize = false }
 verdict = { num_seeds = 0 }
 """
 
+
+
+def member_evaluator(config, built):
+    """The ES member evaluator of a built meta-train run (``metarl.meta.run.build``): what its loop evaluates."""
+    from metarl.meta.tasks import make_member_evaluator
+
+    return make_member_evaluator(config, built.objective, built.env_specs, config.tasks.seeds_per_member, built.plugins)

@@ -13,24 +13,24 @@ from metarl.meta import fitness as fit
 from metarl.meta.es import make_es
 from metarl.meta.outer import make_es_outer_loop
 from metarl.meta.run import build
-from metarl.meta.tasks import References, make_population_evaluator, sample_member_tasks
+from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
 
 REFS = References(jnp.zeros(1), jnp.ones(1))
 
 
 def config(**es_overrides) -> MetaTrainConfig:
-    return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, **es_overrides),
+    return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4, **es_overrides),
                            verdict=VerdictConfig(num_seeds=0))
 
 
-def sum_fitness(meta_params, num_updates, key, references):
+def sum_fitness(meta_params, num_updates, key, references, hparams=None):
     """A stand-in inner loop: fitness = sum of the parameters (higher is better)."""
     value = sum(jnp.sum(x) for x in jax.tree.leaves(meta_params))
     return value, value[None]
 
 
 def run_generations(loop, state, n, key=0):
-    step = jax.jit(loop.step)
+    step = jax.jit(lambda state, key: loop.step(state, key, REFS))
     for g in range(n):
         state, metrics = step(state, jax.random.fold_in(jax.random.PRNGKey(key), g))
     return state, metrics
@@ -59,7 +59,7 @@ def test_non_finite_fitness_is_ranked_worst_and_counted():
 def test_fitness_sign_higher_return_moves_the_mean_towards_it(algorithm, antithetic):
     cfg = config(algorithm=algorithm, antithetic=antithetic, sigma=0.1, lr=0.05)
     solution = {"w": jnp.zeros(3)}
-    loop = make_es_outer_loop(cfg, sum_fitness, solution, REFS, None)
+    loop = make_es_outer_loop(cfg, sum_fitness, solution)
     state, metrics = run_generations(loop, loop.init(jax.random.PRNGKey(0), solution), 10)
     assert float(jnp.sum(loop.params(state)["w"])) > 0.1
     assert int(state.generation) == 10
@@ -67,8 +67,8 @@ def test_fitness_sign_higher_return_moves_the_mean_towards_it(algorithm, antithe
 
 def test_antithetic_pairs_share_their_task():
     cfg = dataclasses.replace(config(), tasks=TaskDistribution(lifetimes=(1, 2, 3), lifetime_sampling="choice"),
-                              es=ESConfig(population_size=8))
-    tasks = sample_member_tasks(jax.random.PRNGKey(0), cfg)
+                              outer=ESConfig(population_size=8))
+    tasks = sample_member_tasks(jax.random.PRNGKey(0), cfg, 8, True)
     np.testing.assert_array_equal(tasks.num_updates[:4], tasks.num_updates[4:])
     np.testing.assert_array_equal(tasks.keys[:4], tasks.keys[4:])
     assert len({tuple(np.asarray(k)) for k in tasks.keys[:4]}) == 4  # different pairs, different seeds
@@ -76,20 +76,20 @@ def test_antithetic_pairs_share_their_task():
 
 def test_log_uniform_lifetimes_stay_in_range():
     cfg = dataclasses.replace(config(), tasks=TaskDistribution(lifetimes=(2, 3), lifetime_sampling="log_uniform"),
-                              es=ESConfig(population_size=64))
-    n = sample_member_tasks(jax.random.PRNGKey(1), cfg).num_updates
+                              outer=ESConfig(population_size=64))
+    n = sample_member_tasks(jax.random.PRNGKey(1), cfg, 64, True).num_updates
     assert int(n.min()) >= 2 and int(n.max()) <= 3 and len(set(np.asarray(n).tolist())) == 2
 
 
 def test_a_nan_member_is_ranked_worst_and_the_mean_stays_finite():
-    def nan_for_first(meta_params, num_updates, key, references):
+    def nan_for_first(meta_params, num_updates, key, references, hparams=None):
         value, per_env = sum_fitness(meta_params, num_updates, key, references)
         bad = meta_params["w"][0] > 0  # about half the members
         return jnp.where(bad, jnp.nan, value), per_env
 
     cfg = config(sigma=0.1)
     solution = {"w": jnp.zeros(3)}
-    loop = make_es_outer_loop(cfg, nan_for_first, solution, REFS, None)
+    loop = make_es_outer_loop(cfg, nan_for_first, solution)
     state, metrics = run_generations(loop, loop.init(jax.random.PRNGKey(0), solution), 3)
     assert int(metrics["nonfinite_members"]) > 0
     assert bool(jnp.all(jnp.isfinite(loop.params(state)["w"])))
@@ -99,18 +99,17 @@ def test_a_nan_member_is_ranked_worst_and_the_mean_stays_finite():
 def test_all_non_finite_generations_keep_the_mean_and_count_a_streak():
     cfg = config()
     solution = {"w": jnp.ones(3)}
-    loop = make_es_outer_loop(cfg, lambda p, n, k, r: (jnp.float32(jnp.nan), jnp.full((1,), jnp.nan)), solution, REFS, None)
+    loop = make_es_outer_loop(cfg, lambda p, n, k, r, h=None: (jnp.float32(jnp.nan), jnp.full((1,), jnp.nan)), solution)
     state, metrics = run_generations(loop, loop.init(jax.random.PRNGKey(0), solution), 2)
     assert int(state.nonfinite_streak) == 2
     np.testing.assert_array_equal(loop.params(state)["w"], jnp.ones(3))
 
 
 def test_one_real_es_generation_on_a_tiny_budget():
-    cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4))
-    objective, env_specs, _, evaluate_member, mesh, _ = build(cfg)
-    meta_params = objective.init(jax.random.PRNGKey(0))
-    loop = make_es_outer_loop(cfg, evaluate_member, meta_params, REFS, mesh)
-    state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), meta_params), jax.random.PRNGKey(1))
+    cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4))
+    problem, loop = build(cfg)
+    meta_params = problem.meta_params
+    state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), meta_params), jax.random.PRNGKey(1), REFS)
     assert int(state.generation) == 1 and int(metrics["nonfinite_members"]) == 0
     assert np.isfinite(float(metrics["fitness_mean"])) and float(metrics["fitness_max"]) >= float(metrics["fitness_min"])
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), loop.params(state), meta_params)
@@ -121,17 +120,18 @@ def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
     assert jax.device_count() >= 2, "conftest forces 2 host devices"
     # Without antithetic pairs every member has its own task, so fitness values are not tied (tied
     # pairs give a ~0 ES gradient whose direction Adam would take from rounding noise).
-    cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, antithetic=False))
-    objective, env_specs, _, evaluate_member, _, _ = build(cfg)
-    meta_params = objective.init(jax.random.PRNGKey(0))
+    cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4, antithetic=False))
+    problem, _ = build(cfg)
+    objective, env_specs, meta_params = problem.objective, problem.env_specs, problem.meta_params
+    evaluate_member = make_member_evaluator(cfg, objective, env_specs, cfg.tasks.seeds_per_member, problem.plugins)
     results = []
     for devices in (1, 2):
         mesh = population_mesh(4, devices)
-        loop = make_es_outer_loop(cfg, evaluate_member, meta_params, REFS, mesh)
-        population, _ = make_es(cfg.es, meta_params).ask(jax.random.PRNGKey(3), loop.init(jax.random.PRNGKey(0), meta_params).es_state)
+        loop = make_es_outer_loop(cfg, evaluate_member, meta_params, mesh)
+        population, _ = make_es(cfg.outer, meta_params).ask(jax.random.PRNGKey(3), loop.init(jax.random.PRNGKey(0), meta_params).es_state)
         member_fitness, _ = jax.jit(make_population_evaluator(evaluate_member, mesh))(
-            population, sample_member_tasks(jax.random.PRNGKey(4), cfg), REFS)
-        state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), meta_params), jax.random.PRNGKey(1))
+            population, sample_member_tasks(jax.random.PRNGKey(4), cfg, 4, False), REFS)
+        state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), meta_params), jax.random.PRNGKey(1), REFS)
         results.append((member_fitness, loop.params(state), metrics))
     (f1, p1, m1), (f2, p2, m2) = results
     assert len(set(np.asarray(f1).tolist())) == 4
@@ -144,20 +144,20 @@ def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
 @pytest.mark.parametrize(
     "es,message",
     [
-        (ESConfig(population_size=5), "es.population_size: must be even"),
-        (ESConfig(algorithm="OpenES"), "es.algorithm: unknown evosax algorithm 'OpenES'; known: .*Open_ES"),
-        (ESConfig(sigma=0.0), "es.sigma: must be > 0"),
-        (ESConfig(lr=-1.0), "es.lr: must be > 0"),
-        (ESConfig(fitness_shaping="pairwise_rank", antithetic=False, algorithm="SNES"), "pairwise_rank needs es.antithetic"),
+        (ESConfig(population_size=5), "outer.population_size: must be even"),
+        (ESConfig(algorithm="OpenES"), "outer.algorithm: unknown evosax algorithm 'OpenES'; known: .*Open_ES"),
+        (ESConfig(sigma=0.0), "outer.sigma: must be > 0"),
+        (ESConfig(lr=-1.0), "outer.lr: must be > 0"),
+        (ESConfig(fitness_shaping="pairwise_rank", antithetic=False, algorithm="SNES"), "pairwise_rank needs outer.antithetic"),
     ],
 )
 def test_bad_es_config_is_refused_by_name(es, message):
     with pytest.raises(ConfigError, match=message):
-        MetaTrainConfig(ppo=tiny(), es=es).validate()
+        MetaTrainConfig(ppo=tiny(), outer=es).validate()
 
 
 def test_antithetic_with_an_algorithm_that_cannot_is_refused():
-    with pytest.raises(ConfigError, match="es.antithetic: CMA_ES does not sample antithetic pairs"):
+    with pytest.raises(ConfigError, match="outer.antithetic: CMA_ES does not sample antithetic pairs"):
         make_es(ESConfig(algorithm="CMA_ES"), {"w": jnp.zeros(2)})
 
 

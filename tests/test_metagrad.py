@@ -28,7 +28,7 @@ def tiny_config(objective, env, **overrides):
                     lr=1e-2, hidden_sizes=(8,))
     tasks = TaskDistribution(envs=(env,), lifetimes=(3, 6), lifetime_sampling="log_uniform")
     values = dict(objective=objective, objective_kwargs=json.dumps(KWARGS.get(objective, {})), ppo=ppo, tasks=tasks,
-                  outer="metagrad", metagrad=MetaGradConfig(num_agents=2, truncation=2), eval_seeds=0,
+                  outer=MetaGradConfig(num_agents=2, truncation=2), eval_seeds=0,
                   verdict=VerdictConfig(num_seeds=0), reference_store="")
     values.update(overrides)
     return MetaTrainConfig(**values).validate()
@@ -120,9 +120,9 @@ def test_reward_to_go_stops_at_episode_ends():
 
 
 def test_bad_metagrad_settings_are_named():
-    with pytest.raises(ConfigError, match="metagrad.truncation"):
-        tiny_config("ta_lpo", "CartPole-v1", metagrad=MetaGradConfig(truncation=0))
-    with pytest.raises(ConfigError, match="outer"):
+    with pytest.raises(ConfigError, match="outer.truncation"):
+        tiny_config("ta_lpo", "CartPole-v1", outer=MetaGradConfig(truncation=0))
+    with pytest.raises(ConfigError, match="outer: must be an outer loop's config"):
         tiny_config("ta_lpo", "CartPole-v1", outer="adjoint")
 
 
@@ -145,7 +145,7 @@ def test_metagrad_meta_train_resumes_bit_identically(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == [0, 1, 2, 3] and all("meta_loss" in r for r in rows)
     stored = json.loads((tmp_path / "full" / "config.json").read_text())
-    assert stored["config"]["outer"] == "metagrad"
+    assert stored["config"]["outer"]["name"] == "metagrad" and stored["identity"]["outer"] == "metagrad"
     assert (tmp_path / "full" / "learned" / "ta_lpo.msgpack").is_file()
 
 
@@ -153,5 +153,5 @@ def test_a_flat_starting_drift_is_refused_before_meta_gradient_training():
     from metarl.errors import ConfigError
     from metarl.meta.run import build
 
-    with pytest.raises(ConfigError, match=r"objective_kwargs: with --outer metagrad.*offset"):
+    with pytest.raises(ConfigError, match=r"objective_kwargs: with outer:metagrad.*offset"):
         build(tiny_config("lpo", "CartPole-v1", objective_kwargs="{}"))

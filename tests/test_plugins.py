@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import member_evaluator, tiny
 
 from metarl.config import CurriculumConfig, ESConfig, MetaTrainConfig, ShapingConfig, TaskDistribution, TrainConfig
 from metarl.errors import ConfigError, RegistryError
@@ -22,15 +22,17 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
         objective="lpo", ppo=tiny(num_steps=24),
         tasks=TaskDistribution(envs=("CartPole-levels",), fitness="heldout_return", normalize=False, seeds_per_member=1),
         curriculum=CurriculumConfig(name="learned"), shaping=ShapingConfig(name="blend", heuristic="pd_good"),
-        es=ESConfig(population_size=4),
+        outer=ESConfig(population_size=4),
     ).validate()
     built = build(cfg)
     from metarl import plugins
 
     meta_params = plugins.joint(built.objective.init(jax.random.PRNGKey(0)), built.plugins[0])
     assert all(jax.tree.leaves(part) for part in meta_params)  # three non-empty parts
-    loop = make_es_outer_loop(cfg, built.evaluate_member, meta_params, References(jnp.zeros(1), jnp.ones(1)), built.mesh)
-    state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), meta_params), jax.random.PRNGKey(1))
+    evaluate_member = member_evaluator(cfg, built)
+    loop = make_es_outer_loop(cfg, evaluate_member, meta_params, built.loop.mesh)
+    state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), meta_params), jax.random.PRNGKey(1),
+                                        References(jnp.zeros(1), jnp.ones(1)))
     assert int(state.generation) == 1 and np.isfinite(float(metrics["fitness_mean"]))
     assert isinstance(loop.params(state), MetaParams)
     # Each part reaches the inner runs through the ES evaluator: members that differ only in their curriculum
@@ -41,7 +43,7 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
     curriculum_changed = meta_params._replace(curriculum={**meta_params.curriculum, "w1": w1, "w2": w2})
     shaping_changed = meta_params._replace(shaping={**meta_params.shaping, "b2": jnp.float32(-20.0)})
     members = jax.tree.map(lambda *xs: jnp.stack(xs), meta_params, curriculum_changed, shaping_changed)
-    fitness, _ = jax.jit(jax.vmap(built.evaluate_member, in_axes=(0, None, None, None)))(
+    fitness, _ = jax.jit(jax.vmap(evaluate_member, in_axes=(0, None, None, None)))(
         members, jnp.int32(3), jax.random.PRNGKey(2), References(jnp.zeros(1), jnp.ones(1)))
     fitness = np.asarray(fitness)
     assert fitness[1] != fitness[0] and fitness[2] != fitness[0]

@@ -15,8 +15,8 @@ def test_live_mode_redraws_one_line_and_keeps_chunk_lines_above_it():
     stream = io.StringIO()
     progress = Progress(10, stream=stream, live=True)
     progress.compiled(4.2)
-    progress.generation(3, 2.0, {"fitness_mean": 0.5, "fitness_max": 0.9}, None)
-    progress.generation(4, 2.0, {"fitness_mean": 0.6, "fitness_max": 1.1}, 0.7)
+    progress.generation(3, 2.0, "fitness mean 0.500 max 0.900", None)
+    progress.generation(4, 2.0, "fitness mean 0.600 max 1.100", 0.7)
     progress.chunk("gen    5/10 · a chunk line")
     progress.close()
     text = stream.getvalue()
@@ -31,7 +31,7 @@ def test_plain_mode_writes_lines_only():
     stream = io.StringIO()
     progress = Progress(10, stream=stream, live=False)
     progress.compiled(1.0)
-    progress.generation(1, 1.0, {"fitness_mean": 0.5, "fitness_max": 0.9}, None)
+    progress.generation(1, 1.0, "fitness mean 0.500 max 0.900", None)
     progress.chunk("a line")
     progress.close()
     assert stream.getvalue() == "compiled the generation step in 1.0 s (first generation included; not in s/gen)\na line\n"
@@ -40,7 +40,7 @@ def test_plain_mode_writes_lines_only():
 def test_meta_train_reports_compilation_apart_from_seconds_per_generation(tmp_path, capsys):
     from metarl.meta.run import run_meta_train
 
-    config = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4), num_generations=3,
+    config = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4), num_generations=3,
                              chunk_size=1, eval_seeds=0, verdict=VerdictConfig(num_seeds=0), out=str(tmp_path))
     run_meta_train(config, ["metarl", "meta-train"])
     lines = capsys.readouterr().out.splitlines()  # captured output is not a terminal: plain lines

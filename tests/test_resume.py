@@ -21,7 +21,7 @@ from metarl.errors import ConfigError
 from metarl.meta.run import NonFiniteFitnessError, run_meta_train
 
 BASE = MetaTrainConfig(
-    ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4),
+    ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4),
     num_generations=4, chunk_size=1, eval_seeds=1, verdict=VerdictConfig(num_seeds=0),
 )
 
@@ -104,8 +104,8 @@ def test_a_leftover_temporary_save_is_ignored(tmp_path):
 def test_a_run_folder_of_another_config_is_refused_naming_the_fields(tmp_path):
     run(tmp_path, "a", num_generations=1)
     with pytest.raises(ConfigError, match=r"es\.sigma \(checkpoint: 0\.03, now: 0\.05\)"):
-        run(tmp_path, "a", es=ESConfig(population_size=4, sigma=0.05))
-    fresh = run(tmp_path, "a", es=ESConfig(population_size=4, sigma=0.05), num_generations=1, force=True)
+        run(tmp_path, "a", outer=ESConfig(population_size=4, sigma=0.05))
+    fresh = run(tmp_path, "a", outer=ESConfig(population_size=4, sigma=0.05), num_generations=1, force=True)
     assert fresh["ran_generations"] == 1
 
 
@@ -120,7 +120,7 @@ def test_all_members_non_finite_stops_the_run_with_the_last_good_checkpoint_inta
     objectives.register("always_nan", make_nan_objective)
     try:
         with pytest.raises(NonFiniteFitnessError, match="non-finite for 2 generations in a row"):
-            run(tmp_path, "nan", objective="always_nan", es=ESConfig(population_size=4, max_nonfinite_generations=2))
+            run(tmp_path, "nan", objective="always_nan", outer=ESConfig(population_size=4, max_nonfinite_generations=2))
     finally:
         objectives.REGISTRY._factories.pop("always_nan")
     assert sorted(p.name for p in (tmp_path / "nan" / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]

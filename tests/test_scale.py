@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import member_evaluator, tiny
 
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.distributed import population_mesh
@@ -17,7 +17,7 @@ REFS = References(np.zeros(1, np.float32), np.ones(1, np.float32))
 
 
 def small_config(**overrides) -> MetaTrainConfig:
-    return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4, antithetic=False),
+    return MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4, antithetic=False),
                            verdict=VerdictConfig(num_seeds=0), **overrides)
 
 
@@ -26,11 +26,11 @@ def test_chunked_and_unchunked_evaluation_agree(devices):
     cfg = small_config()
     built = build(cfg)
     meta_params = built.objective.init(jax.random.PRNGKey(0))
-    es = make_es(cfg.es, meta_params)
+    es = make_es(cfg.outer, meta_params)
     population, _ = es.ask(jax.random.PRNGKey(3), es.init(jax.random.PRNGKey(0), meta_params))
-    tasks = sample_member_tasks(jax.random.PRNGKey(4), cfg)
+    tasks = sample_member_tasks(jax.random.PRNGKey(4), cfg, 4, False)
     mesh = population_mesh(4, devices)
-    results = {chunk: jax.jit(make_population_evaluator(built.evaluate_member, mesh, chunk))(population, tasks, REFS)
+    results = {chunk: jax.jit(make_population_evaluator(member_evaluator(cfg, built), mesh, chunk))(population, tasks, REFS)
                for chunk in (0, 1)}
     whole, chunked = results[0], results[1]
     assert len(set(np.asarray(whole[0]).tolist())) == 4  # four different members, not one value repeated
@@ -49,17 +49,17 @@ def test_choose_chunk_from_bytes():
 def test_the_memory_estimate_chunks_only_when_the_share_does_not_fit():
     cfg = small_config()
     built = build(cfg)
-    solution = built.objective.init(jax.random.PRNGKey(0))
-    assert memory.population_chunk(cfg, built.evaluate_member, solution, 2, built.env_specs) == 0  # tiny runs fit
-    per_member = memory.measured_member_bytes(built.evaluate_member, solution, 2, REFS)
+    solution, evaluate_member = built.problem.meta_params, member_evaluator(cfg, built)
+    assert memory.population_chunk(cfg, evaluate_member, solution, 2, built.env_specs) == 0  # tiny runs fit
+    per_member = memory.measured_member_bytes(evaluate_member, solution, 2, REFS)
     assert per_member > 0
     rough = memory.rough_member_bytes(cfg, [4], 100)
     assert rough > per_member / 4  # the cheap bound is not far below XLA's own figure
     # A device with room for ~1.5 members by XLA's analysis evaluates them one at a time.
     budget = 1.5 * per_member / memory.MEASURED_FRACTION
-    assert memory.population_chunk(cfg, built.evaluate_member, solution, 1, built.env_specs, budget=budget) == 1
+    assert memory.population_chunk(cfg, evaluate_member, solution, 1, built.env_specs, budget=budget) == 1
     given = small_config(population_chunk=3)
-    assert memory.population_chunk(given, built.evaluate_member, solution, 1, built.env_specs, budget=budget) == 3
+    assert memory.population_chunk(given, evaluate_member, solution, 1, built.env_specs, budget=budget) == 3
 
 
 def test_a_negative_chunk_is_refused():

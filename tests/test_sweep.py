@@ -27,10 +27,10 @@ def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
 @pytest.mark.parametrize(
     "extra,message",
     [
-        ('grid = { "es.sigmaa" = [0.1] }', r"stage 1 run 1: unknown key 'es.sigmaa'; allowed keys of es: .*sigma"),
+        ('grid = { "es.sigmaa" = [0.1] }', r"stage 1 run 1: unknown key 'outer.sigmaa'; allowed keys of outer: .*sigma"),
         ('grid = { objective = ["lpo", "nope"] }', r"stage 1 run 'nope_s0': unknown objective 'nope'; known objectives: .*lpo"),
-        ('grid = { "es.sigma" = ["big"] }', r"stage 1 run 1: key 'es.sigma': expected a number, got 'big'"),
-        ('grid = { "es.sigma" = [-1.0] }', r"run 'lpo_s0': es.sigma: must be > 0"),
+        ('grid = { "es.sigma" = ["big"] }', r"stage 1 run 1: key 'outer.sigma': expected a number, got 'big'"),
+        ('grid = { "es.sigma" = [-1.0] }', r"run 'lpo_s0': outer.sigma: must be > 0"),
         ('grid = { out = ["elsewhere"] }', r"key 'out' is set by the sweep"),
         ('grid = { "tasks.fitness" = ["best"] }', r"key 'tasks.fitness': expected one of 'final_return'"),
     ],

@@ -292,7 +292,7 @@ def test_train_and_meta_train_mirror_their_rows_to_tensorboard(tmp_path):
     from metarl.train import run_train
 
     summary = run_train(TrainConfig(ppo=TINY, out=str(tmp_path), track="tensorboard"), verbose=False)
-    meta = run_meta_train(MetaTrainConfig(ppo=TINY, tasks=TaskDistribution(normalize=False), es=ESConfig(population_size=4),
+    meta = run_meta_train(MetaTrainConfig(ppo=TINY, tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4),
                                           num_generations=1, eval_seeds=0, out=str(tmp_path), track="tensorboard",
                                           verdict=VerdictConfig(num_seeds=0)), verbose=False)
     for run_dir in (Path(summary["run_dir"]), Path(meta["run_dir"])):

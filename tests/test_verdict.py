@@ -115,7 +115,7 @@ def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_pat
     from metarl.meta.run import run_meta_train
 
     config = MetaTrainConfig(
-        ppo=tiny(), tasks=TaskDistribution(reference_seeds=2), es=ESConfig(population_size=4), num_generations=1, eval_seeds=0,
+        ppo=tiny(), tasks=TaskDistribution(reference_seeds=2), outer=ESConfig(population_size=4), num_generations=1, eval_seeds=0,
         verdict=VerdictConfig(num_seeds=4, selection_seeds=2, tuned_lrs=(0.01, 0.001), tuned_clips=(0.2,), tuned_epochs=(2,),
                               tuned_anneal=(False,)),
         reference_store=str(tmp_path / "store"), out=str(tmp_path / "runs"),

@@ -50,7 +50,8 @@ class Transition(NamedTuple):
 class Agent(NamedTuple):
     """``prepare(θ, η, trajectory, ctx, discount) -> (targets, aux)``: per-step arrays (T, E, ...) and scalar
     diagnostics; ``discount`` is the agent's γ (a shaping may learn it).
-    ``loss(θ, η, transitions, targets, ctx) -> (scalar, aux)``: on a flat minibatch, differentiated in θ.
+    ``loss(θ, η, transitions, targets, ctx, ent_coef) -> (scalar, aux)``: on a flat minibatch, differentiated in θ
+    (``ent_coef`` is passed in, not read from the config: runs stepped together may trace it).
     ``advantage(targets) -> (T, E)``: the advantage-like signal the targets carry (for curricula)."""
 
     name: str
@@ -93,7 +94,7 @@ def make_actor_critic_agent(config: PPOConfig, env: EnvSpec, objective: Objectiv
         )
         return (advantages, returns), {}
 
-    def loss(agent_params, meta_params, transition: Transition, targets, context: LifetimeContext):
+    def loss(agent_params, meta_params, transition: Transition, targets, context: LifetimeContext, ent_coef):
         advantages, returns = targets
         policy, values = network.apply(agent_params, transition.obs)
         log_prob = dist.log_prob(policy, transition.action)
@@ -102,7 +103,7 @@ def make_actor_critic_agent(config: PPOConfig, env: EnvSpec, objective: Objectiv
             advantages = normalize(advantages)
         policy_loss, aux = objective.loss(meta_params, DriftInputs(log_prob, transition.log_prob, advantages, context))
         critic_loss = value_loss(values, transition.head, returns, config.value_clip_eps)
-        total = policy_loss + config.vf_coef * critic_loss - config.ent_coef * entropy
+        total = policy_loss + config.vf_coef * critic_loss - ent_coef * entropy
         return total, {"policy_loss": policy_loss, "value_loss": critic_loss, "entropy": entropy, **aux}
 
     return Agent("actor_critic", network, dist, prepare, loss, lambda targets: targets[0])
@@ -127,13 +128,13 @@ def make_predictor_agent(config: PPOConfig, env: EnvSpec, objective: Objective) 
         pi_hat, y_hat, aux = objective.targets(meta_params, inputs)
         return (pi_hat, y_hat), aux
 
-    def loss(agent_params, meta_params, transition: Transition, targets, context: LifetimeContext):
+    def loss(agent_params, meta_params, transition: Transition, targets, context: LifetimeContext, ent_coef):
         pi_hat, y_hat = targets
         policy, y_logits = network.apply(agent_params, transition.obs)
         log_prob = dist.log_prob(policy, transition.action)
         entropy = jnp.mean(dist.entropy(policy))
         objective_loss, aux = objective.loss(meta_params, TargetInputs(log_prob, y_logits, pi_hat, y_hat, context))
-        total = objective_loss - config.ent_coef * entropy
+        total = objective_loss - ent_coef * entropy
         return total, {"policy_loss": objective_loss, "entropy": entropy, "approx_kl": _approx_kl(log_prob, transition.log_prob), **aux}
 
     return Agent("predictor", network, dist, prepare, loss, lambda targets: targets[0])

@@ -44,7 +44,7 @@ from metarl.inner.agents import Transition, normalize
 from metarl.objectives.base import Objective
 from metarl.shaping.base import Shaping, ShapingInputs
 from metarl.shaping.heuristics import Heuristic
-from metarl.types import LifetimeContext, Task, as_meta_params
+from metarl.types import InnerHparams, LifetimeContext, Task, as_meta_params
 
 __all__ = ["Inner", "RunnerState", "TrainOutput", "Transition", "default_task", "final_return", "level_task", "make_inner", "make_train"]
 
@@ -74,8 +74,9 @@ class RunnerState:
 
 class Inner(NamedTuple):
     """The pieces of one inner run. ``init(key, env_params) -> RunnerState``;
-    ``update(runner, η, env_params, ctx) -> (runner, metrics)``: one rollout and one agent update;
-    ``rollout(runner, env_params) -> (runner, Transition (T, E))``; ``train``: the whole lifetime;
+    ``update(runner, η, env_params, ctx, hparams=None) -> (runner, metrics)``: one rollout and one agent update;
+    ``rollout(runner, env_params) -> (runner, Transition (T, E))``; ``train(η, task, key, hparams=None)``: the whole
+    lifetime (``hparams``: an :class:`InnerHparams`, None for the config's numbers);
     ``evaluate(agent_params, levels, key) -> {"return", "success"}`` per level of a stacked batch."""
 
     agent: agents.Agent
@@ -124,9 +125,9 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
     """``differentiable=True`` builds Adam with ``eps_root`` > 0, so gradients *through* the agent's
     updates (meta-gradients) stay finite where a parameter's gradient is exactly zero.
     ``curriculum`` needs an env with a level space; ``shaping`` reads ``heuristic``'s r_aux (none: 0).
-    ``config.lr`` and ``config.ent_coef`` may be traced (runs of a sweep vmapped together, validated before)."""
-    if not any(isinstance(getattr(config, name), jax.core.Tracer) for name in ("lr", "ent_coef")):
-        config.validate()
+    ``update`` and ``train`` take an optional :class:`InnerHparams` (learning rate and entropy coefficient as
+    arrays, e.g. runs of a sweep vmapped together); without one they use the config's numbers."""
+    config.validate()
     space = env.level_space
     if curriculum is not None and space is None:
         raise ValueError(f"env {env.name!r} has no level space for a curriculum to choose from")
@@ -202,17 +203,17 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
         shaped = shaping.apply(meta_params.shaping, inputs, context)
         return trajectory._replace(reward=shaped.reward), shaped.discount
 
-    def learn(runner: RunnerState, meta_params, trajectory: Transition, context: LifetimeContext):
+    def learn(runner: RunnerState, meta_params, trajectory: Transition, context: LifetimeContext, hparams: InnerHparams):
         """The agent update on one rollout (``meta_params``: a MetaParams). Returns (runner, metrics, the advantages its targets carry)."""
         trajectory, discount = shape(meta_params, trajectory, context)
         targets, prepare_aux = agent.prepare(runner.agent_params, meta_params.objective, trajectory, context, discount)
-        lr = config.lr * (1.0 - context.progress) if config.anneal_lr else config.lr
+        lr = hparams.lr * (1.0 - context.progress) if config.anneal_lr else hparams.lr
         flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (trajectory, targets))
 
         def minibatch_step(carry, minibatch):
             agent_params, opt_state = carry
             transitions, minibatch_targets = minibatch
-            grads, aux = grad_fn(agent_params, meta_params.objective, transitions, minibatch_targets, context)
+            grads, aux = grad_fn(agent_params, meta_params.objective, transitions, minibatch_targets, context, hparams.ent_coef)
             updates, opt_state = optimizer.update(grads, opt_state, agent_params)
             agent_params = optax.apply_updates(agent_params, jax.tree.map(lambda u: -lr * u, updates))
             return (agent_params, opt_state), aux
@@ -246,14 +247,15 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
         fraction = jnp.bincount(space.category[ids], length=space.num_categories) / config.num_envs
         return {"level_difficulty": jnp.mean(space.difficulty[ids]), "level_category_fraction": fraction}
 
-    def update(runner: RunnerState, meta_params, env_params, context: LifetimeContext):
+    def update(runner: RunnerState, meta_params, env_params, context: LifetimeContext, hparams: InnerHparams | None = None):
         meta_params = as_meta_params(meta_params)
+        hparams = own_hparams(config) if hparams is None else hparams
         extra = {}
         if curriculum is not None:
             runner, ids, env_params = choose_levels(runner, meta_params, context)
             extra = curriculum_metrics(ids)
         runner, trajectory = rollout(runner, env_params)
-        runner, losses, advantages = learn(runner, meta_params, trajectory, context)
+        runner, losses, advantages = learn(runner, meta_params, trajectory, context, hparams)
         if curriculum is not None:
             signals = level_signals(advantages, trajectory, config.normalize_advantages)
             curriculum_state = curriculum.update(meta_params.curriculum, runner.curriculum_state, ids, signals, context)
@@ -276,13 +278,13 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
         }
         return runner, metrics
 
-    def train(meta_params, task: Task, key: chex.PRNGKey) -> TrainOutput:
+    def train(meta_params, task: Task, key: chex.PRNGKey, hparams: InnerHparams | None = None) -> TrainOutput:
         runner = init_runner(key, task.env_params)
 
         def scan_body(runner: RunnerState, update_index):
             context = LifetimeContext(update_index, task.num_updates)
             active = update_index < task.num_updates
-            updated, metrics = update(runner, meta_params, task.env_params, context)
+            updated, metrics = update(runner, meta_params, task.env_params, context, hparams)
             # Past the task's lifetime N the agent is frozen. A select rather than lax.cond: under vmap
             # over tasks cond becomes a select anyway, and on one task XLA runs the select faster.
             runner = jax.tree.map(lambda new, old: jnp.where(active, new, old), updated, runner)
@@ -318,6 +320,16 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
         return {"return": total, "success": success.astype(jnp.float32)}
 
     return Inner(agent, init_runner, rollout, update, train, evaluate if space is not None else None)
+
+
+def own_hparams(config: PPOConfig) -> InnerHparams:
+    """The config's own learning rate and entropy coefficient (Python numbers: constants in the compiled program)."""
+    return InnerHparams(config.lr, config.ent_coef)
+
+
+def inner_hparams(config: PPOConfig) -> InnerHparams:
+    """The same numbers as float32 arrays, to be stacked and vmapped over runs stepped together."""
+    return InnerHparams(jnp.float32(config.lr), jnp.float32(config.ent_coef))
 
 
 def make_train(config: PPOConfig, env: EnvSpec, objective: Objective, *, curriculum: Curriculum | None = None,

@@ -44,7 +44,7 @@ def supports_antithetic(name: str) -> bool:
 
 def check_algorithm(name: str) -> None:
     if name not in algorithm_names():
-        raise ConfigError(f"es.algorithm: unknown evosax algorithm {name!r}; known: {', '.join(algorithm_names())}")
+        raise ConfigError(f"outer.algorithm: unknown evosax algorithm {name!r}; known: {', '.join(algorithm_names())}")
 
 
 class EvolutionStrategy(NamedTuple):
@@ -57,23 +57,39 @@ class EvolutionStrategy(NamedTuple):
     population_size: int
 
 
-def make_es(config, solution: Any) -> EvolutionStrategy:
-    """``config``: a :class:`metarl.config.ESConfig` (not imported here: the config imports this adapter to check
-    algorithm names)."""
+class ESHparams(NamedTuple):
+    """The ES numbers that runs stepped together may vary (vmapped over, as evosax keeps its ``params`` apart
+    from the static strategy): the initial search standard deviation σ and the meta learning rate."""
+
+    sigma: Any
+    lr: Any
+
+
+def es_hparams(config) -> ESHparams:
+    """``config``'s σ and learning rate as float32 arrays, to be stacked over runs stepped together."""
+    import jax.numpy as jnp
+
+    return ESHparams(jnp.float32(config.sigma), jnp.float32(config.lr))
+
+
+def make_es(config, solution: Any, hparams: ESHparams | None = None) -> EvolutionStrategy:
+    """``config``: a :class:`metarl.config.ESConfig`; ``hparams``: σ and the learning rate, when they are
+    traced (default: the config's numbers, constants of the compiled program)."""
     check_algorithm(config.algorithm)
+    sigma, lr = (config.sigma, config.lr) if hparams is None else hparams
     if config.antithetic and not supports_antithetic(config.algorithm):
         raise ConfigError(
-            f"es.antithetic: {config.algorithm} does not sample antithetic pairs; pass --es.no-antithetic "
+            f"outer.antithetic: {config.algorithm} does not sample antithetic pairs; pass --outer.no-antithetic "
             f"(antithetic sampling is available with: "
             f"{', '.join(n for n in algorithm_names() if supports_antithetic(n))})"
         )
     parameters = _init_parameters(config.algorithm)
     kwargs: dict[str, Any] = {}
     if "optimizer" in parameters:
-        schedule = optax.exponential_decay(config.lr, transition_steps=1, decay_rate=config.lr_decay)
+        schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate=config.lr_decay)
         kwargs["optimizer"] = optax.adam(schedule, b1=config.adam_b1) if config.optimizer == "adam" else optax.sgd(schedule)
     if "std_schedule" in parameters:
-        kwargs["std_schedule"] = optax.exponential_decay(config.sigma, transition_steps=1, decay_rate=config.sigma_decay)
+        kwargs["std_schedule"] = optax.exponential_decay(sigma, transition_steps=1, decay_rate=config.sigma_decay)
     if "use_antithetic_sampling" in parameters:
         kwargs["use_antithetic_sampling"] = config.antithetic
     shaping = parameters.get("fitness_shaping_fn")
@@ -82,7 +98,7 @@ def make_es(config, solution: Any) -> EvolutionStrategy:
     strategy = EVOSAX_ALGORITHMS[config.algorithm](config.population_size, solution, **kwargs)
     params = strategy.default_params
     if hasattr(params, "std_init"):
-        params = params.replace(std_init=config.sigma)
+        params = params.replace(std_init=sigma)
 
     def init(key, mean):
         return strategy.init(key, mean, params)

@@ -89,7 +89,7 @@ def population_chunk(config: MetaTrainConfig, evaluate_member, solution: Any, nu
 
     if config.population_chunk:
         return config.population_chunk
-    members = config.es.population_size // num_devices
+    members = config.outer.population_size // num_devices
     free = free_bytes() if budget is None else budget
     param_count = sum(int(np.size(x)) for x in jax.tree.leaves(solution))
     obs_sizes = [int(np.prod(spec.obs_shape)) for spec in env_specs]

@@ -30,10 +30,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from metarl.config import MetaTrainConfig
+from metarl.config import MetaGradConfig, MetaTrainConfig
 from metarl.envs.spec import EnvSpec
+from metarl.errors import ConfigError
 from metarl.inner.train import make_inner
-from metarl.meta.base import OuterLoop
+from metarl.meta.base import OuterLoop, Problem, default_status
 from metarl.meta.es import tree_is_finite
 from metarl.meta.tasks import sample_lifetimes
 from metarl.objectives.base import Objective
@@ -63,8 +64,40 @@ def reward_to_go(reward, episode_end, discount):
     return returns
 
 
+Config = MetaGradConfig
+
+
+def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
+    """The meta-gradient loop for ``problem`` (one device; its settings are ``config.outer``)."""
+    check_differentiable_start(config)
+    loop = make_metagrad(config, problem.objective, problem.env_specs, problem.plugins)
+    step = lambda state, key, references=None, hparams=None: loop.step(state, key)
+    return OuterLoop(loop.init, step, loop.params, default_status, describe, max_nonfinite=config.outer.max_nonfinite_generations,
+                     nonfinite_what="the meta-gradient was", unit="step")
+
+
+def describe(row: dict[str, float]) -> tuple[str, str]:
+    bad = "non-finite meta-gradient (skipped)" if row["nonfinite_members"] else ""
+    return f"meta-loss {row['meta_loss']:.3f} · agent return {row['agent_return_mean']:.2f}", bad
+
+
+def check_differentiable_start(config: MetaTrainConfig) -> None:
+    """The meta-gradient loop needs a drift whose gradient in η is not zero where the inner ratios live. The
+    exact-mirror LPO family with its offset (objectives/lpo.py) is exactly zero near r = 1 at its small
+    initial scale: every meta-gradient would be 0, and the run would report nothing wrong."""
+    from metarl.objectives.registry import resolved_kwargs
+
+    kwargs = resolved_kwargs(config.objective, config.objective_kwargs_dict())
+    if kwargs.get("mirror") and kwargs.get("offset", 0) > 0:
+        raise ConfigError(
+            f"objective_kwargs: with outer:metagrad, {config.objective}'s drift must not start flat: with mirror=true its "
+            f"offset {kwargs['offset']:g} makes the initial drift exactly zero for |r - 1| < ~0.3, so every meta-gradient is 0; "
+            "pass --objective-kwargs '{\"offset\": 0}' (or mirror=false, the original parameterization)"
+        )
+
+
 def make_meta_optimizer(config: MetaTrainConfig) -> optax.GradientTransformation:
-    settings = config.metagrad
+    settings = config.outer
     base = optax.adam(settings.lr) if settings.optimizer == "adam" else optax.sgd(settings.lr)
     return optax.chain(optax.clip_by_global_norm(settings.max_grad_norm), base)
 
@@ -78,17 +111,12 @@ class MetaGrad(NamedTuple):
     meta_loss: Callable
 
 
-def make_metagrad_outer_loop(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], plugins=None) -> OuterLoop:
-    loop = make_metagrad(config, objective, env_specs, plugins)
-    return OuterLoop(loop.init, loop.step, loop.params)
-
-
 def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], plugins=None) -> MetaGrad:
     """``plugins``: per env, a :class:`metarl.plugins.Plugins` whose shaping the agents learn from (the
     meta-loss reads the env reward, so a learned shaping is meta-learned by the same gradient)."""
     from metarl.plugins import inner_kwargs
 
-    settings = config.metagrad
+    settings = config.outer
     plugins = plugins or [None] * len(env_specs)
     inners = [make_inner(config.ppo, spec, objective, differentiable=True, **(inner_kwargs(p) if p else {}))
               for spec, p in zip(env_specs, plugins, strict=True)]

@@ -1,18 +1,26 @@
-"""The ES outer loop: one generation = ask, sample tasks, evaluate (sharded), sanitize, shape, tell."""
+"""The ES outer loop: one generation = ask, sample tasks, evaluate (sharded), sanitize, shape, tell.
+
+Its settings are :class:`metarl.config.ESConfig` (``config.outer``); σ and the meta learning rate, with
+the inner learning rate and entropy coefficient, are the numbers runs stepped together may vary
+(:class:`ESLoopHparams`, traced).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from metarl.config import MetaTrainConfig
+from metarl.config import ESConfig, MetaTrainConfig
 from metarl.meta import fitness as fit
-from metarl.meta.base import OuterLoop
-from metarl.meta.es import make_es, tree_is_finite
-from metarl.meta.tasks import References, make_population_evaluator, sample_member_tasks
+from metarl.meta.base import OuterLoop, Problem, default_status
+from metarl.meta.es import ESHparams, es_hparams, make_es, tree_is_finite
+from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
+from metarl.types import InnerHparams
+
+Config = ESConfig
 
 
 @struct.dataclass
@@ -22,22 +30,52 @@ class ESLoopState:
     nonfinite_streak: jax.Array  # consecutive generations in which every member was non-finite
 
 
-def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, references: References, mesh, chunk: int = 0) -> OuterLoop:
-    """``chunk``: members each device evaluates at once (0: its whole share; see :mod:`metarl.meta.memory`)."""
-    es = make_es(config.es, solution)
+class ESLoopHparams(NamedTuple):
+    es: ESHparams
+    inner: InnerHparams
+
+
+def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
+    """The ES loop for ``problem``: the population mesh over every device, each device evaluating its share
+    of the members ``chunk`` at a time (chosen from a memory estimate, metarl.meta.memory)."""
+    from metarl.distributed import population_mesh
+    from metarl.inner.train import inner_hparams
+    from metarl.meta.memory import population_chunk
+
+    settings: ESConfig = config.outer
+    make_es(settings, problem.meta_params)  # refuses an unknown algorithm or an impossible option before compiling
+    mesh = population_mesh(settings.population_size)
+    evaluate_member = make_member_evaluator(config, problem.objective, problem.env_specs, config.tasks.seeds_per_member, problem.plugins)
+    chunk = population_chunk(config, evaluate_member, problem.meta_params, mesh.size, problem.env_specs)
+    hparams = ESLoopHparams(es_hparams(settings), inner_hparams(config.ppo))
+    loop = make_es_outer_loop(config, evaluate_member, problem.meta_params, mesh, chunk)
+    return loop._replace(hparams=hparams)
+
+
+def describe(row: dict[str, float]) -> tuple[str, str]:
+    nonfinite = f"{int(row['nonfinite_members'])} non-finite" if row["nonfinite_members"] else ""
+    return f"fitness mean {row['fitness_mean']:.3f} max {row['fitness_max']:.3f}", nonfinite
+
+
+def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, mesh=None, chunk: int = 0) -> OuterLoop:
+    """``evaluate_member``: metarl.meta.tasks.make_member_evaluator's; ``chunk``: members each device evaluates
+    at once (0: its whole share; see :mod:`metarl.meta.memory`)."""
+    settings: ESConfig = config.outer
+    default_es = make_es(settings, solution)
     evaluate = make_population_evaluator(evaluate_member, mesh, chunk)
-    population_size = config.es.population_size
+    population_size = settings.population_size
 
     def init(key, meta_params) -> ESLoopState:
-        return ESLoopState(es.init(key, meta_params), jnp.int32(0), jnp.int32(0))
+        return ESLoopState(default_es.init(key, meta_params), jnp.int32(0), jnp.int32(0))
 
-    def step(state: ESLoopState, key):
+    def step(state: ESLoopState, key, references: References, hparams: ESLoopHparams | None = None):
+        es = default_es if hparams is None else make_es(settings, solution, hparams.es)
         ask_key, task_key, tell_key = jax.random.split(key, 3)
         population, asked_state = es.ask(ask_key, state.es_state)
-        member_tasks = sample_member_tasks(task_key, config)
-        fitness, per_env = evaluate(population, member_tasks, references)
+        member_tasks = sample_member_tasks(task_key, config, population_size, settings.antithetic)
+        fitness, per_env = evaluate(population, member_tasks, references, None if hparams is None else hparams.inner)
         clean, nonfinite = fit.sanitize(fitness)
-        utility = fit.shape(clean, config.es.fitness_shaping)
+        utility = fit.shape(clean, settings.fitness_shaping)
         told = es.tell(tell_key, population, fit.to_minimization(utility), asked_state)
         # With no finite member there is nothing to learn from: keep the search distribution as it was.
         all_bad = nonfinite == population_size
@@ -62,6 +100,6 @@ def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, refer
         return new_state, metrics
 
     def params(state: ESLoopState):
-        return es.mean(state.es_state)
+        return default_es.mean(state.es_state)
 
-    return OuterLoop(init, step, params)
+    return OuterLoop(init, step, params, default_status, describe, max_nonfinite=settings.max_nonfinite_generations, mesh=mesh)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from metarl.config import MetaTrainConfig, to_dict
 from metarl.errors import ConfigError
+from metarl.meta.base import OuterLoop, Problem
 
 
 class NonFiniteFitnessError(RuntimeError):
@@ -66,77 +67,55 @@ def _truncate_metrics(run_dir: Path, generation: int) -> None:
 
 
 class Built(NamedTuple):
-    objective: Any
-    env_specs: list
-    plugins: list  # per env: metarl.plugins.Plugins (curriculum, shaping, heuristic and their initial η)
-    evaluate_member: Any  # ES only
-    mesh: Any  # ES only
-    chunk: int = 0  # ES only: members each device evaluates at once (0: all of its share)
+    """A run's problem and its outer loop, built after validation and before anything is written."""
+
+    problem: Problem
+    loop: OuterLoop
+
+    @property
+    def objective(self):
+        return self.problem.objective
+
+    @property
+    def env_specs(self) -> list:
+        return self.problem.env_specs
+
+    @property
+    def plugins(self) -> list:
+        return self.problem.plugins
 
 
-def build(config: MetaTrainConfig) -> Built:
-    """Everything that needs jax, built after validation: objective, envs, curriculum and shaping per env,
-    and for ES the member evaluator and the population mesh (``None`` for meta-gradients, one device)."""
+def build_problem(config: MetaTrainConfig) -> Problem:
+    """Objective, envs, and per env the curriculum and shaping with their initial η; η0 joins their parts."""
     import jax
 
     from metarl import envs, objectives, plugins
-    from metarl.distributed import population_mesh
-    from metarl.meta.memory import population_chunk
-    from metarl.meta.tasks import make_member_evaluator
 
     objective = objectives.make(config.objective, **config.objective_kwargs_dict())
     env_specs = [envs.make(name) for name in config.tasks.envs]
     init_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)[0]
     per_env = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, init_key) for spec in env_specs]
     plugins.check_shared_params(per_env, list(config.tasks.envs))
-    if config.outer != "es":
-        check_differentiable_start(config)
-        return Built(objective, env_specs, per_env, None, None)
-    mesh = population_mesh(config.es.population_size)
-    evaluate_member = make_member_evaluator(config, objective, env_specs, config.tasks.seeds_per_member, per_env)
-    solution = plugins.joint(objective.init(init_key), per_env[0])
-    chunk = population_chunk(config, evaluate_member, solution, mesh.size, env_specs)
-    return Built(objective, env_specs, per_env, evaluate_member, mesh, chunk)
+    return Problem(objective, env_specs, per_env, plugins.joint(objective.init(init_key), per_env[0]))
 
 
-def check_differentiable_start(config: MetaTrainConfig) -> None:
-    """The meta-gradient loop needs a drift whose gradient in η is not zero where the inner ratios live. The
-    exact-mirror LPO family with its offset (objectives/lpo.py) is exactly zero near r = 1 at its small
-    initial scale: every meta-gradient would be 0, and the run would report nothing wrong."""
-    from metarl.objectives.registry import resolved_kwargs
+def build(config: MetaTrainConfig) -> Built:
+    """Everything that needs jax: the problem and the outer loop ``config.outer`` names (metarl.meta.loops),
+    which refuses what it cannot run (a population the devices do not divide, a flat start for meta-gradients)."""
+    from metarl.meta import loops
 
-    kwargs = resolved_kwargs(config.objective, config.objective_kwargs_dict())
-    if kwargs.get("mirror") and kwargs.get("offset", 0) > 0:
-        raise ConfigError(
-            f"objective_kwargs: with --outer metagrad, {config.objective}'s drift must not start flat: with mirror=true its "
-            f"offset {kwargs['offset']:g} makes the initial drift exactly zero for |r - 1| < ~0.3, so every meta-gradient is 0; "
-            "pass --objective-kwargs '{\"offset\": 0}' (or mirror=false, the original parameterization)"
-        )
+    problem = build_problem(config)
+    return Built(problem, loops.make(config, problem))
 
 
-def make_outer_loop(config: MetaTrainConfig, built: Built, meta_params, references):
-    """The OuterLoop that ``config.outer`` names."""
-    objective, env_specs, evaluate_member, mesh = built.objective, built.env_specs, built.evaluate_member, built.mesh
-    if config.outer == "metagrad":
-        from metarl.meta.metagrad import make_metagrad_outer_loop
-
-        return make_metagrad_outer_loop(config, objective, env_specs, built.plugins)
-    from metarl.meta.outer import make_es_outer_loop
-
-    return make_es_outer_loop(config, evaluate_member, meta_params, references, mesh, built.chunk)
-
-
-def progress_line(config: MetaTrainConfig, generation: int, row: dict[str, float], last_eval, seconds: float | None) -> str:
+def progress_line(config: MetaTrainConfig, loop: OuterLoop, generation: int, row: dict[str, float], last_eval,
+                  seconds: float | None) -> str:
     """One chunk's line; ``seconds`` per generation is None for a chunk that held only the compiling first one."""
+    summary, warning = loop.describe(row)
     evaluated = f" · mean-params {last_eval:.3f}" if last_eval is not None else ""
-    pace = "— s/gen (compiling)" if seconds is None else f"{seconds:.2f} s/gen"
-    if config.outer == "metagrad":
-        bad = " · non-finite meta-gradient (skipped)" if row["nonfinite_members"] else ""
-        return (f"step {generation:>4}/{config.num_generations} · meta-loss {row['meta_loss']:.3f} "
-                f"· agent return {row['agent_return_mean']:.2f}{evaluated} · {pace.replace('gen', 'step')}{bad}")
-    nonfinite = f" · {int(row['nonfinite_members'])} non-finite" if row["nonfinite_members"] else ""
-    return (f"gen {generation:>4}/{config.num_generations} · fitness mean {row['fitness_mean']:.3f} "
-            f"max {row['fitness_max']:.3f}{evaluated} · {pace}{nonfinite}")
+    pace = f"— s/{loop.unit} (compiling)" if seconds is None else f"{seconds:.2f} s/{loop.unit}"
+    return (f"{loop.unit} {generation:>4}/{config.num_generations} · {summary}{evaluated} · {pace}"
+            + (f" · {warning}" if warning else ""))
 
 
 def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_plugins):
@@ -214,7 +193,6 @@ class _Run:
         import jax
         import jax.numpy as jnp
 
-        from metarl import plugins
         from metarl.distributed import barrier
         from metarl.io.checkpoint import Checkpoints
         from metarl.io.results import write_config
@@ -240,8 +218,8 @@ class _Run:
                                                     progress=(lambda line: print(line, flush=True)) if self.verbose else None)
             if is_writer():
                 reference_path.write_text(json.dumps(as_dict(self.references, self.env_names), indent=2) + "\n")
-        self.meta_params = plugins.joint(built.objective.init(init_key), built.plugins[0])
-        self.loop = make_outer_loop(config, built, self.meta_params, self.references)
+        self.meta_params = built.problem.meta_params
+        self.loop = built.loop
         self.state = self.loop.init(init_key, self.meta_params)
         self.checkpoints = Checkpoints(self.run_dir / "checkpoints", config.identity(), keep=config.keep_checkpoints)
         restored = self.checkpoints.restore_latest(self.state)
@@ -251,7 +229,7 @@ class _Run:
             self.state = state
             if self.verbose:
                 print(f"resuming {self.run_dir} from generation {self.generation}", flush=True)
-        self.state = place(self.state, built.mesh)
+        self.state = place(self.state, self.loop.mesh)
         if is_writer():
             _truncate_metrics(self.run_dir, self.generation)
         self.start_generation = self.generation
@@ -280,7 +258,8 @@ class _Run:
         for offset, metrics in enumerate(chunk_metrics):
             row = {"generation": self.generation - chunk + offset}
             row.update({k: float(v) for k, v in metrics.items() if k != "env_scores"})
-            row.update({f"score/{n}": float(s) for n, s in zip(self.env_names, np.atleast_1d(metrics["env_scores"]), strict=True)})
+            if "env_scores" in metrics:
+                row.update({f"score/{n}": float(s) for n, s in zip(self.env_names, np.atleast_1d(metrics["env_scores"]), strict=True)})
             row["seconds_per_generation"] = seconds if seconds is not None else float("nan")
             if offset == chunk - 1 and self.last_eval is not None:
                 row["mean_params_fitness"] = self.last_eval
@@ -289,11 +268,10 @@ class _Run:
             write_metrics(self.run_dir, rows, append=True)
             for row in rows:
                 self.tracker.log(row["generation"], row)
-        streak = int(self.state.nonfinite_streak)
-        if streak >= config.es.max_nonfinite_generations:
-            what = "the meta-gradient was" if config.outer == "metagrad" else "every member's fitness was"
+        streak = int(self.loop.status(self.state).nonfinite_streak)
+        if streak >= self.loop.max_nonfinite:
             raise NonFiniteFitnessError(
-                f"{what} non-finite for {streak} generations in a row (generation {self.generation}); "
+                f"{self.loop.nonfinite_what} non-finite for {streak} generations in a row (generation {self.generation}); "
                 f"stopping. The last good checkpoint in {self.checkpoints.directory} is intact."
             )
         self.checkpoints.save(self.generation, self.state, {"generation": self.generation})
@@ -305,7 +283,7 @@ class _Run:
                 if jax.tree.leaves(params):
                     plugins.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
         if self.verbose:
-            self.progress.chunk(self.label + progress_line(config, self.generation, rows[-1], self.last_eval, seconds))
+            self.progress.chunk(self.label + progress_line(config, self.loop, self.generation, rows[-1], self.last_eval, seconds))
 
     def verdict(self) -> dict[str, Any]:
         """The held-out verdict of the final mean meta-parameters (metarl.verdict); a run that already has one
@@ -371,7 +349,7 @@ def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list
 
     config = runs[0].config
     label = runs[0].label if len(runs) == 1 else f"{len(runs)} runs: "
-    progress = Progress(config.num_generations, live=None if runs[0].verbose else False, label=label)
+    progress = Progress(config.num_generations, live=None if runs[0].verbose else False, label=label, unit=runs[0].loop.unit)
     for run in runs:
         run.progress = progress
     started = time.perf_counter()
@@ -392,7 +370,8 @@ def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list
             elif progress.live:
                 timed = offset + 1 - (first_seconds > 0)
                 pace = (time.perf_counter() - chunk_start - first_seconds) / max(timed, 1)
-                progress.generation(runs[0].generation + offset + 1, pace, jax.device_get(select(metrics, 0)), runs[0].last_eval)
+                summary, _ = runs[0].loop.describe(jax.device_get(select(metrics, 0)))
+                progress.generation(runs[0].generation + offset + 1, pace, summary, runs[0].last_eval)
         chunk_metrics = jax.device_get(chunk_metrics)
         timed = chunk - (first_seconds > 0)
         seconds = (time.perf_counter() - chunk_start - first_seconds) / timed if timed else None
@@ -409,40 +388,24 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
     import jax
 
     run = _Run(config, built, command, verbose)
+    loop = built.loop
     try:
-        step = jax.jit(lambda state: strong_types(run.loop.step(state, jax.random.fold_in(run.run_key, state.generation))))
+        # The run's references and numbers are constants of the compiled step (runs stepped together trace them).
+        step = jax.jit(lambda state: strong_types(loop.step(state, jax.random.fold_in(run.run_key, loop.status(state).generation),
+                                                            run.references)))
         evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
         return _drive([run], step, run.state, [evaluate_mean], lambda tree, i: tree)[0]
     finally:
         run.release()
 
 
-# Numbers that may differ between runs stepped together: they enter the step as traced values.
-BATCHED_FIELDS = ("seed", "es.sigma", "es.lr", "ppo.lr", "ppo.ent_coef")
-
-
-def _field(config: MetaTrainConfig, dotted: str):
-    value = config
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def _with_numbers(config: MetaTrainConfig, numbers: dict[str, Any]) -> MetaTrainConfig:
-    """``config`` with the batched numbers (traced arrays inside the vmapped step) in place."""
-    import dataclasses
-
-    es = dataclasses.replace(config.es, sigma=numbers["es.sigma"], lr=numbers["es.lr"])
-    ppo = dataclasses.replace(config.ppo, lr=numbers["ppo.lr"], ent_coef=numbers["ppo.ent_coef"])
-    return dataclasses.replace(config, es=es, ppo=ppo)
-
-
 def batch_group_key(config: MetaTrainConfig) -> str:
-    """Configs with equal keys differ only in the run folder and in BATCHED_FIELDS: one vmapped step runs them all."""
+    """Configs with equal keys differ only in the run folder, the seed and the numbers their outer loop traces
+    (``OuterConfig.batched_fields``): one vmapped step runs them all."""
     values = to_dict(config)
     for name in ("name", "force"):
         values.pop(name)
-    for dotted in BATCHED_FIELDS:
+    for dotted in ("seed", *config.outer.batched_fields):
         *parents, last = dotted.split(".")
         table = values
         for part in parents:
@@ -453,20 +416,21 @@ def batch_group_key(config: MetaTrainConfig) -> str:
 
 def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str] | None] | None = None, *,
                          verbose: bool = True) -> list[dict[str, Any]]:
-    """Several ES runs that differ only in seed, σ, ES learning rate, PPO learning rate or entropy coefficient,
-    stepped together: one jitted call per generation, vmapped over the runs, with those numbers as traced
-    inputs. Each run keeps its own folder, metrics, checkpoints and learned files, as if run alone (the same
-    numbers as the per-run path: tests/test_sweep.py). Runs at different generations (an earlier
-    interruption) fall back to one after another."""
+    """Several runs that differ only in their seed and in the numbers their outer loop traces (ES: σ, the ES
+    learning rate, the PPO learning rate and entropy coefficient), stepped together: one jitted call per
+    generation, vmapped over the runs' states, keys, references and hyper-parameter pytrees
+    (``OuterLoop.hparams``). Each run keeps its own folder, metrics, checkpoints and learned files, as if run
+    alone (the same numbers as the per-run path: tests/test_sweep.py). Runs at different generations (an
+    earlier interruption) fall back to one after another."""
     import jax
     import jax.numpy as jnp
 
-    from metarl.meta.tasks import make_member_evaluator
-
     for config in configs:
         config.validate()
-    if len({batch_group_key(c) for c in configs}) != 1 or configs[0].outer != "es":
-        raise ConfigError(f"batch: only ES runs that differ in nothing but {', '.join(BATCHED_FIELDS)} can be stepped together")
+    fields = configs[0].outer.batched_fields
+    if not fields or len({batch_group_key(c) for c in configs}) != 1:
+        raise ConfigError(f"batch: only runs of one outer loop that differ in nothing but the seed and the numbers it traces "
+                          f"({', '.join(fields) or 'none for ' + configs[0].outer.name}) can be stepped together")
     commands = commands or [None] * len(configs)
     built = build(configs[0])
     runs = [_Run(c, build(c) if i else built, cmd, verbose) for i, (c, cmd) in enumerate(zip(configs, commands, strict=True))]
@@ -478,27 +442,24 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
         return [run_meta_train(c, cmd, verbose=verbose) for c, cmd in zip(configs, commands, strict=True)]
     for run in runs:
         run.label = f"{run.run_dir.name}: "
-    config = configs[0]
-    numbers = {name: jnp.asarray([_field(c, name) for c in configs], jnp.float32) for name in BATCHED_FIELDS if name != "seed"}
+    loop = built.loop
 
-    def one(state, run_key, references, meta_params, run_numbers):
-        run_config = _with_numbers(config, run_numbers)
-        evaluate_member = make_member_evaluator(run_config, built.objective, built.env_specs, config.tasks.seeds_per_member, built.plugins)
-        run_built = built._replace(evaluate_member=evaluate_member)
-        key = jax.random.fold_in(run_key, state.generation)  # as the single-run step derives it
-        return strong_types(make_outer_loop(run_config, run_built, meta_params, references).step(state, key))
+    def one(state, run_key, references, hparams):
+        key = jax.random.fold_in(run_key, loop.status(state).generation)  # as the single-run step derives it
+        return strong_types(loop.step(state, key, references, hparams))
 
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
     run_keys, references = jnp.stack([r.run_key for r in runs]), stack([r.references for r in runs])
-    batched = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
-    step = lambda states: batched(states, run_keys, references, runs[0].meta_params, numbers)
+    hparams = stack([r.loop.hparams for r in runs])
+    batched = jax.jit(jax.vmap(one))
+    step = lambda states: batched(states, run_keys, references, hparams)
     evaluators: dict[str, Any] = {}  # one mean evaluator per distinct inner config (seeds share one)
     for run in runs:
         key = json.dumps(to_dict(run.config.ppo), sort_keys=True)
         if run.config.eval_seeds and key not in evaluators:
             evaluators[key] = make_mean_evaluator(run.config, built.objective, built.env_specs, built.plugins)
     evaluate_means = [evaluators.get(json.dumps(to_dict(run.config.ppo), sort_keys=True)) for run in runs]
-    states = place(stack([r.state for r in runs]), built.mesh)
+    states = place(stack([r.state for r in runs]), loop.mesh)
     try:
         return _drive(runs, step, states, evaluate_means, lambda tree, i: jax.tree.map(lambda x: x[i], tree))
     finally:

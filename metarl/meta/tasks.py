@@ -44,13 +44,12 @@ def sample_lifetimes(key, tasks: TaskDistribution, ppo: PPOConfig, count: int) -
     return jnp.clip(sampled, lifetimes.min(), lifetimes.max()).astype(jnp.int32)
 
 
-def sample_member_tasks(key, config: MetaTrainConfig) -> MemberTasks:
-    population = config.es.population_size
-    count = population // 2 if config.es.antithetic else population
+def sample_member_tasks(key, config: MetaTrainConfig, population: int, antithetic: bool) -> MemberTasks:
+    count = population // 2 if antithetic else population
     lifetime_key, seed_key = jax.random.split(key)
     num_updates = sample_lifetimes(lifetime_key, config.tasks, config.ppo, count)
     keys = jax.random.split(seed_key, count)
-    if config.es.antithetic:
+    if antithetic:
         num_updates = jnp.concatenate([num_updates, num_updates])
         keys = jnp.concatenate([keys, keys])
     return MemberTasks(num_updates, keys)
@@ -68,19 +67,20 @@ def diverged(output) -> chex.Array:
 
 
 def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int, plugins=None):
-    """``evaluate(meta_params, num_updates, key, references) -> (fitness, per-env scores (E,))`` for one member.
-    ``plugins``: per env, the :class:`metarl.plugins.Plugins` (curriculum, shaping) its runs use."""
+    """``evaluate(meta_params, num_updates, key, references, hparams=None) -> (fitness, per-env scores (E,))`` for
+    one member. ``plugins``: per env, the :class:`metarl.plugins.Plugins` (curriculum, shaping) its runs use;
+    ``hparams``: the inner :class:`metarl.types.InnerHparams` (None: the config's numbers)."""
     from metarl.plugins import inner_kwargs
 
     plugins = plugins or [None] * len(env_specs)
     trains = [make_train(config.ppo, spec, objective, **(inner_kwargs(p) if p else {})) for spec, p in zip(env_specs, plugins, strict=True)]
     tasks = config.tasks
 
-    def evaluate(meta_params, num_updates, key, references: References):
+    def evaluate(meta_params, num_updates, key, references: References, hparams=None):
         scores = []
         for index, (spec, train) in enumerate(zip(env_specs, trains, strict=True)):
             seed_keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
-            output = jax.vmap(lambda k, train=train, spec=spec: train(meta_params, level_task(spec, num_updates, k), k))(seed_keys)
+            output = jax.vmap(lambda k, train=train, spec=spec: train(meta_params, level_task(spec, num_updates, k), k, hparams))(seed_keys)
             scores.append(jnp.where(diverged(output), jnp.nan, jnp.mean(score(output, tasks.fitness, tasks.last_k))))
         raw = jnp.stack(scores)
         if tasks.normalize:
@@ -100,18 +100,19 @@ def make_population_evaluator(evaluate_member, mesh: Mesh | None, chunk: int = 0
     a scan over vmapped chunks), for populations whose runs do not fit in memory at once
     (:mod:`metarl.meta.memory`). Every member's arithmetic is unchanged, and so is its fitness."""
 
-    def local(population, num_updates, keys, references):
+    def local(population, num_updates, keys, references, hparams):
         if chunk <= 0 or chunk >= num_updates.shape[0]:
-            return jax.vmap(evaluate_member, in_axes=(0, 0, 0, None))(population, num_updates, keys, references)
-        return jax.lax.map(lambda member: evaluate_member(*member, references), (population, num_updates, keys), batch_size=chunk)
+            return jax.vmap(evaluate_member, in_axes=(0, 0, 0, None, None))(population, num_updates, keys, references, hparams)
+        return jax.lax.map(lambda member: evaluate_member(*member, references, hparams), (population, num_updates, keys),
+                           batch_size=chunk)
 
-    def evaluate(population, member_tasks: MemberTasks, references: References):
+    def evaluate(population, member_tasks: MemberTasks, references: References, hparams=None):
         if mesh is None or mesh.size == 1:
-            return local(population, member_tasks.num_updates, member_tasks.keys, references)
+            return local(population, member_tasks.num_updates, member_tasks.keys, references, hparams)
         sharded = jax.shard_map(
-            local, mesh=mesh, in_specs=(P("pop"), P("pop"), P("pop"), P()), out_specs=P("pop"), check_vma=False
+            local, mesh=mesh, in_specs=(P("pop"), P("pop"), P("pop"), P(), P()), out_specs=P("pop"), check_vma=False
         )
-        return sharded(population, member_tasks.num_updates, member_tasks.keys, references)
+        return sharded(population, member_tasks.num_updates, member_tasks.keys, references, hparams)
 
     return evaluate
 

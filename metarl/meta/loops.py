@@ -1,0 +1,67 @@
+"""The outer-loop registry: one line per loop, each a module with its config dataclass and
+``make(config, problem) -> OuterLoop`` (metarl.meta.base).
+
+A new outer loop is one file (a frozen :class:`metarl.config.OuterConfig` subclass whose ``name`` is its
+registry name, and its ``make``) plus one :func:`register` call, also from a user's script or a test:
+``metarl meta-train --import my_loop.py outer:my_loop --outer.x 1`` then runs it, with checkpoints,
+resume, progress, the verdict and sweeps as for the built-in loops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+
+from metarl.config import ESConfig, MetaGradConfig, MetaTrainConfig, OuterConfig
+from metarl.errors import RegistryError
+from metarl.meta.base import OuterLoop, Problem
+from metarl.registry import Registry
+
+REGISTRY: Registry[OuterLoop] = Registry("outer loop")
+_CONFIGS: dict[str, type[OuterConfig]] = {}
+
+
+def register(name: str, make: Callable[[MetaTrainConfig, Problem], OuterLoop], config: type[OuterConfig], *,
+             overwrite: bool = False) -> None:
+    """Add the outer loop ``name``: ``make(config, problem)`` builds it for a run whose ``config.outer`` is a
+    ``config`` instance (a frozen OuterConfig subclass with ``name`` = ``name`` and defaults for every field)."""
+    if not (isinstance(config, type) and issubclass(config, OuterConfig) and dataclasses.is_dataclass(config)):
+        raise RegistryError(f"outer loop {name!r}: its config must be a dataclass subclassing metarl.config.OuterConfig")
+    if config.name != name:
+        raise RegistryError(f"outer loop {name!r}: its config class {config.__name__} has name {config.name!r}; they must match")
+    REGISTRY.register(name, make, overwrite=overwrite)
+    _CONFIGS[name] = config
+
+
+def config_class(name: str) -> type[OuterConfig]:
+    REGISTRY.check(name)
+    return _CONFIGS[name]
+
+
+def config_classes() -> list[type[OuterConfig]]:
+    return [_CONFIGS[name] for name in REGISTRY.names()]
+
+
+def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
+    """The loop that ``config.outer`` names, built for ``problem``."""
+    return REGISTRY.get(config.outer.name)(config, problem)
+
+
+def names() -> list[str]:
+    return REGISTRY.names()
+
+
+def _imported_when_used(module: str) -> Callable[[MetaTrainConfig, Problem], OuterLoop]:
+    """A built-in loop's ``make``, imported at its first use: parsing a command (which lists the loops) must not
+    import jax's backends, since several hosts start jax.distributed after parsing."""
+
+    def make_loop(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
+        return importlib.import_module(module).make(config, problem)
+
+    make_loop.__qualname__ = f"{module}.make"
+    return make_loop
+
+
+register("es", _imported_when_used("metarl.meta.outer"), ESConfig)
+register("metagrad", _imported_when_used("metarl.meta.metagrad"), MetaGradConfig)
