@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "info":
             from metarl.info import print_info
 
-            print_info(as_json="--json" in args)
+            print_info(as_json="--json" in args, cache_dir=compile_cache_dir())
         else:
             print(f"metarl: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
             return 2

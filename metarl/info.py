@@ -61,12 +61,10 @@ def describe_device(device) -> dict[str, Any]:
     return entry
 
 
-def describe(devices=None) -> dict[str, Any]:
-    """Backend, every device (``devices``: default all of jax's), process count and index, versions and the
-    compilation-cache folder of CLI runs."""
+def describe(devices=None, cache_dir=None) -> dict[str, Any]:
+    """Backend, every device (``devices``: default all of jax's), process count and index, versions and
+    ``cache_dir``, the compilation-cache folder of CLI runs (the CLI passes it: this module does not import the CLI)."""
     import jax
-
-    from metarl.cli import compile_cache_dir  # lazily: the CLI module is the edge, this is only its folder rule
 
     devices = jax.devices() if devices is None else list(devices)
     return {
@@ -77,7 +75,7 @@ def describe(devices=None) -> dict[str, Any]:
         "process_index": jax.process_index(),
         "devices": [describe_device(d) for d in devices],
         "versions": versions(),
-        "compile_cache_dir": str(compile_cache_dir()),
+        "compile_cache_dir": None if cache_dir is None else str(cache_dir),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "machine": platform.machine(),
         "cpu_cores": os.cpu_count(),
@@ -97,14 +95,15 @@ def format_info(info: dict[str, Any]) -> str:
             memory += f", {_gib(d['memory_in_use_bytes'])} in use"
         lines.append(f"device {d['id']:<5} {d['platform']} · {d['kind']} · {memory}")
     lines.append("versions     " + " · ".join(f"{name} {version or 'missing'}" for name, version in info["versions"].items()))
-    lines.append(f"cache        {info['compile_cache_dir']}")
+    if info["compile_cache_dir"]:
+        lines.append(f"cache        {info['compile_cache_dir']}")
     host = f"host         {info['machine']}, {info['cpu_cores']} cores"
     lines.append(host + (f", XLA_FLAGS={info['xla_flags']}" if info["xla_flags"] else ""))
     return "\n".join(lines)
 
 
-def print_info(as_json: bool = False) -> dict[str, Any]:
-    info = describe()
+def print_info(as_json: bool = False, cache_dir=None) -> dict[str, Any]:
+    info = describe(cache_dir=cache_dir)
     if as_json:
         import json
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from metarl import info
-from metarl.cli import main
+from metarl.cli import compile_cache_dir, main
 from metarl.config import ESConfig, MetaTrainConfig
 from metarl.errors import ConfigError
 from metarl.meta import memory
@@ -49,7 +49,7 @@ class StubDevice:
 
 
 def test_info_names_the_cpu_backend_every_device_and_every_version():
-    described = info.describe()
+    described = info.describe(cache_dir="/cache/metarl")
     assert described["backend"] == "cpu"
     assert described["device_count"] == jax.device_count() == len(described["devices"])
     assert described["process_count"] == 1 and described["process_index"] == 0
@@ -60,7 +60,7 @@ def test_info_names_the_cpu_backend_every_device_and_every_version():
     missing = [name for name, version in described["versions"].items() if not version]
     assert not missing, missing
     assert described["versions"]["jax"] == jax.__version__
-    assert "metarl" in described["compile_cache_dir"]
+    assert described["compile_cache_dir"] == "/cache/metarl"
     text = info.format_info(described)
     assert text.startswith("backend      cpu")
     for name, version in described["versions"].items():
@@ -71,6 +71,7 @@ def test_metarl_info_command_prints_the_description(capsys):
     assert main(["metarl", "info", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["backend"] == "cpu" and printed["versions"]["jaxlib"]
+    assert printed["compile_cache_dir"] == str(compile_cache_dir())  # the folder CLI runs use
     assert main(["metarl", "info"]) == 0
     assert "backend      cpu" in capsys.readouterr().out
 
