@@ -18,11 +18,16 @@ import optax
 class Net(nn.Module):
     num_actions: int
     hidden: int = 64
+    conv: bool = False  # MinAtar: Conv(16, 3x3) -> Dense(hidden), relu, one torso shared by actor and critic
 
     @nn.compact
     def __call__(self, x):
-        x = x.reshape(x.shape[0], -1)
         orth = nn.initializers.orthogonal
+        if self.conv:
+            x = nn.relu(nn.Conv(16, (3, 3), padding="VALID", kernel_init=orth(np.sqrt(2)))(x.astype(jnp.float32)))
+            x = nn.relu(nn.Dense(self.hidden, kernel_init=orth(np.sqrt(2)))(x.reshape(x.shape[0], -1)))
+            return nn.Dense(self.num_actions, kernel_init=orth(0.01))(x), nn.Dense(1, kernel_init=orth(1.0))(x)[:, 0]
+        x = x.reshape(x.shape[0], -1)
         a = nn.tanh(nn.Dense(self.hidden, kernel_init=orth(np.sqrt(2)))(x))
         a = nn.tanh(nn.Dense(self.hidden, kernel_init=orth(np.sqrt(2)))(a))
         logits = nn.Dense(self.num_actions, kernel_init=orth(0.01))(a)
@@ -32,11 +37,14 @@ class Net(nn.Module):
 
 
 def make_reference_train(env_id="CartPole-v1", num_envs=4, num_steps=128, total_timesteps=500_000, epochs=4,
-                         minibatches=4, lr=2.5e-4, gamma=0.99, lam=0.95, clip=0.2, ent=0.01, vf=0.5, max_grad=0.5):
+                         minibatches=4, lr=2.5e-4, gamma=0.99, lam=0.95, clip=0.2, ent=0.01, vf=0.5, max_grad=0.5, conv=False,
+                         hidden=64):
+    """``conv``: the MinAtar conv torso (written the plain way, with flax's Conv) instead of two MLP towers;
+    ``hidden``: the width of each Dense layer."""
     env, params = gymnax.make(env_id)
     num_updates = total_timesteps // (num_envs * num_steps)
     batch = num_envs * num_steps
-    net = Net(env.action_space(params).n)
+    net = Net(env.action_space(params).n, hidden=hidden, conv=conv)
     tx = optax.chain(optax.clip_by_global_norm(max_grad),
                      optax.adam(lambda c: lr * (1.0 - (c // (epochs * minibatches)) / num_updates), eps=1e-5))
 

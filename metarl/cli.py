@@ -187,6 +187,7 @@ COMMANDS = {
     "sweep": "validate, then run every run of a sweep file (skips complete runs, resumes interrupted ones)",
     "train": "train an agent with one objective (built-in or a learned file)",
     "list": "list the registered envs and objectives",
+    "info": "backend, devices and their memory, processes, versions (--json for a machine-readable copy)",
 }
 
 
@@ -258,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"wrote {path}")
         elif command == "list":
             run_list()
+        elif command == "info":
+            from metarl.info import print_info
+
+            print_info(as_json="--json" in args, cache_dir=compile_cache_dir())
         else:
             print(f"metarl: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
             return 2
