@@ -52,7 +52,7 @@ def test_eval_refuses_a_missing_learned_file_before_compiling(tmp_path, capsys):
 
 def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
     assert main(["metarl", "meta-train", "--es.population-size", "5", "--out", str(tmp_path)]) == 2
-    assert "es.population_size: must be even" in capsys.readouterr().err
+    assert "outer.population_size: must be even" in capsys.readouterr().err
     assert main(["metarl", "meta-train", "--objective", "ppo", "--out", str(tmp_path)]) == 2
     assert "has no meta-parameters" in capsys.readouterr().err
 
