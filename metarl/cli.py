@@ -180,21 +180,10 @@ def parse_sweep_args(args: list[str]):
     return parser.parse_args(args)
 
 
-COMMANDS = {
-    "eval": "evaluate objectives (names or learned files) on envs x lifetimes x seeds",
-    "plot": "regenerate every figure below a results folder from its files",
-    "meta-train": "discover an objective with ES or meta-gradients (checkpointed, resumable)",
-    "sweep": "validate, then run every run of a sweep file (skips complete runs, resumes interrupted ones)",
-    "train": "train an agent with one objective (built-in or a learned file)",
-    "list": "list the registered envs and objectives",
-    "info": "backend, devices and their memory, processes, versions (--json for a machine-readable copy)",
-}
-
-
 def _usage() -> str:
-    lines = ["usage: metarl <command> [options]   (metarl <command> --help for its options)", "", "commands:"]
-    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
-    return "\n".join(lines)
+    from metarl.commands import usage
+
+    return usage()
 
 
 def main(argv: list[str] | None = None) -> int:

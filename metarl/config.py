@@ -11,13 +11,73 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from metarl.compat import OBJECTIVE_DEFAULT_CHANGES
-from metarl.distributed import DistributedConfig
 from metarl.errors import ConfigError
+
+# Flags win; then metarl's variables; then jax's own (what `jax.distributed.initialize` reads itself).
+_ENV = {
+    "coordinator": ("METARL_COORDINATOR", "JAX_COORDINATOR_ADDRESS"),
+    "num_processes": ("METARL_NUM_PROCESSES", "JAX_NUM_PROCESSES"),
+    "process_id": ("METARL_PROCESS_ID", "JAX_PROCESS_ID"),
+}
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Several processes (hosts) running one meta-training run. Every process runs the same command; each
+    evaluates its share of the population, process 0 writes logs and results, all take part in checkpoints."""
+
+    coordinator: str | None = None
+    """host:port of process 0 (env: METARL_COORDINATOR or JAX_COORDINATOR_ADDRESS); 'auto': let jax detect a
+    cluster (SLURM, Open MPI, ...). Unset: one process."""
+    num_processes: int = 0
+    """Number of processes (env: METARL_NUM_PROCESSES or JAX_NUM_PROCESSES)."""
+    process_id: int = -1
+    """This process's id, 0 .. num_processes - 1 (env: METARL_PROCESS_ID or JAX_PROCESS_ID)."""
+    heartbeat_timeout: int = 30
+    """Seconds without a peer's heartbeat after which the other processes stop (non-zero exit) instead of waiting."""
+
+    def resolved(self) -> DistributedConfig:
+        """Unset fields filled from the environment."""
+        values = {}
+        for name, variables in _ENV.items():
+            value = getattr(self, name)
+            if value in (None, 0, -1):
+                found = next((os.environ[v] for v in variables if os.environ.get(v)), None)
+                if found is not None:
+                    try:
+                        value = found if name == "coordinator" else int(found)
+                    except ValueError:
+                        raise ConfigError(f"distributed.{name}: environment variable has {found!r}, not an integer") from None
+            values[name] = value
+        return DistributedConfig(**values, heartbeat_timeout=self.heartbeat_timeout)
+
+    @property
+    def active(self) -> bool:
+        return self.coordinator is not None
+
+    def validate(self) -> DistributedConfig:
+        config = self.resolved()
+        if not config.active:
+            return config
+        if config.coordinator != "auto":
+            host, _, port = config.coordinator.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"distributed.coordinator: must be host:port (or 'auto'), got {config.coordinator!r}")
+            if config.num_processes < 1:
+                raise ConfigError("distributed.num_processes: must be >= 1 with a coordinator "
+                                  f"(flag or METARL_NUM_PROCESSES), got {config.num_processes}")
+            if not 0 <= config.process_id < config.num_processes:
+                raise ConfigError(f"distributed.process_id: must be in 0..{config.num_processes - 1}, got {config.process_id}")
+        if config.heartbeat_timeout < 1:
+            raise ConfigError(f"distributed.heartbeat_timeout: must be >= 1 second, got {config.heartbeat_timeout}")
+        return config
+
 
 NetworkKind = Literal["auto", "mlp", "cnn"]
 Activation = Literal["tanh", "relu"]
@@ -177,16 +237,9 @@ class CurriculumConfig(_PluginConfig):
     file: str | None = None
     """A learned-curriculum file (.msgpack) written by meta-train; sets name, kwargs and its meta-parameters."""
 
-    def validate(self, env_names) -> CurriculumConfig:
-        from metarl import curricula, envs
-
-        if self._check_file():
-            return self
-        if self.name != "none":
-            curricula.check(self.name)
-            for env in env_names:
-                _require(envs.make(env).level_space is not None, "curriculum.name",
-                         f"env {env!r} has no level space to choose levels from; envs with one: {', '.join(level_envs())}")
+    def validate(self, env_names=()) -> CurriculumConfig:
+        """The kwargs and the learned file; the name is looked up by :func:`metarl.checks.validate`."""
+        self._check_file()
         return self
 
 
@@ -205,36 +258,13 @@ class ShapingConfig(_PluginConfig):
     file: str | None = None
     """A learned-shaping file (.msgpack) written by meta-train; sets name, heuristic, kwargs and its meta-parameters."""
 
-    def validate(self, env_names) -> ShapingConfig:
-        from metarl import shaping
-
-        if self._check_file():
-            return self
-        shaping.check(self.name)
-        shaping.heuristics.REGISTRY.check(self.heuristic)
-        heuristic = shaping.heuristics.REGISTRY.make(self.heuristic)
-        for env in env_names:
-            _require(not heuristic.envs or env in heuristic.envs, "shaping.heuristic",
-                     f"{self.heuristic!r} reads the observations of {', '.join(heuristic.envs)}, not of {env!r}")
-        _require(self.heuristic != "none" or self.name in ("none", "learned"), "shaping.heuristic",
-                 f"shaping {self.name!r} blends a heuristic's reward; name one of {', '.join(shaping.heuristics.REGISTRY.names())}")
+    def validate(self, env_names=()) -> ShapingConfig:
+        """The kwargs and the learned file; names are looked up by :func:`metarl.checks.validate`."""
+        self._check_file()
         return self
 
 
 Tracker = Literal["none", "wandb", "tensorboard"]
-
-
-def _check_tracker(kind: str) -> None:
-    from metarl.io import tracking  # imports no tracker package; it checks that the one named is installed
-
-    tracking.check(kind)
-
-
-def level_envs() -> tuple[str, ...]:
-    """Registered envs with a level space (a curriculum can choose their levels)."""
-    from metarl.envs import LEVEL_ENVS
-
-    return LEVEL_ENVS
 
 
 @dataclass(frozen=True)
@@ -279,18 +309,12 @@ class TrainConfig:
         return self.name or f"{self.env}_{self.objective}_s{self.seed}"
 
     def validate(self) -> TrainConfig:
-        from metarl import envs, objectives  # registries; imported late to keep config import-light
-
         self.ppo.validate()
-        envs.check(self.env)
-        if self.objective_file is None:
-            objectives.check(self.objective)
         self.objective_kwargs_dict()
-        self.curriculum.validate((self.env,))
-        self.shaping.validate((self.env,))
+        self.curriculum.validate()
+        self.shaping.validate()
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
         _positive_int(self.num_seeds, "num_seeds")
-        _check_tracker(self.track)
         return self
 
 
@@ -369,9 +393,6 @@ class ESConfig(OuterConfig):
     """Stop after this many consecutive generations in which every member's fitness is non-finite."""
 
     def validate(self) -> ESConfig:
-        from metarl.meta import es  # the evosax adapter knows the algorithm names
-
-        es.check_algorithm(self.algorithm)
         _positive_int(self.population_size, "outer.population_size")
         if self.antithetic or self.fitness_shaping == "pairwise_rank":
             _require(
@@ -497,11 +518,7 @@ class TaskDistribution:
         return self.lifetimes or (ppo.num_updates,)
 
     def validate(self, ppo: PPOConfig) -> TaskDistribution:
-        from metarl import envs
-
         _require(len(self.envs) > 0, "tasks.envs", "must name at least one env")
-        for env in self.envs:
-            envs.check(env)
         for n in self.lifetimes:
             _positive_int(n, "tasks.lifetimes")
             _require(
@@ -516,10 +533,6 @@ class TaskDistribution:
         )
         _positive_int(self.seeds_per_member, "tasks.seeds_per_member")
         _require(self.fitness in FITNESS_SCORES, "tasks.fitness", f"must be one of {', '.join(FITNESS_SCORES)}; got {self.fitness!r}")
-        if self.fitness in HELDOUT_SCORES:
-            for env in self.envs:
-                _require(envs.make(env).level_space is not None, "tasks.fitness",
-                         f"{self.fitness} needs envs with held-out levels ({', '.join(level_envs())}), not {env!r}")
         _positive_int(self.last_k, "tasks.last_k")
         _positive_int(self.reference_seeds, "tasks.reference_seeds")
         return self
@@ -611,26 +624,14 @@ class MetaTrainConfig:
         return self.name or f"{self.objective}_{'+'.join(self.tasks.envs)}_s{self.seed}"
 
     def validate(self) -> MetaTrainConfig:
-        import jax
-
-        from metarl import objectives
-
+        """What the config says on its own; the names it gives are looked up by :func:`metarl.checks.validate`."""
         self.ppo.validate()
-        objectives.check(self.objective)
         self.tasks.validate(self.ppo)
-        self.curriculum.validate(self.tasks.envs)
-        self.shaping.validate(self.tasks.envs)
+        self.curriculum.validate()
+        self.shaping.validate()
+        self.objective_kwargs_dict()
         _require(self.curriculum.file is None and self.shaping.file is None, "curriculum.file",
                  "meta-train discovers curricula and shapings; give their names (a learned file is for train and eval)")
-        objective = objectives.make(self.objective, **self.objective_kwargs_dict())
-        if not jax.tree.leaves(objective.init(jax.random.PRNGKey(0))) and not (
-            self.curriculum.name == "learned" or self.shaping.name in ("blend", "learned")
-        ):
-            learnable = [n for n in objectives.names() if jax.tree.leaves(objectives.make(n).init(jax.random.PRNGKey(0)))]
-            raise ConfigError(
-                f"objective: {self.objective!r} has no meta-parameters to discover; choose one of {', '.join(learnable)}, "
-                "or discover a curriculum (--curriculum.name learned) or a shaping (--shaping.name blend|learned)"
-            )
         _require(not self.curriculum.active or self.tasks.fitness in HELDOUT_SCORES, "tasks.fitness",
                  f"with a curriculum, fitness must be measured on held-out levels ({', '.join(HELDOUT_SCORES)}), "
                  f"not on the levels the curriculum picked; got {self.tasks.fitness!r}")
@@ -646,7 +647,6 @@ class MetaTrainConfig:
         _require(isinstance(self.host_devices, int) and self.host_devices >= 0, "host_devices", f"must be >= 0, got {self.host_devices}")
         _require(isinstance(self.population_chunk, int) and self.population_chunk >= 0, "population_chunk",
                  f"must be >= 0 (0: automatic), got {self.population_chunk}")
-        _check_tracker(self.track)
         self.distributed.validate()
         self.verdict.validate()
         return self

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
 
+from metarl.config import DistributedConfig  # the settings live with the other configs; re-exported here
 from metarl.errors import ConfigError
 
 _FLAG = "--xla_force_host_platform_device_count"
@@ -51,66 +51,6 @@ def population_mesh(population_size: int, num_devices: int | None = None, what: 
             + (" or set --host-devices" if devices[0].platform == "cpu" else "")
         )
     return jax.make_mesh((len(devices),), ("pop",), axis_types=(AxisType.Auto,), devices=devices)
-
-
-# Flags win; then metarl's variables; then jax's own (what `jax.distributed.initialize` reads itself).
-_ENV = {
-    "coordinator": ("METARL_COORDINATOR", "JAX_COORDINATOR_ADDRESS"),
-    "num_processes": ("METARL_NUM_PROCESSES", "JAX_NUM_PROCESSES"),
-    "process_id": ("METARL_PROCESS_ID", "JAX_PROCESS_ID"),
-}
-
-
-@dataclass(frozen=True)
-class DistributedConfig:
-    """Several processes (hosts) running one meta-training run. Every process runs the same command; each
-    evaluates its share of the population, process 0 writes logs and results, all take part in checkpoints."""
-
-    coordinator: str | None = None
-    """host:port of process 0 (env: METARL_COORDINATOR or JAX_COORDINATOR_ADDRESS); 'auto': let jax detect a
-    cluster (SLURM, Open MPI, ...). Unset: one process."""
-    num_processes: int = 0
-    """Number of processes (env: METARL_NUM_PROCESSES or JAX_NUM_PROCESSES)."""
-    process_id: int = -1
-    """This process's id, 0 .. num_processes - 1 (env: METARL_PROCESS_ID or JAX_PROCESS_ID)."""
-    heartbeat_timeout: int = 30
-    """Seconds without a peer's heartbeat after which the other processes stop (non-zero exit) instead of waiting."""
-
-    def resolved(self) -> DistributedConfig:
-        """Unset fields filled from the environment."""
-        values = {}
-        for name, variables in _ENV.items():
-            value = getattr(self, name)
-            if value in (None, 0, -1):
-                found = next((os.environ[v] for v in variables if os.environ.get(v)), None)
-                if found is not None:
-                    try:
-                        value = found if name == "coordinator" else int(found)
-                    except ValueError:
-                        raise ConfigError(f"distributed.{name}: environment variable has {found!r}, not an integer") from None
-            values[name] = value
-        return DistributedConfig(**values, heartbeat_timeout=self.heartbeat_timeout)
-
-    @property
-    def active(self) -> bool:
-        return self.coordinator is not None
-
-    def validate(self) -> DistributedConfig:
-        config = self.resolved()
-        if not config.active:
-            return config
-        if config.coordinator != "auto":
-            host, _, port = config.coordinator.rpartition(":")
-            if not host or not port.isdigit():
-                raise ConfigError(f"distributed.coordinator: must be host:port (or 'auto'), got {config.coordinator!r}")
-            if config.num_processes < 1:
-                raise ConfigError("distributed.num_processes: must be >= 1 with a coordinator "
-                                  f"(flag or METARL_NUM_PROCESSES), got {config.num_processes}")
-            if not 0 <= config.process_id < config.num_processes:
-                raise ConfigError(f"distributed.process_id: must be in 0..{config.num_processes - 1}, got {config.process_id}")
-        if config.heartbeat_timeout < 1:
-            raise ConfigError(f"distributed.heartbeat_timeout: must be >= 1 second, got {config.heartbeat_timeout}")
-        return config
 
 
 def initialize(config: DistributedConfig) -> bool:

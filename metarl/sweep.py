@@ -44,12 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from metarl.commandline import outer_args
+from metarl.commands import RUNNABLE
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
 from metarl.io.results import read_index  # noqa: F401  (re-exported: sweeps and their tests read it here)
 
 USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
 
-COMMANDS = ("meta-train", "train", "eval")
 STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap")
 TOP_KEYS = ("description", "out", "plot", "stage")
 RESERVED = ("out", "name", "force")  # set by the sweep itself
@@ -105,13 +105,9 @@ def _flatten(table: dict[str, Any], where: str, prefix: str = "") -> dict[str, A
 
 
 def _config_class(command: str):
-    if command == "eval":
-        from metarl.evaluation import EvalConfig
+    from metarl.commands import config_class
 
-        return EvalConfig
-    from metarl.config import MetaTrainConfig, TrainConfig
-
-    return MetaTrainConfig if command == "meta-train" else TrainConfig
+    return config_class(command)
 
 
 def _describe(hint: Any) -> str:
@@ -308,7 +304,9 @@ def _validate(run: Run, planned: set[str]) -> None:
         keep = lambda entries: tuple(e for e in entries if str(Path(e)) not in planned) or None
         replaced = {name: keep(getattr(config, name)) for name in ("objectives", "curricula", "shapings")}
         config = dataclasses.replace(config, **{k: v for k, v in replaced.items() if v is not None})
-    config.validate()
+    from metarl.checks import validate
+
+    validate(config)
 
 
 def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
@@ -337,8 +335,8 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
         if unknown:
             raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {', '.join(STAGE_KEYS)}")
         command = stage.get("command")
-        if command not in COMMANDS:
-            raise ConfigError(f"{where}: command must be one of {', '.join(COMMANDS)}; got {command!r}")
+        if command not in RUNNABLE:
+            raise ConfigError(f"{where}: command must be one of {', '.join(RUNNABLE)}; got {command!r}")
         expanded = _stage_overrides(stage, where, root)
         varying = [k for k in dict.fromkeys(k for o, _ in expanded for k in o) if len({json.dumps(o.get(k)) for o, _ in expanded}) > 1]
         template = stage.get("name")
@@ -464,20 +462,12 @@ def _batch_groups(runs: list[Run]) -> list[list[Run]]:
 
 
 def _start(run: Run, force: bool, verbose: bool) -> None:
-    from metarl.evaluation import run_eval
-    from metarl.meta.run import run_meta_train
-    from metarl.train import run_train
+    from metarl.commands import runner
 
     # train and eval are not resumable: an unfinished folder of the same config is started again
     fresh = force or (run.command != "meta-train" and run.run_dir.exists())
     config = dataclasses.replace(run.config, force=fresh)
-    command = run.command_line()
-    if run.command == "meta-train":
-        run_meta_train(config, command, verbose=verbose)
-    elif run.command == "train":
-        run_train(config, command, verbose=verbose)
-    else:
-        run_eval(config, command, verbose=verbose)
+    runner(run.command)(config, run.command_line(), verbose=verbose)
 
 
 def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False, force: bool = False,

@@ -22,9 +22,10 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
     import jax
 
     from metarl import envs, objectives, plugins
+    from metarl.checks import validate
     from metarl.io.results import prepare_run_dir
 
-    config.validate()
+    validate(config)
     mesh = None
     if config.num_seeds > 1 and jax.device_count() > 1:
         from metarl.distributed import population_mesh

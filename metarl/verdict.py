@@ -434,8 +434,9 @@ def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None,
     the normalization references, PPO and tuned PPO on the held-out seeds. Used to pay for them once,
     before timed runs (benchmarks/discovery.py)."""
     from metarl import envs
+    from metarl.checks import validate
 
-    config.validate()
+    validate(config)
     store = Store(config.reference_store)
     env_specs = [envs.make(name) for name in config.tasks.envs]
     references = references_from_store(config, env_specs, store, command)

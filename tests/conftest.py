@@ -1,10 +1,5 @@
-import os
-
-# Two XLA host devices, so tests can compare a 1-device and a 2-device population mesh.
-# Set before anything imports jax.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
-
 import dataclasses
+import os
 import tempfile
 
 import jax
@@ -12,10 +7,33 @@ import pytest
 
 from metarl.config import PPOConfig
 
+# Two XLA host devices, so tests can compare a 1-device and a 2-device population mesh; and cheap code
+# generation (LLVM at -O0, its expensive passes off), which compiles the tests' many small programs in about
+# two thirds of the time and computes with the same IEEE arithmetic. Run as users run (XLA's default
+# codegen) by the slow learning checks (`-m slow`) and where METARL_TEST_CODEGEN=default: a test that
+# compares two differently compiled programs bit for bit runs itself that way (test_sweep.py). Processes
+# the tests start inherit the flags. Set before jax starts its backend (at the first computation).
+DEFAULT_CODEGEN = "METARL_TEST_CODEGEN"
+CHEAP_CODEGEN = " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def pytest_configure(config):
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    if os.environ.get(DEFAULT_CODEGEN) != "default" and (config.option.markexpr or "").strip() != "slow":
+        flags += CHEAP_CODEGEN
+    os.environ["XLA_FLAGS"] = flags.strip()
+
+
 # Many tests build the same programs again (a fresh make_train per run); the persistent cache turns
-# those recompiles into look-ups. A per-session folder keeps runs independent.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="metarl-jax-cache-"))
+# those recompiles into look-ups. One folder per test session, shared by its pytest-xdist workers and by
+# the processes tests start (the CLI, fresh-process checks), never the user's own cache.
+_session = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+_cache = os.path.join(tempfile.gettempdir(), f"metarl-jax-cache-{_session}") if _session else tempfile.mkdtemp(prefix="metarl-jax-cache-")
+os.makedirs(_cache, exist_ok=True)
+jax.config.update("jax_compilation_cache_dir", _cache)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 
 # A lifetime small enough to compile and run in a few seconds on 2 CPU cores.
 TINY = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2, num_minibatches=2, hidden_sizes=(16,))
@@ -51,3 +69,20 @@ def member_evaluator(config, built):
     from metarl.meta.tasks import make_member_evaluator
 
     return make_member_evaluator(config, built.objective, built.env_specs, config.tasks.seeds_per_member, built.plugins)
+
+
+def in_default_codegen(test_file: str, function: str, *args, timeout: int = 600) -> str:
+    """Run ``function(*args)`` of the test module ``test_file`` in a fresh process with XLA's default code
+    generation (for checks whose numbers depend on how XLA compiles, e.g. two programs compared bit for bit).
+    Returns the process's output; fails the calling test with its error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    module = Path(test_file)
+    env = {**os.environ, DEFAULT_CODEGEN: "default", "XLA_FLAGS": os.environ["XLA_FLAGS"].replace(CHEAP_CODEGEN.strip(), "").strip()}
+    script = (f"import sys; sys.path.insert(0, {str(module.parent)!r}); import {module.stem} as m; "
+              f"m.{function}(*{args!r})")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout

@@ -20,6 +20,7 @@ def maze_levels():
 
 
 @pytest.mark.parametrize("name", curricula.names())
+@pytest.mark.heavy
 def test_every_curriculum_trains_a_population_in_the_scan(name, maze_levels):
     config = tiny(num_steps=24)
     curriculum = curricula.make(name, space=maze_levels.level_space)
@@ -38,6 +39,7 @@ def test_every_curriculum_trains_a_population_in_the_scan(name, maze_levels):
         assert np.all(fractions[..., -1] == 1.0)
 
 
+@pytest.mark.heavy
 def test_the_curriculum_state_rides_in_the_scan(maze_levels):
     config = tiny(num_steps=24)
     curriculum = curricula.make("plr", space=maze_levels.level_space)

@@ -167,6 +167,7 @@ def positive_finite(value) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.heavy
 def test_device_benchmark_smoke(tmp_path):
     """The whole script at smoke size on the CPU: every kind of case runs and the JSON holds what the GPU run reports."""
     device = load_device_benchmark()

@@ -31,6 +31,7 @@ def test_bootstrap_ci_brackets_the_iqm_and_narrows_with_more_seeds():
     assert np.subtract(*bootstrap_ci(large)[::-1]) < np.subtract(*bootstrap_ci(small)[::-1])
 
 
+@pytest.mark.heavy
 def test_eval_grid_writes_scores_and_summary(tmp_path):
     learned = objectives.make("ta_lpo", hidden=8)
     path = objectives.save(tmp_path / "learned" / "ta_lpo", "ta_lpo", {"hidden": 8}, learned.init(jax.random.PRNGKey(0)))
@@ -57,6 +58,7 @@ def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
     assert "has no meta-parameters" in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 def test_plot_regenerates_every_figure_from_the_committed_results_alone(tmp_path):
     runs = [p.parent for p in RESULTS.rglob("config.json")]
     assert runs, "results/ holds no run folders"

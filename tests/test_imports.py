@@ -74,3 +74,11 @@ def test_the_package_has_no_import_cycle():
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_configuration_is_a_leaf():
+    """config.py holds data and static checks: it imports only modules that import nothing of metarl's
+    (errors, compat), so reading or changing it never pulls in registries, jax or the CLI."""
+    leaves = {name for name in MODULES if not imports_of(name)}
+    assert imports_of("metarl.config") <= leaves, imports_of("metarl.config") - leaves
+    assert imports_of("metarl.config") == {"metarl.errors", "metarl.compat"}

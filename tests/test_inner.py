@@ -46,6 +46,7 @@ def test_same_key_gives_identical_output_and_other_keys_differ():
     assert not np.array_equal(first.metrics["policy_loss"], other.metrics["policy_loss"])
 
 
+@pytest.mark.heavy
 def test_jit_matches_no_jit():
     train, _, task = _train(config=tiny(num_steps=8, total_timesteps=4 * 8 * 2))
     with jax.disable_jit():
@@ -67,6 +68,7 @@ def test_train_compiles_once_for_new_keys_and_meta_params():
     chex.clear_trace_counter()
 
 
+@pytest.mark.heavy
 def test_vmap_over_seeds_equals_each_seed_alone():
     train, _, task = _train()
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
@@ -77,6 +79,7 @@ def test_vmap_over_seeds_equals_each_seed_alone():
         assert_trees_close(jax.tree.map(lambda x: x[i], batched), alone)
 
 
+@pytest.mark.heavy
 def test_vmap_over_a_population_of_meta_params_equals_each_member_alone():
     # a drift large enough to tell members apart: unit output scale, no dead zone (offset) near r = 1
     train, objective, task = _train("ta_lpo", output_scale=1.0, offset=0.0)
@@ -109,6 +112,7 @@ def test_shorter_task_lifetime_equals_a_run_configured_with_that_lifetime():
 
 
 @pytest.mark.parametrize("name", objectives.names())
+@pytest.mark.heavy
 def test_every_objective_trains_in_the_inner_loop(name):
     train, objective, task = _train(name)
     output = jax.jit(train)(objective.init(jax.random.PRNGKey(0)), task, jax.random.PRNGKey(0))
@@ -119,6 +123,7 @@ def test_every_objective_trains_in_the_inner_loop(name):
 
 
 @pytest.mark.parametrize("name", objectives.names())
+@pytest.mark.heavy
 def test_every_objective_vmaps_over_a_population_and_levels(name):
     """A population of meta-parameters x sampled grid-world levels in one jitted call."""
     from metarl.inner import level_task

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import tiny
 
+from metarl.checks import validate
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.distributed import population_mesh
 from metarl.errors import ConfigError
@@ -105,6 +106,7 @@ def test_all_non_finite_generations_keep_the_mean_and_count_a_streak():
     np.testing.assert_array_equal(loop.params(state)["w"], jnp.ones(3))
 
 
+@pytest.mark.heavy
 def test_one_real_es_generation_on_a_tiny_budget():
     cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4))
     problem, loop = build(cfg)
@@ -116,6 +118,7 @@ def test_one_real_es_generation_on_a_tiny_budget():
     assert max(jax.tree.leaves(moved)) > 0
 
 
+@pytest.mark.heavy
 def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
     assert jax.device_count() >= 2, "conftest forces 2 host devices"
     # Without antithetic pairs every member has its own task, so fitness values are not tied (tied
@@ -153,7 +156,7 @@ def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
 )
 def test_bad_es_config_is_refused_by_name(es, message):
     with pytest.raises(ConfigError, match=message):
-        MetaTrainConfig(ppo=tiny(), outer=es).validate()
+        validate(MetaTrainConfig(ppo=tiny(), outer=es))
 
 
 def test_antithetic_with_an_algorithm_that_cannot_is_refused():

@@ -48,6 +48,8 @@ def metrics(run_dir: Path) -> list[str]:
     return [{k: v for k, v in row.items() if k != "seconds_per_generation"} for row in rows]
 
 
+@pytest.mark.slow  # three fresh processes at once: with the dead-peer checks, in the -m slow tier (CI runs it)
+@pytest.mark.heavy
 def test_two_processes_give_the_result_of_one_process_with_two_devices(tmp_path):
     args = ["meta-train", *TINY, "--num-generations", "2", "--eval-seeds", "2"]
     processes = two_processes([*args, "--out", str(tmp_path / "two")], tmp_path, "p")

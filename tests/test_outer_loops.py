@@ -52,6 +52,7 @@ def rows(run_dir):
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.heavy
 def test_a_plug_in_outer_loop_meta_trains_and_resumes_bit_identically(plugin, tmp_path):
     from metarl.meta.run import run_meta_train
 
@@ -69,6 +70,7 @@ def test_a_plug_in_outer_loop_meta_trains_and_resumes_bit_identically(plugin, tm
     assert (tmp_path / "straight" / "learned" / "lpo.msgpack").is_file()
 
 
+@pytest.mark.heavy
 def test_a_plug_in_outer_loop_runs_from_the_command_line(plugin, tmp_path, capsys):
     from metarl.cli import main
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import member_evaluator, tiny
 
+from metarl.checks import validate
 from metarl.config import CurriculumConfig, ESConfig, MetaTrainConfig, ShapingConfig, TaskDistribution, TrainConfig
 from metarl.errors import ConfigError, RegistryError
 from metarl.meta.outer import make_es_outer_loop
@@ -15,6 +16,7 @@ from metarl.meta.tasks import References
 from metarl.types import MetaParams
 
 
+@pytest.mark.heavy
 def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
     cfg = MetaTrainConfig(
         # CartPole-levels: a held-out return that differs between members even after a few updates
@@ -67,7 +69,7 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
 )
 def test_bad_plugin_settings_fail_early_naming_the_field(config, field):
     with pytest.raises((ConfigError, RegistryError)) as error:
-        config().validate()
+        validate(config())
     assert field.split(".")[0] in str(error.value)
 
 
@@ -79,6 +81,7 @@ def test_bad_plugin_kwargs_name_the_field(tmp_path):
     assert code != 0 and not any(tmp_path.iterdir())
 
 
+@pytest.mark.heavy
 def test_meta_train_writes_learned_files_that_train_and_eval_read(tmp_path, capsys):
     from metarl.cli import main
 

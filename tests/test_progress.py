@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from conftest import tiny
 
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
@@ -37,6 +38,7 @@ def test_plain_mode_writes_lines_only():
     assert stream.getvalue() == "compiled the generation step in 1.0 s (first generation included; not in s/gen)\na line\n"
 
 
+@pytest.mark.heavy
 def test_meta_train_reports_compilation_apart_from_seconds_per_generation(tmp_path, capsys):
     from metarl.meta.run import run_meta_train
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -14,6 +16,7 @@ def readme_example(marker: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.heavy
 def test_readme_custom_objective_example_runs(tmp_path):
     code = readme_example("custom-objective")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -23,6 +26,7 @@ def test_readme_custom_objective_example_runs(tmp_path):
     assert (tmp_path / "runs" / "CartPole-v1_spo_s0" / "metrics.jsonl").is_file()
 
 
+@pytest.mark.heavy
 def test_cli_import_flag_registers_a_users_objective(tmp_path):
     plugin = tmp_path / "my_objectives.py"
     plugin.write_text(readme_example("custom-objective").split("summary =")[0])

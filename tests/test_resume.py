@@ -41,6 +41,7 @@ def assert_same_params(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.heavy
 def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path):
     straight = run(tmp_path, "straight")
     run(tmp_path, "resumed", num_generations=2)
@@ -52,6 +53,7 @@ def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path):
     assert_same_params(params, straight["final_params"])
 
 
+@pytest.mark.heavy
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     straight = run(tmp_path, "straight", num_generations=6)
     command = [sys.executable, "-m", "metarl.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),
@@ -78,6 +80,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     assert metrics_without_timing(straight["run_dir"]) == metrics_without_timing(tmp_path / "killed")
 
 
+@pytest.mark.heavy
 def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(tmp_path, capsys):
     first = run(tmp_path, "a", num_generations=3)
     latest = Path(first["run_dir"]) / "checkpoints" / "3" / "state"
@@ -94,6 +97,7 @@ def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(tmp_path, ca
     assert_same_params(resumed["final_params"], straight["final_params"])
 
 
+@pytest.mark.heavy
 def test_a_leftover_temporary_save_is_ignored(tmp_path):
     first = run(tmp_path, "a", num_generations=2)
     (Path(first["run_dir"]) / "checkpoints" / "3.orbax-checkpoint-tmp-1234").mkdir()
@@ -101,6 +105,7 @@ def test_a_leftover_temporary_save_is_ignored(tmp_path):
     assert resumed["ran_generations"] == 1
 
 
+@pytest.mark.heavy
 def test_a_run_folder_of_another_config_is_refused_naming_the_fields(tmp_path):
     run(tmp_path, "a", num_generations=1)
     with pytest.raises(ConfigError, match=r"es\.sigma \(checkpoint: 0\.03, now: 0\.05\)"):
@@ -116,6 +121,7 @@ def make_nan_objective():
     return objectives.drift_objective("always_nan", drift, init=lambda key: {"w": jnp.ones(2)})
 
 
+@pytest.mark.heavy
 def test_all_members_non_finite_stops_the_run_with_the_last_good_checkpoint_intact(tmp_path):
     objectives.register("always_nan", make_nan_objective)
     try:

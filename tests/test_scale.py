@@ -22,6 +22,7 @@ def small_config(**overrides) -> MetaTrainConfig:
 
 
 @pytest.mark.parametrize("devices", [1, 2])
+@pytest.mark.heavy
 def test_chunked_and_unchunked_evaluation_agree(devices):
     cfg = small_config()
     built = build(cfg)
@@ -46,6 +47,7 @@ def test_choose_chunk_from_bytes():
         memory.choose_chunk(16, member_bytes=2000.0, budget=1000.0)
 
 
+@pytest.mark.heavy
 def test_the_memory_estimate_chunks_only_when_the_share_does_not_fit():
     cfg = small_config()
     built = build(cfg)
@@ -67,6 +69,7 @@ def test_a_negative_chunk_is_refused():
         small_config(population_chunk=-1).validate()
 
 
+@pytest.mark.heavy
 def test_the_generation_step_compiles_once_per_run(tmp_path, caplog):
     """The first state is placed where the step leaves its output; otherwise generation 2 compiles again."""
     import logging

@@ -282,6 +282,7 @@ def test_tensorboard_calls_with_a_fake_module(tmp_path, monkeypatch):
     assert writer.calls[1:] == [("scalar", key, value, 2) for key, value in ROW_SCALARS.items()] + [("flush",), ("close",)]
 
 
+@pytest.mark.heavy
 def test_train_and_meta_train_mirror_their_rows_to_tensorboard(tmp_path):
     """--track tensorboard: the run folder gets an event file beside metrics.jsonl (which stays the record)."""
     pytest.importorskip("tensorboardX")

@@ -111,6 +111,7 @@ def test_bad_verdict_settings_name_the_field(verdict_config, message):
         MetaTrainConfig(ppo=tiny(), verdict=verdict_config).validate()
 
 
+@pytest.mark.heavy
 def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_path, capsys):
     from metarl.meta.run import run_meta_train
 
@@ -139,6 +140,7 @@ def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_pat
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "store").glob("*.json")}
 
 
+@pytest.mark.heavy
 def test_eval_compares_objectives_on_held_out_paired_seeds(tmp_path):
     from metarl.evaluation import EvalConfig, run_eval
 

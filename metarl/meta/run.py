@@ -383,7 +383,9 @@ def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list
 
 
 def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
-    config.validate()
+    from metarl.checks import validate
+
+    validate(config)
     built = build(config)  # refuses a bad mesh or bad plug-in arguments before writing anything
     import jax
 
@@ -425,8 +427,10 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
     import jax
     import jax.numpy as jnp
 
+    from metarl.checks import validate
+
     for config in configs:
-        config.validate()
+        validate(config)
     fields = configs[0].outer.batched_fields
     if not fields or len({batch_group_key(c) for c in configs}) != 1:
         raise ConfigError(f"batch: only runs of one outer loop that differ in nothing but the seed and the numbers it traces "
