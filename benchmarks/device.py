@@ -39,6 +39,7 @@ from metarl.inner import default_task, make_train
 from metarl.presets import MINATAR
 
 sys.path.insert(0, str(Path(__file__).parent))
+from inner_loop import random_stepping  # noqa: E402
 from reference_ppo import make_reference_train  # noqa: E402
 
 ENVS = ("Breakout-MinAtar", "SpaceInvaders-MinAtar")
@@ -124,22 +125,7 @@ def run_seconds(executable, *args, repeats: int) -> float:
 
 def raw_stepping(env_name: str, num_envs: int, num_steps: int, repeats: int, options: dict | None = None) -> dict:
     """Vmapped env stepping with uniformly random actions in lax.scan, no learning: the env's ceiling."""
-    spec = envs.make(env_name)
-    params = spec.default_params
-
-    def run(key):
-        _, state = jax.vmap(spec.reset, in_axes=(0, None))(jax.random.split(key, num_envs), params)
-
-        def body(carry, _):
-            state, key = carry
-            key, action_key, step_key = jax.random.split(key, 3)
-            actions = jax.random.randint(action_key, (num_envs,), 0, spec.action_dim)
-            step_keys = jax.random.split(step_key, num_envs)
-            _, state, reward, *_ = jax.vmap(spec.step, in_axes=(0, 0, 0, None))(step_keys, state, actions, params)
-            return (state, key), reward
-
-        return jax.lax.scan(body, (state, key), None, num_steps)[1].sum()
-
+    run = random_stepping(env_name, num_envs, num_steps)
     executable, compile_seconds = compile_ahead(run, jax.random.PRNGKey(0), options=options)
     seconds = run_seconds(executable, jax.random.PRNGKey(1), repeats=repeats)
     steps = num_envs * num_steps

@@ -48,8 +48,9 @@ def compiled(fn, *args):
     return executable, time.perf_counter() - start
 
 
-def raw_stepping(env_name: str, num_envs: int, num_steps: int, repeats: int) -> float:
-    """Steps/s of vmapped env stepping with uniformly random actions, in lax.scan (no learning)."""
+def random_stepping(env_name: str, num_envs: int, num_steps: int):
+    """``run(key) -> summed reward``: vmapped env stepping with uniformly random actions in lax.scan, no
+    learning (the env's ceiling); device.py measures the same program."""
     spec = envs.make(env_name)
     params = spec.default_params
 
@@ -70,6 +71,12 @@ def raw_stepping(env_name: str, num_envs: int, num_steps: int, repeats: int) -> 
 
         return jax.lax.scan(body, (state, key), None, num_steps)[1].sum()
 
+    return run
+
+
+def raw_stepping(env_name: str, num_envs: int, num_steps: int, repeats: int) -> float:
+    """Steps/s of vmapped env stepping with uniformly random actions, in lax.scan (no learning)."""
+    run = random_stepping(env_name, num_envs, num_steps)
     executable, _ = compiled(run, jax.random.PRNGKey(0))
     return num_envs * num_steps / best_time(executable, jax.random.PRNGKey(1), repeats=repeats)
 
