@@ -237,7 +237,7 @@ class CurriculumConfig(_PluginConfig):
     file: str | None = None
     """A learned-curriculum file (.msgpack) written by meta-train; sets name, kwargs and its meta-parameters."""
 
-    def validate(self, env_names=()) -> CurriculumConfig:
+    def validate(self) -> CurriculumConfig:
         """The kwargs and the learned file; the name is looked up by :func:`metarl.checks.validate`."""
         self._check_file()
         return self
@@ -258,7 +258,7 @@ class ShapingConfig(_PluginConfig):
     file: str | None = None
     """A learned-shaping file (.msgpack) written by meta-train; sets name, heuristic, kwargs and its meta-parameters."""
 
-    def validate(self, env_names=()) -> ShapingConfig:
+    def validate(self) -> ShapingConfig:
         """The kwargs and the learned file; names are looked up by :func:`metarl.checks.validate`."""
         self._check_file()
         return self

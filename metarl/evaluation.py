@@ -80,6 +80,7 @@ class EvalConfig:
 
     def validate(self) -> EvalConfig:
         from metarl import envs, objectives
+        from metarl.checks import check_curriculum, check_shaping
 
         _require(len(self.objectives) > 0, "objectives", "must name at least one objective")
         kwargs = TrainConfig(objective_kwargs=self.objective_kwargs).objective_kwargs_dict()
@@ -95,9 +96,9 @@ class EvalConfig:
         for env in self.envs:
             envs.check(env)
         for curriculum in self.curricula:
-            CurriculumConfig(**_plugin_fields(curriculum)).validate(self.envs)
+            check_curriculum(CurriculumConfig(**_plugin_fields(curriculum)).validate(), self.envs)
         for shaping in self.shapings:
-            ShapingConfig(**_plugin_fields(shaping), heuristic=_heuristic_of(shaping, self.heuristic)).validate(self.envs)
+            check_shaping(ShapingConfig(**_plugin_fields(shaping), heuristic=_heuristic_of(shaping, self.heuristic)).validate(), self.envs)
         _require(self.score in FITNESS_SCORES, "score", f"must be one of {', '.join(FITNESS_SCORES)}; got {self.score!r}")
         _require(len(self.lifetimes) > 0, "lifetimes", "must list at least one lifetime")
         for n in self.lifetimes:

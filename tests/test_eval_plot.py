@@ -51,6 +51,14 @@ def test_eval_refuses_a_missing_learned_file_before_compiling(tmp_path, capsys):
     assert "learned file 'nowhere.msgpack' does not exist" in capsys.readouterr().err
 
 
+def test_eval_checks_the_curricula_and_shapings_it_names(tmp_path, capsys):
+    """The names are looked up in the registries (metarl.checks), as for train and meta-train."""
+    assert main(["metarl", "eval", "--objectives", "ppo", "--envs", "Maze-levels", "--curricula", "hardestt", "--out", str(tmp_path)]) == 2
+    assert "unknown curriculum 'hardestt'" in capsys.readouterr().err
+    assert main(["metarl", "eval", "--objectives", "ppo", "--envs", "CartPole-v1", "--curricula", "uniform", "--out", str(tmp_path)]) == 2
+    assert "has no level space" in capsys.readouterr().err
+
+
 def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
     assert main(["metarl", "meta-train", "--es.population-size", "5", "--out", str(tmp_path)]) == 2
     assert "outer.population_size: must be even" in capsys.readouterr().err

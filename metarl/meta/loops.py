@@ -59,7 +59,6 @@ def _imported_when_used(module: str) -> Callable[[MetaTrainConfig, Problem], Out
     def make_loop(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
         return importlib.import_module(module).make(config, problem)
 
-    make_loop.__qualname__ = f"{module}.make"
     return make_loop
 
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from metarl.config import MetaGradConfig, MetaTrainConfig
+from metarl.config import MetaTrainConfig
 from metarl.envs.spec import EnvSpec
 from metarl.errors import ConfigError
 from metarl.inner.train import make_inner
@@ -62,9 +62,6 @@ def reward_to_go(reward, episode_end, discount):
 
     _, returns = jax.lax.scan(body, jnp.zeros_like(reward[0]), (reward, episode_end), reverse=True)
     return returns
-
-
-Config = MetaGradConfig
 
 
 def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:

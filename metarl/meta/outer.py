@@ -20,8 +20,6 @@ from metarl.meta.es import ESHparams, es_hparams, make_es, tree_is_finite
 from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
 from metarl.types import InnerHparams
 
-Config = ESConfig
-
 
 @struct.dataclass
 class ESLoopState:
