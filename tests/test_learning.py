@@ -1,4 +1,5 @@
-"""Real learning checks (slow): PPO solves CartPole-v1 and clearly learns Pendulum-v1 and Breakout-MinAtar.
+"""Real learning checks (slow): PPO solves CartPole-v1 and clearly learns Pendulum-v1 and Breakout-MinAtar,
+each in a fresh process with XLA's default code generation, as users run (conftest.default_codegen).
 
 Thresholds are the issue's for CartPole (>= 475 within 5e5 steps for 3 of 3 seeds) and, for the others,
 far above what a random policy gets (Pendulum ≈ −1200, Breakout ≈ 0.5 per episode).
@@ -9,6 +10,7 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from conftest import default_codegen
 
 from metarl import envs, objectives
 from metarl.inner import default_task, final_return, make_train
@@ -26,18 +28,22 @@ def train_seeds(env_name, config, num_seeds, objective="ppo"):
     return np.asarray(final_return(output)), returns
 
 
+@default_codegen
 def test_ppo_solves_cartpole_for_3_of_3_seeds():
     config = dataclasses.replace(CLASSIC_CONTROL, total_timesteps=500_000)
     finals, _ = train_seeds("CartPole-v1", config, 3)
     assert (finals >= 475).all(), finals
 
 
+@default_codegen
 def test_ppo_learns_pendulum():
     config = dataclasses.replace(PENDULUM, total_timesteps=1_000_000)
     finals, _ = train_seeds("Pendulum-v1", config, 2)
     assert (finals > -400).all(), finals
 
 
+@pytest.mark.manual  # 2 min alone on 2 cores, beside the other slow checks more: run by hand (pytest -m slow), not in CI
+@default_codegen
 def test_ppo_learns_breakout_minatar():
     config = dataclasses.replace(MINATAR, total_timesteps=1_000_000)
     finals, returns = train_seeds("Breakout-MinAtar", config, 2)

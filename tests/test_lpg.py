@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import default_codegen
 
 from metarl import envs, objectives
 from metarl.config import PPOConfig
@@ -132,6 +133,7 @@ GRID = PPOConfig(num_envs=64, num_steps=20, total_timesteps=64 * 20 * 150, updat
 
 
 @pytest.mark.slow
+@default_codegen
 def test_agent_with_the_hand_set_target_rule_learns_a_grid_world():
     """Sanity check of the predictor agent's update: policy gradient with a TD target (pg_td) on GridWorld-dense."""
     spec = envs.make("GridWorld-dense")

@@ -41,9 +41,14 @@ def assert_same_params(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """One uninterrupted run of BASE (4 generations): what every interrupted run below must end as."""
+    return run(tmp_path_factory.mktemp("straight"), "straight")
+
+
 @pytest.mark.heavy
-def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path):
-    straight = run(tmp_path, "straight")
+def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path, straight):
     run(tmp_path, "resumed", num_generations=2)
     resumed = run(tmp_path, "resumed")  # same command, longer: continues from generation 2
     assert resumed["ran_generations"] == 2
@@ -54,12 +59,12 @@ def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path):
 
 
 @pytest.mark.heavy
-def test_resume_after_sigkill_is_bit_identical(tmp_path):
-    straight = run(tmp_path, "straight", num_generations=6)
+def test_resume_after_sigkill_is_bit_identical(tmp_path, straight):
     command = [sys.executable, "-m", "metarl.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),
                "--ppo.update-epochs", "2", "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--tasks.no-normalize",
                "--ppo.lr", str(BASE.ppo.lr), "--ppo.anneal-lr",  # the in-process run's PPOConfig, not meta-train's defaults
-               "--es.population-size", "4", "--num-generations", "6", "--chunk-size", "1", "--eval-seeds", "1", "--verdict.num-seeds", "0",
+               "--es.population-size", "4", "--num-generations", str(BASE.num_generations), "--chunk-size", "1", "--eval-seeds", "1",
+               "--verdict.num-seeds", "0",
                "--host-devices", "2", "--out", str(tmp_path), "--name", "killed"]
     checkpoints = tmp_path / "killed" / "checkpoints"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -71,7 +76,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     process.wait()
     assert process.returncode == -signal.SIGKILL
     finished = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
-    assert finished and max(finished) < 6, "the run finished before it could be killed"
+    assert finished and max(finished) < BASE.num_generations, "the run finished before it could be killed"
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming" in result.stdout
@@ -81,7 +86,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
 
 
 @pytest.mark.heavy
-def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(tmp_path, capsys):
+def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(tmp_path, capsys, straight):
     first = run(tmp_path, "a", num_generations=3)
     latest = Path(first["run_dir"]) / "checkpoints" / "3" / "state"
     data_files = sorted((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
@@ -93,7 +98,6 @@ def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(tmp_path, ca
     assert resumed["ran_generations"] == 2  # restarted from generation 2, not 3
     err = capsys.readouterr().err
     assert "checkpoint 3:" in err and ("SHA-256" in err or "unreadable" in err)
-    straight = run(tmp_path, "b", num_generations=4)
     assert_same_params(resumed["final_params"], straight["final_params"])
 
 

@@ -103,6 +103,7 @@ def _leaves(tree):
     return jax.tree.leaves(tree)
 
 
+@pytest.mark.slow  # a fresh process compiling three meta-train programs with XLA's default codegen: the -m slow tier
 @pytest.mark.heavy
 def test_numeric_variants_stepped_together_equal_the_runs_one_by_one(tmp_path):
     """Seeds, σ, ES and PPO learning rates and entropy coefficients vmapped in one jitted step give each
