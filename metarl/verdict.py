@@ -105,8 +105,12 @@ class Store:
     """Measurements that depend only on an inner config and a seed stream, stored once and reused.
 
     A file ``<root>/<kind>-<envs>-<digest>.json`` holds the key (everything the numbers depend on,
-    package versions included), the values, and the command that measured them. Runs with an identical
-    inner config read it instead of measuring again; nothing else is cached.
+    package versions included), the values, the command that measured them and the devices it ran on. Runs
+    with an identical inner config read it instead of measuring again; nothing else is cached.
+
+    The device layout is recorded, not keyed: a measurement is reused on other machines and device counts,
+    where measuring again can differ in float rounding (seeds are split over the devices, so each device
+    runs a differently shaped program); ``measured_on`` in the file says where it was measured.
     """
 
     def __init__(self, root: str | Path | None):
@@ -137,7 +141,8 @@ class Store:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         command = sys.argv if command is None else command
-        payload = {"kind": kind, "key": key, "values": values, "measured_by": shlex.join(["metarl", *command[1:]])}
+        payload = {"kind": kind, "key": key, "values": values, "measured_by": shlex.join(["metarl", *command[1:]]),
+                   "measured_on": _devices()}
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(handle, "w") as file:
             file.write(json.dumps(payload, indent=1, sort_keys=True) + "\n")
@@ -149,6 +154,13 @@ class Store:
             values = compute()
             self.save(kind, key, values, command)
         return values
+
+
+def _devices() -> dict[str, Any]:
+    import jax
+
+    device = jax.devices()[0]
+    return {"platform": device.platform, "device_kind": device.device_kind, "devices": jax.device_count()}
 
 
 def _versions() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import pytest
 from conftest import tiny
@@ -71,6 +72,7 @@ def test_the_store_measures_once_per_key_and_records_the_command(tmp_path):
     assert len(files) == 2 and len(calls) == 2
     assert json.loads(files[0].read_text())["measured_by"].startswith("metarl meta-train") or json.loads(
         files[1].read_text())["measured_by"].startswith("metarl meta-train")
+    assert json.loads(files[0].read_text())["measured_on"]["devices"] == jax.device_count()  # recorded, not keyed
     assert verdict.Store("").get("x", key, compute) == {"scores": [3]}  # no store: always measured
 
 
