@@ -13,10 +13,10 @@ from metarl.config import PPOConfig
 # generation (LLVM at -O0, its expensive passes off, XLA:CPU's elemental emitter for fusions instead of its
 # fusion emitters), which compiles a tiny meta-train generation in 2.2 s instead of 10.2 s: IEEE float32 with
 # no fast-math, but ordered or fused differently, so last bits may differ from XLA's default code. Processes
-# the tests start inherit the flags. Checks that must run as users run,
-# with XLA's default code generation, run in a fresh process (`default_codegen` below): the long learning
-# checks (cheap code runs slower) and the checks whose numbers depend on how XLA compiles (two programs
-# compared bit for bit, finite differences at a kink). Set before jax starts its backend.
+# the tests start inherit the flags. Checks that must run as users run, with XLA's default code generation,
+# run in a fresh process (`default_codegen` below): the long learning checks (cheap code runs slower) and the
+# checks whose numbers depend on how XLA compiles (two programs compared bit for bit, finite differences at a
+# kink). Set before jax starts its backend.
 DEFAULT_CODEGEN = "METARL_TEST_CODEGEN"
 CHEAP_CODEGEN = " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false"
 

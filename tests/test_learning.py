@@ -42,7 +42,7 @@ def test_ppo_learns_pendulum():
     assert (finals > -400).all(), finals
 
 
-@pytest.mark.manual  # 2 min alone on 2 cores, beside the other slow checks more: run by hand (pytest -m slow), not in CI
+@pytest.mark.manual  # 2 min alone on 2 cores: run by hand (pytest -m slow), not in CI
 @default_codegen
 def test_ppo_learns_breakout_minatar():
     config = dataclasses.replace(MINATAR, total_timesteps=1_000_000)
