@@ -77,8 +77,9 @@ def member_evaluator(config, built):
 
 def in_default_codegen(test_file: str, function: str, *args, timeout: int = 600) -> str:
     """Run ``function(*args)`` of the test module ``test_file`` in a fresh process with XLA's default code
-    generation (for checks whose numbers depend on how XLA compiles, e.g. two programs compared bit for bit).
-    Returns the process's output; fails the calling test with its error."""
+    generation (checks whose numbers depend on how XLA compiles, e.g. two programs compared bit for bit, and
+    the long learning checks through ``default_codegen``). Returns the process's output; fails the calling
+    test with its error."""
     import subprocess
     import sys
     from pathlib import Path
