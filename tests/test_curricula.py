@@ -1,5 +1,7 @@
 """Curricula: every registry entry in the scan (jit, vmap over a population), SEC and PLR by hand, level spaces."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +13,7 @@ from metarl.curricula.base import LevelSignals, initial_state, record
 from metarl.curricula.samplers import plr_probs, rank_weights, sec_category_probs, sec_update_q
 from metarl.envs.levels import LevelSpace
 from metarl.inner.train import default_task, make_inner
-from metarl.types import MetaParams
+from metarl.types import LifetimeContext, MetaParams
 
 
 @pytest.fixture(scope="module")
@@ -19,24 +21,70 @@ def maze_levels():
     return envs.make("Maze-levels")
 
 
+def perturbed(params, seed=0, scale=0.5):
+    """``params`` moved by ``scale`` · N(0, 1) in every leaf (the learned curriculum starts uniform)."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed + 4000), max(len(leaves), 1))
+    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys, strict=False)])
+
+
+@functools.lru_cache  # at the default (moved) parameters, once per entry and process
+def default_levels_sampled_on_fixed_signals(name, space):
+    return levels_sampled_on_fixed_signals(name, space)
+
+
+def levels_sampled_on_fixed_signals(name, space, meta_params=None, updates=4, num_envs=64):
+    """The level ids (updates, num_envs) a curriculum samples when every level always gives the same made-up
+    learning signals (one fixed table), with the same keys for every curriculum; ``meta_params`` default: the
+    initial ones, moved."""
+    curriculum = curricula.make(name, space=space)
+    meta_params = perturbed(curriculum.meta_init(jax.random.PRNGKey(0))) if meta_params is None else meta_params
+    table = jax.random.uniform(jax.random.PRNGKey(7), (4, space.num_levels))
+    state, sampled = curriculum.init(jax.random.PRNGKey(0)), []
+    for update in range(updates):
+        context = LifetimeContext(update, updates)
+        ids, state = curriculum.sample(meta_params, state, jax.random.PRNGKey(100 + update), num_envs, context)
+        signals = LevelSignals(table[0, ids], table[1, ids], (table[2, ids] > 0.5).astype(jnp.float32), jnp.ones_like(table[3, ids]))
+        state = curriculum.update(meta_params, state, ids, signals, context)
+        sampled.append(np.asarray(ids))
+    return np.stack(sampled)
+
+
 @pytest.mark.parametrize("name", curricula.names())
 @pytest.mark.heavy
 def test_every_curriculum_trains_a_population_in_the_scan(name, maze_levels):
+    """Each registry entry in the jitted, vmapped scan, compiled once: level fractions, finite losses and held-out
+    scores; on the same signals and keys its levels differ from every other entry's (one wired to another's
+    factory would fail); and a learned curriculum's parameters reach the scan: members that differ only in them
+    (same key) train on other levels, while members of a hand-designed one with the same key train identically."""
     config = tiny(num_steps=24)
-    curriculum = curricula.make(name, space=maze_levels.level_space)
+    space = maze_levels.level_space
+    mine = default_levels_sampled_on_fixed_signals(name, space)
+    for other in curricula.names():
+        if other != name:
+            assert not np.array_equal(mine, default_levels_sampled_on_fixed_signals(other, space)), (name, other)
+    curriculum = curricula.make(name, space=space)
     inner = make_inner(config, maze_levels, objectives.make("ppo"), curriculum=curriculum)
-    members = jax.vmap(curriculum.meta_init)(jax.random.split(jax.random.PRNGKey(0), 2))
+    start = curriculum.meta_init(jax.random.PRNGKey(0))
+    members = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start))
     population = MetaParams(objective={}, curriculum=members, shaping={})
     train = jax.jit(jax.vmap(inner.train, in_axes=(0, None, 0)))  # members (η_c, or none) x their own keys
-    output = train(population, default_task(config, maze_levels), jax.random.split(jax.random.PRNGKey(1), 2))
+    key = jax.random.PRNGKey(1)
+    output = train(population, default_task(config, maze_levels), jnp.stack([key, key]))
     fractions = np.asarray(output.metrics["level_category_fraction"])
-    assert fractions.shape == (2, config.num_updates, maze_levels.level_space.num_categories)
+    assert fractions.shape == (2, config.num_updates, space.num_categories)
     np.testing.assert_allclose(fractions.sum(-1), 1.0, rtol=1e-6)
     assert np.all(np.isfinite(np.asarray(output.metrics["policy_loss"])))
     for value in output.heldout.values():  # the final agents on the held-out levels
         assert value.shape == (2,) and np.all((np.asarray(value) >= 0) & np.isfinite(np.asarray(value)))
     if name == "hardest":
         assert np.all(fractions[..., -1] == 1.0)
+    if jax.tree.leaves(start):
+        assert not np.array_equal(levels_sampled_on_fixed_signals(name, space, start), mine), "sampling ignores the parameters"
+        assert not np.array_equal(fractions[0], fractions[1]), "the parameters do not reach the levels trained on"
+    else:
+        np.testing.assert_array_equal(fractions[0], fractions[1])
+        np.testing.assert_array_equal(np.asarray(output.metrics["policy_loss"][0]), np.asarray(output.metrics["policy_loss"][1]))
 
 
 @pytest.mark.heavy

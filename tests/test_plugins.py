@@ -55,7 +55,8 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
     ("config", "field"),
     [
         (lambda: TrainConfig(env="CartPole-v1", curriculum=CurriculumConfig(name="sec")), "curriculum.name"),
-        (lambda: TrainConfig(env="Maze-levels", curriculum=CurriculumConfig(name="secc")), "curriculum"),
+        # a registry error names the family and the unknown name (the field is curriculum.name)
+        (lambda: TrainConfig(env="Maze-levels", curriculum=CurriculumConfig(name="secc")), "unknown curriculum 'secc'"),
         (lambda: TrainConfig(env="CartPole-v1", shaping=ShapingConfig(name="naive", heuristic="center")), "shaping.heuristic"),
         (lambda: TrainConfig(env="Maze-open", shaping=ShapingConfig(name="naive")), "shaping.heuristic"),
         (lambda: TrainConfig(env="Maze-open", shaping=ShapingConfig(name="naive", heuristic="center", kwargs="[1]")), "shaping.kwargs"),
@@ -68,17 +69,19 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
     ],
 )
 def test_bad_plugin_settings_fail_early_naming_the_field(config, field):
+    """The message starts with the whole dotted field (``curriculum.name: ...``), not only its section."""
     with pytest.raises((ConfigError, RegistryError)) as error:
         validate(config())
-    assert field.split(".")[0] in str(error.value)
+    assert str(error.value).startswith(field if isinstance(error.value, RegistryError) else f"{field}: "), str(error.value)
 
 
-def test_bad_plugin_kwargs_name_the_field(tmp_path):
+def test_bad_plugin_kwargs_name_the_field(tmp_path, capsys):
     from metarl.cli import main
 
     code = main(["metarl", "train", "--env", "Maze-levels", "--curriculum.name", "sec", "--curriculum.kwargs", '{"temperature": -1}',
                  "--out", str(tmp_path)])
-    assert code != 0 and not any(tmp_path.iterdir())
+    assert code == 2 and not any(tmp_path.iterdir())  # a usage error, before anything is written
+    assert "curriculum.kwargs: sec temperature must be > 0, got -1" in capsys.readouterr().err
 
 
 @pytest.mark.heavy

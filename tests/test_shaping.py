@@ -1,6 +1,8 @@
 """Shaping: every registry entry in the scan, potential shaping keeps optimal policies, fitness never sees the
 shaped reward, heuristics, and the STARC distance."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,8 +14,9 @@ from metarl.analysis.starc import TabularMaze, canonical, maze_rewards, starc_di
 from metarl.envs import maze
 from metarl.inner.train import default_task, make_inner
 from metarl.meta.fitness import score
+from metarl.shaping.base import ShapingInputs
 from metarl.shaping.shapings import potential_reward
-from metarl.types import MetaParams
+from metarl.types import LifetimeContext, MetaParams
 
 GAMMA = 0.99
 
@@ -28,17 +31,62 @@ def _build(name, heuristic_name="goal_distance", **kwargs):
     return shaping.make(name, heuristic=heuristic, gamma=GAMMA, obs_size=maze.OBS_SIZE, **kwargs), heuristic
 
 
+def perturbed(params, seed=0, scale=0.5):
+    """``params`` moved by ``scale`` · N(0, 1) in every leaf (learned shapings start at a hand-set point)."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed + 3000), max(len(leaves), 1))
+    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys, strict=False)])
+
+
+@functools.lru_cache  # at the default (moved) parameters, once per entry and process
+def default_shaped_on_a_fixed_rollout(name):
+    return shaped_on_a_fixed_rollout(name)
+
+
+def shaped_on_a_fixed_rollout(name, params=None):
+    """(reward, discount) of the shaping on one fixed (T, E) batch of open-room transitions, at ``params``
+    (default: its initial parameters, moved)."""
+    built, heuristic = _build(name)
+    params = perturbed(built.init(jax.random.PRNGKey(0))) if params is None else params
+    keys = jax.random.split(jax.random.PRNGKey(42), 4)
+    cells = jax.random.randint(keys[0], (2, 8, 3, 2), 1, maze.SIZE - 1)  # (now, next) x T x E x (row, column)
+    room = maze.open_room()
+    obs, next_obs = (jax.vmap(jax.vmap(lambda cell: maze.observe(cell, room)))(c) for c in cells)
+    terminated = jax.random.bernoulli(keys[1], 0.2, (8, 3))
+    action = jax.random.randint(keys[2], (8, 3), 0, 4)
+    inputs = ShapingInputs(obs, action, next_obs, jax.random.normal(keys[3], (8, 3)), heuristic.aux(obs, action, next_obs),
+                           terminated, terminated)
+    out = built.apply(params, inputs, LifetimeContext(3, 10))
+    return np.concatenate([np.ravel(out.reward), np.ravel(np.broadcast_to(out.discount, out.reward.shape))])
+
+
 @pytest.mark.parametrize("name", shaping.names())
 def test_every_shaping_trains_a_population_in_the_scan(name, open_maze):
+    """Each registry entry in the jitted, vmapped scan, compiled once: finite losses; on one fixed batch its
+    shaped reward differs from every other entry's (``naive`` wired to ``none`` would fail); and a learned
+    shaping's parameters reach the agent: members that differ only in them (same key) train differently, while
+    members of a hand-designed shaping with the same key train identically."""
     config = tiny(num_steps=24)
     built, heuristic = _build(name)
+    mine = default_shaped_on_a_fixed_rollout(name)
+    for other in shaping.names():
+        if other != name:
+            assert not np.allclose(mine, default_shaped_on_a_fixed_rollout(other)), (name, other)
     inner = make_inner(config, open_maze, objectives.make("ppo"), shaping=built, heuristic=heuristic)
-    members = jax.vmap(built.init)(jax.random.split(jax.random.PRNGKey(0), 2))
+    start = built.init(jax.random.PRNGKey(0))
+    members = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start))
     population = MetaParams(objective={}, curriculum={}, shaping=members)
     train = jax.jit(jax.vmap(inner.train, in_axes=(0, None, 0)))
-    output = train(population, default_task(config, open_maze), jax.random.split(jax.random.PRNGKey(1), 2))
+    key = jax.random.PRNGKey(1)
+    output = train(population, default_task(config, open_maze), jnp.stack([key, key]))
     assert output.metrics["policy_loss"].shape == (2, config.num_updates)
-    assert np.all(np.isfinite(np.asarray(output.metrics["value_loss"])))
+    value_loss = np.asarray(output.metrics["value_loss"])
+    assert np.all(np.isfinite(value_loss))
+    if jax.tree.leaves(start):
+        assert not np.allclose(shaped_on_a_fixed_rollout(name, start), mine), "the shaped reward ignores the parameters"
+        assert not np.allclose(value_loss[0], value_loss[1]), "the parameters do not reach the agent's training"
+    else:
+        np.testing.assert_array_equal(value_loss[0], value_loss[1])
 
 
 def _value_iteration(reward, next_state, terminal, gamma, iterations=3000):

@@ -43,8 +43,29 @@ def _clean_wandb_env(monkeypatch):
 # --- check --------------------------------------------------------------------------------------
 
 
-def test_trackers():
-    assert TRACKERS == ("none", "wandb", "tensorboard")
+@pytest.mark.parametrize("kind", TRACKERS)
+def test_trackers(kind, tmp_path, monkeypatch):
+    """Every tracker name the config accepts is one `check` accepts and `open_tracker` opens as a tracker of
+    that kind, which mirrors a row to its own service and to no other (the packages faked)."""
+    import typing
+
+    from metarl.config import Tracker
+
+    assert set(typing.get_args(Tracker)) == set(TRACKERS)
+    wandb = FakeWandb()
+    writers: list[FakeWriter] = []
+    tensorboard = types.ModuleType("tensorboardX")
+    tensorboard.SummaryWriter = lambda logdir: writers.append(FakeWriter(logdir)) or writers[-1]
+    monkeypatch.setitem(sys.modules, "wandb", wandb)
+    monkeypatch.setitem(sys.modules, "tensorboardX", tensorboard)
+    check(kind)
+    with open_tracker(kind, tmp_path, {}, "run") as tracker:
+        assert tracker.kind == kind
+        tracker.log(1, {"loss": 0.5})
+    sent = {"wandb": [row for run in wandb.runs for row in run.logs],
+            "tensorboard": [call[1:] for writer in writers for call in writer.calls if call[0] == "scalar"]}
+    expected = {"wandb": [({"loss": 0.5}, 1)], "tensorboard": [("loss", 0.5, 1)]}
+    assert sent == {name: expected[name] if name == kind else [] for name in sent}
 
 
 @pytest.mark.parametrize("call", [lambda: check("mlflow"), lambda: open_tracker("mlflow", Path("."), {}, "run")])
