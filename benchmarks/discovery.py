@@ -1,13 +1,16 @@
-"""Does the default recipe discover? K independent `metarl meta-train` runs, each judged on held-out seeds.
+"""Does the default recipe discover? K independent `metarl meta-train` runs, each judged on the test seeds.
 
-    python benchmarks/discovery.py                   # 3 runs (seeds 0, 1, 2) of the README's first command
-    python benchmarks/discovery.py --runs 5 --out /tmp/discovery -- --num-generations 40   # extra meta-train flags
+    python benchmarks/discovery.py                   # 5 runs (seeds 0..4) of the README's first command
+    python benchmarks/discovery.py --runs 3 --out /tmp/discovery -- --num-generations 40   # extra meta-train flags
 
 Each run is the README's command (`metarl meta-train`, its defaults) with its own `--seed`, in a fresh
 process, timed from start to exit. For each it reads the verdict that the run stored in summary.json
-(the discovery against PPO at the same inner settings and against tuned PPO, on 32 paired held-out
-seeds) and, from metrics.jsonl, the first generation at which the mean meta-parameters scored above PPO's
-reference (normalized fitness > 1 on the run's 8 progress seeds, read at chunk ends).
+(the discovery against PPO at the same inner settings and against tuned PPO, on 32 paired seeds of the test
+stream) and, from metrics.jsonl, the first generation at which the mean meta-parameters scored above PPO's
+reference (normalized fitness > 1 on the run's 8 progress seeds, read at chunk ends). Each run's
+summary.json (every per-seed score), config.json, metrics.jsonl and learned file are kept beside the JSON
+(``benchmarks/results/discovery-<platform>/<run>/``), so `metarl verdict` reprints every verdict from them;
+the success rates come with Wilson intervals.
 
 The baselines (PPO references, PPO and tuned PPO on the held-out seeds) are measured once, before the
 timed runs, into the shared store (results/references/ by default) that every run reads: their cost is
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -57,13 +61,18 @@ def measure_baselines(extra: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="independent meta-training runs (seeds 0..runs-1)")
+    parser.add_argument("--runs", type=int, default=5, help="independent meta-training runs (seeds 0..runs-1)")
     parser.add_argument("--out", default="/tmp/metarl-discovery", help="parent folder of the run folders")
     parser.add_argument("--json", default=None, help="output file (default: benchmarks/results/discovery-<platform>.json)")
     parser.add_argument("extra", nargs="*", help="flags passed on to every `metarl meta-train` (after --)")
     args = parser.parse_args()
 
     metarl = [sys.executable, "-m", "metarl.cli", "meta-train"]
+    import jax  # only for the platform's name (the runs start their own processes)
+
+    platform = jax.devices()[0].platform
+    path = Path(args.json or ROOT / "benchmarks" / "results" / f"discovery-{platform}.json")
+    keep_dir = path.with_suffix("")  # benchmarks/results/discovery-<platform>/<run>/
     baselines_seconds = measure_baselines(args.extra)
     runs = []
     for seed in range(args.runs):
@@ -76,31 +85,44 @@ def main() -> None:
             raise SystemExit(f"run {seed} failed:\n{log.stdout[-3000:]}\n{log.stderr[-3000:]}")
         run_dir = Path(args.out) / name
         summary = json.loads((run_dir / "summary.json").read_text())
+        kept = keep_dir / name
+        if kept.exists():
+            shutil.rmtree(kept)
+        kept.mkdir(parents=True)
+        for file in ("summary.json", "config.json", "metrics.jsonl"):
+            shutil.copy2(run_dir / file, kept / file)
+        shutil.copytree(run_dir / "learned", kept / "learned")
         verdict = summary["verdict"]
         entry = {"seed": seed, "wall_seconds": round(seconds, 1), "verdict_seconds": round(verdict["seconds"], 1),
                  "first_generation_mean_params_above_ppo": first_generation_above_ppo(run_dir), "generations": summary["generations"]}
         for name_, against in verdict["against"].items():
-            entry[name_] = {"verdict": against["verdict"], "baseline_config": against["config"]}
+            entry[name_] = {"verdict": against["verdict"], "verdict_holm": against.get("verdict_holm"),
+                            "baseline_config": against["config"], "probability_of_improvement": against.get("probability_of_improvement")}
             for side, label in (("candidate", "learned"), ("baseline", "baseline"), ("difference", "difference")):
                 entry[name_][f"{label}_iqm"] = against[side]["iqm"]
                 entry[name_][f"{label}_ci"] = against[side]["ci"]
         runs.append(entry)
         print(json.dumps(entry), flush=True)
 
-    import jax  # only for the platform's name, after the runs (they start their own processes)
+    from metarl.verdict import wilson_interval
 
     learned = [r["ppo"]["learned_iqm"] for r in runs]
     tuned = runs[0].get("tuned_ppo", {}).get("baseline_iqm")
     report = {
         "command": "metarl meta-train " + " ".join(args.extra),
-        "platform": jax.devices()[0].platform,
+        "platform": platform,
         "score": verdict["score"],
-        "held_out": verdict["seeds"],
+        "judged_on": verdict["seeds"],
+        "run_folders": str(keep_dir.relative_to(ROOT)) if keep_dir.is_relative_to(ROOT) else str(keep_dir),
         "baselines_seconds": round(baselines_seconds, 1),
         "runs": runs,
         "summary": {
+            "runs": len(runs),
             "better_than_same_settings_ppo": sum(r["ppo"]["verdict"] == "better" for r in runs),
             "better_than_tuned_ppo": sum(r.get("tuned_ppo", {}).get("verdict") == "better" for r in runs),
+            "better_than_same_settings_ppo_rate_wilson95": wilson_interval(sum(r["ppo"]["verdict"] == "better" for r in runs), len(runs)),
+            "better_than_tuned_ppo_rate_wilson95": wilson_interval(sum(r.get("tuned_ppo", {}).get("verdict") == "better" for r in runs),
+                                                                   len(runs)),
             "mean_learned_iqm": sum(learned) / len(learned),
             "ppo_iqm": runs[0]["ppo"]["baseline_iqm"],
             "tuned_ppo_iqm": tuned,
@@ -113,7 +135,6 @@ def main() -> None:
         "mean_at_or_above_tuned_ppo": tuned is not None and summary["mean_learned_iqm"] >= tuned,
         f"every_run_within_{TARGET_SECONDS}_s": summary["max_wall_seconds"] <= TARGET_SECONDS,
     }
-    path = Path(args.json or ROOT / "benchmarks" / "results" / f"discovery-{report['platform']}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

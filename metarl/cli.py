@@ -246,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"plot: {root!r} is not a folder")
                 for path in plot_all(root):
                     print(f"wrote {path}")
+        elif command == "verdict":
+            return run_verdict_reprint(args)
         elif command == "list":
             run_list()
         elif command == "info":
@@ -267,6 +269,35 @@ def main(argv: list[str] | None = None) -> int:
             _leave_peers(1)
         raise
     return 0
+
+
+def run_verdict_reprint(args: list[str]) -> int:
+    """`metarl verdict PATH...`: every stored verdict recomputed from its per-seed scores; exit 1 when one differs
+    from what its file says."""
+    rewrite = "--rewrite" in args
+    paths = [a for a in args if a != "--rewrite"]
+    if not paths or any(a in ("-h", "--help") for a in args):
+        print("usage: metarl verdict [--rewrite] PATH...   (meta-train run folders or summary.json files, eval run folders\n"
+              "with a verdict)\n\n"
+              "Recomputes each stored verdict from its stored per-seed scores alone and prints it; exit 1 if a recomputed\n"
+              "number differs from the stored one. --rewrite stores the recomputed verdict instead (a verdict of an older\n"
+              "protocol re-derived from the same scores; nothing is trained).")
+        return 0 if any(a in ("-h", "--help") for a in args) else 2
+    from metarl.reprint import reprint_path
+
+    failed = False
+    for path in paths:
+        try:
+            text, mismatches = reprint_path(path, rewrite=rewrite)
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigError(f"verdict: {error}") from None
+        print(text)
+        if mismatches and rewrite:
+            print(f"  rewrote the stored verdict (it differed in {', '.join(mismatches[:6])}{' ...' if len(mismatches) > 6 else ''})")
+        elif mismatches:
+            failed = True
+            print(f"  MISMATCH: the stored verdict differs from its scores in {', '.join(mismatches)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _has_peers() -> bool:

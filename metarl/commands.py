@@ -25,6 +25,7 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("evaluate objectives (names or learned files) on envs x lifetimes x seeds", "metarl.evaluation:EvalConfig",
                     "metarl.evaluation:run_eval"),
     "sweep": Command("validate, then run every run of a sweep file (skips complete runs, resumes interrupted ones)"),
+    "verdict": Command("reprint stored verdicts (meta-train or eval run folders) from their per-seed scores alone"),
     "plot": Command("regenerate every figure below a results folder from its files"),
     "list": Command("list the registered envs, objectives, outer loops, curricula and shapings"),
     "info": Command("backend, devices and their memory, processes, versions (--json for a machine-readable copy)"),

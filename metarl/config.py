@@ -454,27 +454,46 @@ class MetaGradConfig(OuterConfig):
 
 @dataclass(frozen=True)
 class VerdictConfig:
-    """The held-out verdict at the end of meta-training (metarl.verdict): the discovered meta-parameters
-    against PPO at the same inner settings and against tuned PPO, on seeds meta-training never used."""
+    """The verdict at the end of meta-training (metarl.verdict): the discovered meta-parameters against PPO at
+    the same inner settings and against tuned PPO, on seeds meta-training never used."""
 
     num_seeds: int = 32
-    """Held-out seeds, paired between the discovery and each baseline (0: no verdict)."""
+    """Judging seeds, paired between the discovery and each baseline (0: no verdict)."""
+    stream: Literal["validation", "test"] = "test"
+    """Where the judging seeds come from: test for a final verdict (no design choice may look at it), validation
+    for a design choice (recipe, ES settings, headroom, stopping a study early)."""
+    equivalence_margin: float = 0.05
+    """The difference the verdict calls negligible, in the score's units (normalized: 1 = PPO's reference gain):
+    'equivalent' when the CI of the difference lies inside ±margin, 'inconclusive' when it is neither inside nor
+    away from 0 (0: never 'equivalent')."""
     tuned: bool = True
     """Also compare against tuned PPO: the best cell of the grid below, picked on separate seeds."""
     selection_seeds: int = 16
-    """Seeds on which tuned PPO's grid cell is picked (a stream apart from the held-out seeds)."""
+    """Seeds on which tuned PPO's grid cell is picked (the selection stream, apart from the judging seeds)."""
     tuned_lrs: tuple[float, ...] = (0.001, 0.003, 0.01)
-    """Tuned PPO's learning rates."""
+    """Tuned PPO's learning rates (where the grid starts)."""
     tuned_clips: tuple[float, ...] = (0.1, 0.2, 0.3)
-    """Tuned PPO's clip ranges ε."""
+    """Tuned PPO's clip ranges ε (where the grid starts)."""
     tuned_epochs: tuple[int, ...] = (2, 4)
-    """Tuned PPO's epochs per update."""
+    """Tuned PPO's epochs per update (where the grid starts)."""
     tuned_anneal: tuple[bool, ...] = (False, True)
     """Tuned PPO's learning-rate annealing (to 0 over the lifetime) or not."""
+    tuned_extend: bool = True
+    """Extend the grid along lr, clip ε or epochs while a best cell sits on that axis's edge (lr ×3 or ÷3, clip ±0.1,
+    epochs ×2 or ÷2), until every best cell is interior or a bound below stops it; the store records the final grid."""
+    tuned_lr_bounds: tuple[float, float] = (1e-5, 0.1)
+    """Lowest and highest learning rate the extension may reach."""
+    tuned_clip_bounds: tuple[float, float] = (0.05, 0.6)
+    """Lowest and highest clip ε the extension may reach."""
+    tuned_epochs_bounds: tuple[int, int] = (1, 16)
+    """Fewest and most epochs the extension may reach."""
 
     def validate(self) -> VerdictConfig:
         _require(isinstance(self.num_seeds, int) and (self.num_seeds == 0 or self.num_seeds >= 2), "verdict.num_seeds",
                  f"must be 0 (off) or at least 2, got {self.num_seeds!r}")
+        _require(self.stream in ("validation", "test"), "verdict.stream", f"must be 'validation' or 'test', got {self.stream!r}")
+        _finite(self.equivalence_margin, "verdict.equivalence_margin")
+        _require(self.equivalence_margin >= 0, "verdict.equivalence_margin", f"must be >= 0, got {self.equivalence_margin}")
         _require(isinstance(self.selection_seeds, int) and self.selection_seeds >= 2, "verdict.selection_seeds",
                  f"must be an integer >= 2, got {self.selection_seeds!r}")
         for name in ("tuned_lrs", "tuned_clips", "tuned_epochs", "tuned_anneal"):
@@ -487,6 +506,16 @@ class VerdictConfig:
             _require(0 < clip < 1, "verdict.tuned_clips", f"must be in (0, 1), got {clip}")
         for epochs in self.tuned_epochs:
             _positive_int(epochs, "verdict.tuned_epochs")
+        for name, values, low_ok in (("tuned_lr_bounds", self.tuned_lrs, 0.0), ("tuned_clip_bounds", self.tuned_clips, 0.0),
+                                     ("tuned_epochs_bounds", self.tuned_epochs, 1)):
+            bounds = getattr(self, name)
+            _require(len(bounds) == 2 and all(isinstance(b, int | float) and math.isfinite(b) for b in bounds)
+                     and low_ok <= bounds[0] <= bounds[1], f"verdict.{name}",
+                     f"must be two finite numbers low <= high (low >= {low_ok}), got {bounds!r}")
+            if self.tuned_extend:
+                _require(all(bounds[0] <= v <= bounds[1] for v in values), f"verdict.{name}",
+                         f"must contain the grid's starting values {tuple(values)}, got {tuple(bounds)}")
+        _require(self.tuned_clip_bounds[1] < 1, "verdict.tuned_clip_bounds", f"must stay below 1, got {self.tuned_clip_bounds}")
         return self
 
 
@@ -593,7 +622,7 @@ class MetaTrainConfig:
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     """The held-out verdict printed and stored (summary.json) when the run ends."""
     reference_store: str = "results/references"
-    """Folder of stored baseline measurements (PPO references, PPO and tuned PPO on the held-out seeds), reused by
+    """Folder of stored baseline measurements (PPO references, PPO and tuned PPO on the judging seeds), reused by
     every run with an identical inner config ('': measure every time, store nothing)."""
     seed: int = 0
     """Seed of the whole run."""

@@ -12,9 +12,10 @@ per update (``category_fraction``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,12 +68,16 @@ class EvalConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Inner-agent settings; total_timesteps is replaced by the longest lifetime."""
     verdict_against: str = ""
-    """An entry of ``objectives`` (e.g. ppo) to compare every other one against: the seeds become the held-out
-    stream that meta-training never uses (metarl.verdict), paired across objectives, and verdict.json and
-    summary.md get each comparison's IQMs, CIs, the CI of the paired difference and the verdict per env and N."""
-    heldout: bool = False
-    """Train on the held-out seed stream of metarl.verdict (implied by verdict_against): seeds meta-training never
-    uses, the same in every eval, so scores of separate evals (e.g. a tuned baseline at its own settings) pair up."""
+    """An entry of ``objectives`` (e.g. ppo) to compare every other one against, on the ``heldout`` stream (required:
+    validation or test), paired across objectives: verdict.json and summary.md get each comparison's IQMs, CIs, the
+    CI of the paired difference, the probability of improvement, the verdict and its Holm-adjusted form per env and N."""
+    heldout: Literal["none", "validation", "test"] = "none"
+    """Train on a judging seed stream of metarl.verdict instead of seeds from ``seed``: validation (design choices:
+    headroom, recipe, settings) or test (final verdicts only). Seeds meta-training never uses, the same in every eval,
+    so scores of separate evals (e.g. a tuned baseline at its own settings) pair up."""
+    equivalence_margin: float = 0.05
+    """With verdict_against: 'equivalent' when the CI of the difference lies inside ± this fraction of the baseline's
+    IQM (eval scores are raw returns, so the margin is relative), 'inconclusive' otherwise; 0: never 'equivalent'."""
     seed: int = 0
     out: str = "results/eval"
     name: str = "eval"
@@ -104,7 +109,14 @@ class EvalConfig:
         for n in self.lifetimes:
             _positive_int(n, "lifetimes")
         _positive_int(self.num_seeds, "num_seeds")
+        _require(self.heldout in ("none", "validation", "test"), "heldout",
+                 f"must be none, validation or test, got {self.heldout!r}")
+        _require(math.isfinite(self.equivalence_margin) and self.equivalence_margin >= 0, "equivalence_margin",
+                 f"must be a finite number >= 0, got {self.equivalence_margin!r}")
         if self.verdict_against:
+            _require(self.heldout in ("validation", "test"), "heldout",
+                     "a verdict needs its seed stream named: --heldout validation (a design choice) or --heldout test "
+                     f"(a final verdict), got {self.heldout!r}")
             _require(self.verdict_against in self.objectives, "verdict_against",
                      f"must be one of the evaluated objectives ({', '.join(self.objectives)}), got {self.verdict_against!r}")
             _require(len(self.objectives) >= 2 and self.num_seeds >= 2, "verdict_against",
@@ -193,10 +205,10 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool) -> Pat
                     extras["fraction"] = output.metrics["level_category_fraction"]
                 return jnp.where(diverged(output), jnp.nan, score(output, config.score)), extras
 
-            if config.verdict_against or config.heldout:  # the held-out stream, the same seeds for every objective (paired)
-                from metarl.verdict import VERDICT_STREAM, stream_keys
+            if config.heldout != "none":  # a judging stream: the same seeds for every objective (paired)
+                from metarl.verdict import stream_keys, stream_seed
 
-                keys = stream_keys(VERDICT_STREAM, config.num_seeds)
+                keys = stream_keys(stream_seed(config.heldout), config.num_seeds)
             else:
                 keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
             from metarl.verdict import over_devices
@@ -223,7 +235,8 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool) -> Pat
     if config.verdict_against:
         import json
 
-        verdicts = verdict_table(scores, labels, config.objectives.index(config.verdict_against), config.envs, config.lifetimes)
+        verdicts = verdict_table(scores, labels, config.objectives.index(config.verdict_against), config.envs, config.lifetimes,
+                                 config.equivalence_margin, config.heldout)
         (run_dir / "verdict.json").write_text(json.dumps(verdicts, indent=2) + "\n")
         summary += "\n" + verdict_markdown(verdicts)
         if verbose:
@@ -234,9 +247,12 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool) -> Pat
     return run_dir
 
 
-def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, lifetimes) -> list[dict[str, Any]]:
-    """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.verdict)."""
-    from metarl.verdict import paired_comparison
+def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, lifetimes, margin: float = 0.05,
+                  stream: str = "test") -> list[dict[str, Any]]:
+    """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.verdict), with
+    ``margin`` × |the baseline's IQM| as each row's equivalence margin and Holm's correction over all rows."""
+    from metarl.stats import iqm
+    from metarl.verdict import paired_comparison, with_holm
 
     rows = []
     for v, label in enumerate(labels):
@@ -244,20 +260,28 @@ def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, li
             continue
         for e, env in enumerate(envs):
             for li, n in enumerate(lifetimes):
-                comparison = paired_comparison(scores[v, e, li], scores[baseline, e, li])
-                rows.append({"objective": label, "baseline_objective": labels[baseline], "env": str(env), "lifetime": int(n), **comparison})
-    return rows
+                base = scores[baseline, e, li]
+                finite = base[np.isfinite(base)]
+                row_margin = margin * abs(float(iqm(finite))) if finite.size else 0.0
+                comparison = paired_comparison(scores[v, e, li], base, margin=row_margin)
+                rows.append({"objective": label, "baseline_objective": labels[baseline], "env": str(env), "lifetime": int(n),
+                             "stream": stream, "relative_margin": margin, **comparison})
+    return with_holm(rows)
 
 
 def verdict_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| env | N | objective | IQM [95% CI] | baseline | IQM [95% CI] | difference [95% CI, paired] | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| env | N | objective | IQM [95% CI] | baseline | IQM [95% CI] | difference [95% CI, paired] | P(obj > base) | verdict "
+             "| Holm |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        c, b, d = row["candidate"], row["baseline"], row["difference"]
+        c, b, d, pi = row["candidate"], row["baseline"], row["difference"], row["probability_of_improvement"]
         lines.append(f"| {row['env']} | {row['lifetime']} | {row['objective']} | {c['iqm']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
                      f"| {row['baseline_objective']} | {b['iqm']:.2f} [{b['ci'][0]:.2f}, {b['ci'][1]:.2f}] "
-                     f"| {d['iqm']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] | {row['verdict']} |")
-    return "\n".join(lines) + "\n"
+                     f"| {d['iqm']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] | {pi['value']:.2f} [{pi['ci'][0]:.2f}, {pi['ci'][1]:.2f}] "
+                     f"| {row['verdict']} | {row['verdict_holm']} |")
+    margin = rows[0]["relative_margin"] if rows else 0.0
+    return ("\n".join(lines) + f"\n\nSeeds: the {rows[0]['stream'] if rows else ''} stream. Equivalent: the CI inside "
+            f"±{margin:g} × the baseline's IQM; Holm: adjusted over the {len(rows)} comparisons of this table.\n")
 
 
 def load_eval(path: str | Path) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def plot_meta_training(run_dir: str | Path, out: str | Path | None = None) -> Pa
         ax.plot(generation, [r["fitness_max"] for r in rows], alpha=0.5, label="population best")
     evaluated = [(r["generation"], r["mean_params_fitness"]) for r in rows if r.get("mean_params_fitness") is not None]
     if evaluated:
-        ax.plot(*zip(*evaluated, strict=True), "o-", color="k", label="mean meta-params (held-out seeds)")
+        ax.plot(*zip(*evaluated, strict=True), "o-", color="k", label="mean meta-params (progress seeds)")
     config = json.loads((run_dir / "config.json").read_text())["config"]
     normalized = config["tasks"]["normalize"]
     ax.set_xlabel("meta-gradient step" if metagrad else "generation")

@@ -1,28 +1,42 @@
 """Held-out verdicts: is a discovered component better than the hand-designed baseline?
 
 A discovery is judged on seeds that meta-training never saw, never on the fitness the outer loop
-optimized. Meta-training draws every key from ``PRNGKey(config.seed)``; the verdict's seeds come from a
-stream of their own (:data:`VERDICT_STREAM`, seed i = ``fold_in(PRNGKey(VERDICT_STREAM), i)``), the same
-for every run, so the baseline's scores on them are measured once per inner config and stored
-(:class:`Store`), and any two discoveries are compared on the same seeds.
+optimized. Meta-training draws every key from ``PRNGKey(config.seed)``; the judging seeds come from
+streams of their own (seed i of a stream = ``fold_in(PRNGKey(stream), i)``), the same for every run, so a
+baseline's scores on them are measured once per inner config and stored (:class:`Store`), and any two
+discoveries are compared on the same seeds. Three streams, one job each (:data:`STREAMS`):
+
+    selection   tuned PPO's grid cell is picked here (and nothing else)
+    validation  every design choice: headroom, recipe, ES settings, offsets, stopping a study early
+    test        final verdicts only; no choice may look at it
+
+(The normalization references have a fourth stream, :data:`REFERENCE_STREAM`.) The validation stream is the
+one every verdict used before the test stream existed (it was called the held-out stream), so the scores of
+earlier studies are validation scores.
 
 The candidate and the baseline are trained on the *same* seeds (paired): seed i of both sees the same
 initial agent, the same env randomness and the same levels. :func:`paired_comparison` reports each side's
-IQM with a 95 % percentile-bootstrap CI, and the CI of the difference of the IQMs with the seeds resampled
-*jointly* (so the pairing removes the seed-to-seed variance both share), and one word:
+IQM with a 95 % percentile-bootstrap CI, the CI of the difference of the IQMs with the seeds resampled
+*jointly* (so the pairing removes the seed-to-seed variance both share), the probability of improvement
+P(candidate > baseline) with its CI (rliable's statistic), and one word:
 
-    better            the CI of the difference lies above 0
-    worse             it lies below 0
-    indistinguishable it contains 0
+    better        the CI of the difference lies above 0
+    worse         it lies below 0
+    equivalent    it lies inside (-margin, +margin), a margin stated beforehand (``verdict.equivalence_margin``)
+    inconclusive  otherwise: "no significant difference" is not "equal"
+
+A study that makes many comparisons adds Holm-adjusted verdicts (:func:`holm_verdicts`) beside the raw ones.
 
 Two baselines:
 
 * **PPO at the same inner settings** (the run's ``ppo`` config; its curriculum is uniform where the run
   discovers one, and it learns from the env reward).
 * **Tuned PPO**: PPO over a grid (learning rate × clip ε × epochs × learning-rate annealing) at the same
-  env-step budget, its best cell picked on separate seeds (:data:`SELECTION_STREAM`) by the IQM of the
-  same score, then evaluated on the held-out seeds like the candidate. Beating PPO at settings chosen for
-  the learned objective is not enough; this is the comparison a reviewer accepts.
+  env-step budget, its best cell picked per env and lifetime on the selection seeds by the IQM of the same
+  score, then evaluated on the judging seeds like the candidate. Where the best cell sits on the edge of a
+  numeric axis the grid extends along it until the best is interior or a stated bound stops it
+  (:func:`search_grid`), so the baseline is never cornered. Beating PPO at settings chosen for the learned
+  objective is not enough; this is the comparison a reviewer accepts.
 
 The score of one seed is the run's fitness score (``tasks.fitness``) per env and lifetime, normalized per
 env with the run's PPO references where the run normalizes, averaged over envs and lifetimes.
@@ -30,12 +44,15 @@ env with the run's PPO references where the run normalizes, averaged over envs a
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,27 +61,67 @@ import numpy as np
 from metarl.config import MetaTrainConfig, PPOConfig, VerdictConfig, to_dict
 from metarl.stats import iqm
 
-VERDICT_STREAM = 0x7E57_5EED  # held-out seeds of every verdict
 SELECTION_STREAM = 0x5E1E_C7ED  # seeds on which the tuned baseline's grid cell is chosen
+VALIDATION_STREAM = 0x7E57_5EED  # seeds of every design choice (the only held-out stream before the test stream)
+TEST_STREAM = 0x7E57_7E57  # seeds of final verdicts only (new: no earlier choice has seen them)
 REFERENCE_STREAM = 0x2EF_5EED  # seeds of the normalization references (PPO and the untrained agent)
+STREAMS = {"selection": SELECTION_STREAM, "validation": VALIDATION_STREAM, "test": TEST_STREAM}
+JUDGING_STREAMS = ("validation", "test")  # where a verdict's seeds may come from
 
-VERDICTS = ("better", "indistinguishable", "worse")
+VERDICTS = ("better", "worse", "equivalent", "inconclusive")
+
+NUMERICS_VERSION = 1
+"""Version of the code that decides a stored baseline score (PPO's training, the envs, the score). It is part of
+every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
+:func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
+change can move a score, and set the digest either way."""
+NUMERICS_DIGEST = "ac97ea31e617"
+NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
+                    "curricula/base.py", "curricula/samplers.py", "plugins.py", "types.py", "stats.py")
+"""The modules (relative to the package) whose code decides a PPO score, besides this module's scoring functions."""
+NUMERICS_FUNCTIONS = ("stream_keys", "make_scorer", "over_devices", "baseline_plugins", "_ppo_objective", "per_seed_score")
+
+
+def stream_seed(stream: str) -> int:
+    """The integer of a judging stream by its name (validation or test)."""
+    if stream not in JUDGING_STREAMS:
+        raise ValueError(f"stream must be one of {', '.join(JUDGING_STREAMS)}, got {stream!r}")
+    return STREAMS[stream]
+
+
+def stream_label(stream: str, num_seeds: int) -> str:
+    return f"{num_seeds} {stream} seeds (stream {STREAMS[stream]:#x}), paired"
 
 
 # --------------------------------------------------------------------------------------------- statistics
 
 
-def paired_comparison(candidate, baseline, *, num_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+def probability_of_improvement(candidate, baseline) -> np.ndarray:
+    """P(X > Y) + P(X = Y) / 2 over every pair of a candidate seed X and a baseline seed Y (the Mann–Whitney
+    statistic, rliable's "probability of improvement"); over the last axis, batched over leading axes."""
+    candidate, baseline = np.asarray(candidate, np.float64), np.asarray(baseline, np.float64)
+    greater = (candidate[..., :, None] > baseline[..., None, :]).mean(axis=(-2, -1))
+    ties = (candidate[..., :, None] == baseline[..., None, :]).mean(axis=(-2, -1))
+    return greater + 0.5 * ties
+
+
+def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples: int = 10_000, confidence: float = 0.95,
+                      seed: int = 0) -> dict[str, Any]:
     """Compare per-seed scores of a candidate and a baseline trained on the same seeds.
 
     ``candidate`` and ``baseline``: shape (S,), entry i from seed i of both. A diverged seed (NaN) counts
     as the lowest score seen on either side: it is a failure, and dropping it would flatter the side that
-    diverged. Returns the IQM and CI of each side, the difference of the IQMs with its CI (seeds resampled
-    jointly), the mean paired difference, the count of diverged seeds, and the verdict word.
+    diverged. ``margin`` (>= 0, in the scores' units): the CI of the difference inside (-margin, margin) is
+    *equivalent*; 0 never says equivalent. Returns the IQM and CI of each side, the difference of the IQMs
+    with its CI (seeds resampled jointly), the mean paired difference, the probability of improvement with
+    its CI, bootstrap p-values (``p_difference``: two-sided, of "difference = 0"; ``p_equivalence``: of "the
+    difference reaches the margin", the two one-sided tests), the count of diverged seeds and the verdict.
     """
     candidate, baseline = np.asarray(candidate, np.float64), np.asarray(baseline, np.float64)
     if candidate.shape != baseline.shape or candidate.ndim != 1 or candidate.size < 2:
         raise ValueError(f"paired scores must be two arrays of equal shape (S,) with S >= 2, got {candidate.shape} and {baseline.shape}")
+    if not (margin >= 0 and math.isfinite(margin)):
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
     both = np.concatenate([candidate, baseline])
     finite = both[np.isfinite(both)]
     floor = finite.min() if finite.size else 0.0
@@ -74,28 +131,91 @@ def paired_comparison(candidate, baseline, *, num_resamples: int = 10_000, confi
     rng = np.random.default_rng(seed)
     index = rng.integers(0, candidate.size, size=(num_resamples, candidate.size))  # one resample for both sides
     resampled_candidate, resampled_baseline = iqm(candidate[index]), iqm(baseline[index])
+    differences = resampled_candidate - resampled_baseline
+    improvement = probability_of_improvement(candidate[index], baseline[index])
     alpha = (1.0 - confidence) / 2.0
 
     def interval(samples):
         return [float(np.quantile(samples, alpha)), float(np.quantile(samples, 1.0 - alpha))]
 
-    difference_ci = interval(resampled_candidate - resampled_baseline)
-    if difference_ci[0] > 0:
-        verdict = "better"
-    elif difference_ci[1] < 0:
-        verdict = "worse"
-    else:
-        verdict = "indistinguishable"
+    difference_ci = interval(differences)
+    p_difference = min(1.0, 2.0 * min(np.mean(differences <= 0), np.mean(differences >= 0)))
+    p_equivalence = min(1.0, 2.0 * max(np.mean(differences <= -margin), np.mean(differences >= margin))) if margin > 0 else 1.0
     return {
         "num_seeds": int(candidate.size),
         "candidate": {"iqm": float(iqm(candidate)), "ci": interval(resampled_candidate), "mean": float(candidate.mean())},
         "baseline": {"iqm": float(iqm(baseline)), "ci": interval(resampled_baseline), "mean": float(baseline.mean())},
         "difference": {"iqm": float(iqm(candidate) - iqm(baseline)), "ci": difference_ci,
                        "mean_paired": float(np.mean(candidate - baseline))},
+        "probability_of_improvement": {"value": float(probability_of_improvement(candidate, baseline)), "ci": interval(improvement)},
+        "p_difference": float(p_difference),
+        "p_equivalence": float(p_equivalence),
+        "margin": float(margin),
         "diverged": diverged,
         "confidence": confidence,
-        "verdict": verdict,
+        "verdict": verdict_word(difference_ci, margin),
     }
+
+
+def verdict_word(difference_ci: Sequence[float], margin: float) -> str:
+    """better / worse where the CI of the difference excludes 0; equivalent where it lies inside ±margin."""
+    low, high = difference_ci
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    if margin > 0 and -margin < low and high < margin:
+        return "equivalent"
+    return "inconclusive"
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone): reject hypothesis i at level α iff adjusted[i] < α;
+    the family-wise error stays below α over the whole family."""
+    p = np.asarray(p_values, np.float64)
+    order = np.argsort(p, kind="stable")
+    scaled = (p.size - np.arange(p.size)) * p[order]
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def holm_verdicts(comparisons: Sequence[dict[str, Any]], alpha: float = 0.05) -> list[str]:
+    """The verdict words of a family of :func:`paired_comparison` results with Holm's correction: better / worse
+    where the adjusted p of "no difference" is below α; equivalent where the adjusted p of the equivalence test
+    is; inconclusive otherwise. With one comparison it is the raw word up to the bootstrap's discreteness."""
+    if not comparisons:
+        return []
+    p_difference = holm([c["p_difference"] for c in comparisons])
+    p_equivalence = holm([c["p_equivalence"] for c in comparisons])
+    words = []
+    for comparison, p_d, p_e in zip(comparisons, p_difference, p_equivalence, strict=True):
+        if p_d < alpha:
+            words.append("better" if comparison["difference"]["iqm"] > 0 else "worse")
+        elif comparison["margin"] > 0 and p_e < alpha:
+            words.append("equivalent")
+        else:
+            words.append("inconclusive")
+    return words
+
+
+def with_holm(comparisons: list[dict[str, Any]], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Each comparison with its Holm-adjusted verdict (``verdict_holm``) and the family's size added."""
+    words = holm_verdicts(comparisons, alpha)
+    return [{**c, "verdict_holm": w, "family_size": len(comparisons)} for c, w in zip(comparisons, words, strict=True)]
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> list[float]:
+    """Wilson score interval of a success rate (sound at 0/K and K/K, where the normal interval is not)."""
+    if trials <= 0:
+        raise ValueError(f"trials must be > 0, got {trials}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 # ------------------------------------------------------------------------------------------------ storage
@@ -168,6 +288,39 @@ def _versions() -> dict[str, str]:
 
     versions = package_versions()
     return {name: versions[name] for name in ("jax", "jaxlib", "gymnax")}
+
+
+def _canonical(node) -> str:
+    """An AST as text without docstrings, comments, formatting or empty fields (stable across Python versions
+    that add empty fields, e.g. ``type_params``)."""
+    if isinstance(node, list):
+        body = node
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            body = body[1:]  # a docstring
+        return "[" + ",".join(_canonical(item) for item in body) + "]"
+    if isinstance(node, ast.AST):
+        fields = [(name, getattr(node, name, None)) for name in node._fields]
+        parts = [f"{name}={_canonical(value)}" for name, value in fields if value not in (None, [])]
+        return f"{type(node).__name__}(" + ",".join(parts) + ")"
+    return repr(node)
+
+
+def numerics_digest() -> str:
+    """SHA-256 (12 hex digits) of the code that decides a stored baseline score: :data:`NUMERICS_SOURCES` and
+    this module's :data:`NUMERICS_FUNCTIONS`, docstrings and comments left out."""
+    package = Path(__file__).resolve().parent
+    files = []
+    for entry in NUMERICS_SOURCES:
+        path = package / entry
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(_canonical(ast.parse(path.read_text()).body).encode())
+    own = {node.name: node for node in ast.parse(Path(__file__).read_text()).body if isinstance(node, ast.FunctionDef)}
+    for name in NUMERICS_FUNCTIONS:
+        digest.update(name.encode() + _canonical(own[name]).encode())
+    return digest.hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -255,7 +408,8 @@ def _ppo_objective(clip_eps):
 def _score_key(config: MetaTrainConfig, ppo: PPOConfig, stream: int, num_seeds: int, lifetimes) -> dict[str, Any]:
     return {"envs": list(config.tasks.envs), "ppo": json.loads(json.dumps(to_dict(ppo))), "score": config.tasks.fitness,
             "last_k": config.tasks.last_k, "lifetimes": [int(n) for n in lifetimes], "stream": stream, "num_seeds": num_seeds,
-            "baseline_curriculum": "uniform" if config.curriculum.active else "none", "versions": _versions()}
+            "baseline_curriculum": "uniform" if config.curriculum.active else "none", "versions": _versions(),
+            "numerics": NUMERICS_VERSION}
 
 
 def ppo_scores(config: MetaTrainConfig, env_specs, lifetimes, stream: int, num_seeds: int, ppo: PPOConfig | None = None,
@@ -314,27 +468,140 @@ def references_from_store(config: MetaTrainConfig, env_specs: list, store: Store
 
 # -------------------------------------------------------------------------------------------- tuned PPO
 
+AXES = ("lr", "clip_eps", "update_epochs", "anneal_lr")
+NUMERIC_AXES = ("lr", "clip_eps", "update_epochs")  # extended when the best cell sits on their edge
+
+
+def initial_axes(verdict: VerdictConfig) -> dict[str, tuple]:
+    return {"lr": tuple(verdict.tuned_lrs), "clip_eps": tuple(verdict.tuned_clips), "update_epochs": tuple(verdict.tuned_epochs),
+            "anneal_lr": tuple(verdict.tuned_anneal)}
+
+
+def axis_bounds(verdict: VerdictConfig) -> dict[str, tuple]:
+    return {"lr": tuple(verdict.tuned_lr_bounds), "clip_eps": tuple(verdict.tuned_clip_bounds),
+            "update_epochs": tuple(verdict.tuned_epochs_bounds)}
+
+
+def grid_cells(axes: dict[str, Sequence]) -> list[dict[str, Any]]:
+    return [dict(zip(AXES, cell, strict=True)) for cell in itertools.product(*(axes[a] for a in AXES))]
+
 
 def tuning_grid(verdict: VerdictConfig) -> list[dict[str, Any]]:
-    axes = (verdict.tuned_lrs, verdict.tuned_clips, verdict.tuned_epochs, verdict.tuned_anneal)
-    names = ("lr", "clip_eps", "update_epochs", "anneal_lr")
-    return [dict(zip(names, cell, strict=True)) for cell in itertools.product(*axes)]
+    """The grid's starting cells (before any extension)."""
+    return grid_cells(initial_axes(verdict))
+
+
+def _step_outward(axis: str, value, upward: bool, bounds: tuple):
+    """The next value past an edge: lr ×3 or ÷3, clip ε ±0.1, epochs ×2 or ÷2, clamped to the axis's bounds."""
+    low, high = bounds
+    if axis == "lr":
+        new = value * 3.0 if upward else value / 3.0
+    elif axis == "clip_eps":
+        new = value + 0.1 if upward else value - 0.1
+    else:
+        new = value * 2 if upward else max(1, value // 2)
+    new = min(max(new, low), high)
+    return round(new, 10) if axis != "update_epochs" else int(new)
+
+
+def extend_axes(axes: dict[str, tuple], bests: Sequence[dict[str, Any]], bounds: dict[str, tuple]):
+    """One extension round: for every best cell (one per env and lifetime) on the lowest or highest value of a
+    numeric axis, that axis gets the next value outward. Returns (new axes, {axis: [edges a bound stopped]})."""
+    new_axes = {name: tuple(values) for name, values in axes.items()}
+    stopped: dict[str, list[str]] = {}
+    for best in bests:
+        for axis in NUMERIC_AXES:
+            values = sorted(new_axes[axis])
+            for upward, edge in ((False, min(axes[axis])), (True, max(axes[axis]))):
+                if best[axis] != edge:  # a one-value axis is its own lower and upper edge
+                    continue
+                nxt = _step_outward(axis, edge, upward, bounds[axis])
+                if nxt in values:
+                    if nxt == edge:  # the edge is the bound itself
+                        side = "upper" if upward else "lower"
+                        stopped.setdefault(axis, [])
+                        if side not in stopped[axis]:
+                            stopped[axis].append(side)
+                    continue
+                values = sorted({*values, nxt})
+            new_axes[axis] = tuple(values)
+    return new_axes, stopped
+
+
+def search_grid(score_cells: Callable[[list[dict[str, Any]]], np.ndarray], axes: dict[str, Sequence], bounds: dict[str, tuple],
+                max_rounds: int = 12, progress=None, measured_before: list[dict[str, Any]] | None = None,
+                after_round: Callable[[list[dict[str, Any]]], None] | None = None) -> dict[str, Any]:
+    """Measure a grid, then extend every numeric axis whose best cell sits on its edge, until every best is
+    interior or a bound stops it.
+
+    ``score_cells(cells) -> (C, G)``: a score per cell and group (a group is one env and lifetime; its best
+    cell is chosen on its own), called only for cells not measured yet. Returns the final grid (``axes``),
+    every measured cell with its scores (``table``), the best cell per group (``best_per_group``), the edges
+    a bound stopped (``stopped_by_bound``) and the number of rounds. ``measured_before``: cells (with their
+    ``scores``) an interrupted search measured, not measured again; ``after_round(cells)`` is handed every cell
+    measured so far after each round (to keep them: a long search resumes where it stopped).
+    """
+    axes = {name: tuple(values) for name, values in axes.items()}
+    measured: dict[tuple, np.ndarray] = {tuple(row[a] for a in AXES): np.asarray(row["scores"], np.float64)
+                                         for row in measured_before or []}
+    stopped: dict[str, list[str]] = {}
+    rounds = 0
+    while True:
+        rounds += 1
+        cells = grid_cells(axes)
+        missing = [c for c in cells if tuple(c[a] for a in AXES) not in measured]
+        if missing:
+            scores = np.asarray(score_cells(missing), np.float64)
+            for cell, row in zip(missing, scores, strict=True):
+                measured[tuple(cell[a] for a in AXES)] = np.atleast_1d(row)
+            if after_round:
+                after_round([dict(zip(AXES, cell, strict=True)) | {"scores": row.tolist()} for cell, row in measured.items()])
+        table = np.stack([measured[tuple(c[a] for a in AXES)] for c in cells])  # (C, G)
+        safe = np.where(np.isfinite(table), table, -np.inf)
+        bests = [cells[int(np.argmax(safe[:, g]))] for g in range(table.shape[1])]
+        new_axes, new_stops = extend_axes(axes, bests, bounds)
+        for axis, sides in new_stops.items():
+            stopped[axis] = sorted({*stopped.get(axis, []), *sides})
+        if progress:
+            progress(f"  tuned PPO grid, round {rounds}: {len(cells)} cells; best " +
+                     "; ".join(_cell_text(b) for b in bests))
+        if new_axes == axes or rounds >= max_rounds:
+            break
+        axes = new_axes
+    return {"axes": {name: list(values) for name, values in axes.items()},
+            "table": [{**c, "scores": measured[tuple(c[a] for a in AXES)].tolist()} for c in cells],
+            "best_per_group": bests, "stopped_by_bound": stopped, "rounds": rounds,
+            "interior": {axis: [_is_interior(axes[axis], best[axis]) for best in bests] for axis in NUMERIC_AXES}}
+
+
+def _is_interior(values, value) -> bool:
+    return len(set(values)) > 1 and min(values) < value < max(values)
+
+
+def _cell_text(cell: dict[str, Any]) -> str:
+    return (f"lr {cell['lr']:g}, clip {cell['clip_eps']:g}, {cell['update_epochs']} epochs" +
+            (", annealed" if cell["anneal_lr"] else ""))
 
 
 def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | None = None, progress=None) -> dict[str, Any]:
-    """PPO's best grid cell, chosen on the selection seeds by the IQM of the per-seed score; its config.
+    """PPO's best grid cell per env and lifetime, chosen on the selection seeds by the IQM of the per-seed
+    (normalized) score, on a grid extended until every best cell is interior or bounded (:func:`search_grid`).
 
     Cells that differ only in learning rate and clip ε share one compile (both traced, vmapped); each
-    (epochs, annealing) pair compiles once.
+    (epochs, annealing) pair compiles once per round that adds cells to it. Returns ``best`` (env -> lifetime ->
+    cell), the final grid, the table of IQMs and which bounds stopped the search.
     """
     verdict = config.verdict
+    store = store or Store(None)
     lifetimes = evaluation_lifetimes(config)
-    grid = tuning_grid(verdict)
-    key = {**_score_key(config, config.ppo, SELECTION_STREAM, verdict.selection_seeds, lifetimes), "grid": grid,
+    key = {**_score_key(config, config.ppo, SELECTION_STREAM, verdict.selection_seeds, lifetimes), "grid": initial_axes(verdict),
+           "bounds": axis_bounds(verdict) if verdict.tuned_extend else None, "per": "env and lifetime",
            "normalize": config.tasks.normalize,
            "references": [np.asarray(references.initial).tolist(), np.asarray(references.ppo).tolist()]}
+    key = json.loads(json.dumps(key))
 
-    def compute():
+    def score_cells(cells: list[dict[str, Any]]) -> np.ndarray:
+        """(C, E * L): each cell's IQM over the selection seeds per env and lifetime."""
         import jax
         import jax.numpy as jnp
 
@@ -342,43 +609,87 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
 
         keys = stream_keys(SELECTION_STREAM, verdict.selection_seeds)
         lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
-        table = []
-        for epochs, anneal in itertools.product(verdict.tuned_epochs, verdict.tuned_anneal):
-            cells = [c for c in grid if c["update_epochs"] == epochs and c["anneal_lr"] == anneal]
-            lrs = jnp.asarray([c["lr"] for c in cells], jnp.float32)
-            clips = jnp.asarray([c["clip_eps"] for c in cells], jnp.float32)
+        result = np.zeros((len(cells), len(env_specs) * len(lifetimes)))
+        groups: dict[tuple, list[int]] = {}
+        for index, cell in enumerate(cells):
+            groups.setdefault((cell["update_epochs"], cell["anneal_lr"]), []).append(index)
+        for (epochs, anneal), members in groups.items():
+            lrs = jnp.asarray([cells[i]["lr"] for i in members], jnp.float32)
+            clips = jnp.asarray([cells[i]["clip_eps"] for i in members], jnp.float32)
             group = dataclasses.replace(config.ppo, update_epochs=epochs, anneal_lr=anneal)
-            per_env = []
-            for spec in env_specs:
+            for e, spec in enumerate(env_specs):
                 def cell_scores(lrs, clips, keys, spec=spec):
                     def one_cell(lr, clip):
                         scorer = make_scorer(group, spec, _ppo_objective(clip), baseline_plugins(config, spec),
                                              kind=config.tasks.fitness, last_k=config.tasks.last_k)
                         return scorer({}, lifetimes_array, keys, InnerHparams(lr, group.ent_coef))
 
-                    return jax.vmap(one_cell)(lrs, clips)  # (C, L, S)
+                    return jnp.moveaxis(jax.vmap(one_cell)(lrs, clips), 2, 1)  # (C, S, L): seeds on axis 1
 
-                run = over_devices(lambda lrs, clips, keys: jnp.moveaxis(cell_scores(lrs, clips, keys), 2, 1), len(keys))
-                per_env.append(np.moveaxis(np.asarray(run(lrs, clips, keys)), 1, 2))  # (C, L, S)
-            scores = np.stack(per_env, axis=1)  # (C, E, L, S)
-            for cell, cell_scores_ in zip(cells, scores, strict=True):
-                seeds = per_seed_score(cell_scores_, references, config.tasks.normalize)
-                seeds = np.where(np.isfinite(seeds), seeds, np.nanmin(seeds) if np.isfinite(seeds).any() else 0.0)
-                table.append({**cell, "iqm": float(iqm(seeds))})
-            if progress:
-                progress(f"  tuned PPO: epochs {epochs}, anneal {anneal}: " + ", ".join(
-                    f"lr {row['lr']:g} clip {row['clip_eps']:g} → {row['iqm']:.3f}" for row in table[-len(cells):]))
-        best = max(table, key=lambda row: row["iqm"])
-        return {"best": {k: best[k] for k in ("lr", "clip_eps", "update_epochs", "anneal_lr")}, "table": table}
+                raw = np.moveaxis(np.asarray(over_devices(cell_scores, len(keys))(lrs, clips, keys)), 1, 2)  # (C, L, S)
+                for i, cell_raw in zip(members, raw, strict=True):
+                    for li in range(len(lifetimes)):
+                        seeds = _normalized(cell_raw[li], references, e, config.tasks.normalize)
+                        seeds = np.where(np.isfinite(seeds), seeds, np.nanmin(seeds) if np.isfinite(seeds).any() else 0.0)
+                        result[i, e * len(lifetimes) + li] = float(iqm(seeds))
+        return result
 
-    return (store or Store(None)).get("tuned_ppo", key, compute)
+    def compute():
+        bounds = axis_bounds(verdict) if verdict.tuned_extend else {a: (min(v), max(v)) for a, v in initial_axes(verdict).items()
+                                                                      if a in NUMERIC_AXES}
+        # Each round's cells are kept in the store as they are measured, so an interrupted search resumes there.
+        before = store.load("tuned_ppo_partial", key)
+        searched = search_grid(score_cells, initial_axes(verdict), bounds, progress=progress,
+                               measured_before=before["cells"] if before else None,
+                               after_round=lambda cells: store.save("tuned_ppo_partial", key, {"cells": cells}))
+        names = list(config.tasks.envs)
+        best = {name: {str(n): searched["best_per_group"][e * len(lifetimes) + li] for li, n in enumerate(lifetimes)}
+                for e, name in enumerate(names)}
+        table = [{k: row[k] for k in AXES} | {f"iqm {name} N={n}": row["scores"][e * len(lifetimes) + li]
+                                              for e, name in enumerate(names) for li, n in enumerate(lifetimes)}
+                 for row in searched["table"]]
+        return {"best": best, "grid": searched["axes"], "stopped_by_bound": searched["stopped_by_bound"],
+                "interior": searched["interior"], "rounds": searched["rounds"], "table": table, "stream": "selection"}
+
+    values = store.get("tuned_ppo", key, compute)
+    leftover = store.path("tuned_ppo_partial", key)
+    if leftover is not None and leftover.is_file():
+        leftover.unlink()  # the finished search is stored whole
+    return values
 
 
-def _tuned_scores(config: MetaTrainConfig, env_specs, lifetimes, best: dict[str, Any], store: Store | None) -> np.ndarray:
-    """Tuned PPO's chosen cell on the held-out seeds."""
-    tuned = dataclasses.replace(config.ppo, lr=best["lr"], update_epochs=best["update_epochs"], anneal_lr=best["anneal_lr"])
-    return ppo_scores(config, env_specs, lifetimes, VERDICT_STREAM, config.verdict.num_seeds, ppo=tuned, clip_eps=best["clip_eps"],
-                      store=store)
+def _normalized(seeds: np.ndarray, references, env_index: int, normalize: bool) -> np.ndarray:
+    seeds = np.asarray(seeds, np.float64)
+    if not normalize:
+        return seeds
+    initial = float(np.asarray(references.initial)[env_index])
+    span = float(np.asarray(references.ppo)[env_index]) - initial
+    return (seeds - initial) / (span if abs(span) > 1e-6 else 1.0)
+
+
+def _tuned_scores(config: MetaTrainConfig, env_specs, lifetimes, best: dict[str, dict[str, dict]], stream: str,
+                  store: Store | None) -> np.ndarray:
+    """Tuned PPO on the judging seeds (E, L, S): each env and lifetime at its own chosen cell (one measurement per
+    distinct cell, over every env and lifetime, read from the store afterwards)."""
+    names = list(config.tasks.envs)
+    scores = np.zeros((len(names), len(lifetimes), config.verdict.num_seeds))
+    measured: dict[tuple, np.ndarray] = {}
+    for e, name in enumerate(names):
+        for li, n in enumerate(lifetimes):
+            cell = best[name][str(n)]
+            signature = tuple(cell[a] for a in AXES)
+            if signature not in measured:
+                tuned = dataclasses.replace(config.ppo, lr=cell["lr"], update_epochs=cell["update_epochs"], anneal_lr=cell["anneal_lr"])
+                measured[signature] = ppo_scores(config, env_specs, lifetimes, stream_seed(stream), config.verdict.num_seeds,
+                                                 ppo=tuned, clip_eps=cell["clip_eps"], store=store)
+            scores[e, li] = measured[signature][e, li]
+    return scores
+
+
+def tuned_label(best: dict[str, dict[str, dict]]) -> dict[str, Any]:
+    """The tuned cell when one serves every env and lifetime (as a cell), else the per-env, per-lifetime table."""
+    cells = [cell for per_lifetime in best.values() for cell in per_lifetime.values()]
+    return cells[0] if all(c == cells[0] for c in cells) else best
 
 
 # -------------------------------------------------------------------------------------------- the verdict
@@ -386,12 +697,14 @@ def _tuned_scores(config: MetaTrainConfig, env_specs, lifetimes, best: dict[str,
 
 def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candidate_plugins, meta_params, references,
                 store: Store | None = None, progress=None) -> dict[str, Any]:
-    """The discovered meta-parameters against PPO (same settings) and tuned PPO on the held-out seeds."""
+    """The discovered meta-parameters against PPO (same settings) and tuned PPO on the judging seeds
+    (``verdict.stream``: test for a final verdict, validation for a design choice)."""
     import jax.numpy as jnp
 
     verdict = config.verdict
     lifetimes = evaluation_lifetimes(config)
-    keys = stream_keys(VERDICT_STREAM, verdict.num_seeds)
+    stream = verdict.stream
+    keys = stream_keys(stream_seed(stream), verdict.num_seeds)
     lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
     candidate = []
     for spec, plugins in zip(env_specs, candidate_plugins, strict=True):
@@ -400,24 +713,76 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
     candidate = np.stack(candidate)
     same = {"lr": config.ppo.lr, "clip_eps": 0.2, "update_epochs": config.ppo.update_epochs, "anneal_lr": config.ppo.anneal_lr}
     baselines = {"ppo": {"label": "PPO (same settings)", "config": same,
-                         "scores": ppo_scores(config, env_specs, lifetimes, VERDICT_STREAM, verdict.num_seeds, store=store)}}
+                         "scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds, store=store)}}
     if verdict.tuned:
-        best = tuned_ppo(config, env_specs, references, store, progress)["best"]
-        baselines["tuned_ppo"] = {"label": "tuned PPO", "config": best, "scores": _tuned_scores(config, env_specs, lifetimes, best, store)}
-    candidate_seeds = per_seed_score(candidate, references, config.tasks.normalize)
+        tuned = tuned_ppo(config, env_specs, references, store, progress)
+        baselines["tuned_ppo"] = {"label": "tuned PPO", "config": tuned_label(tuned["best"]),
+                                  "grid": {k: tuned[k] for k in ("grid", "stopped_by_bound", "interior", "rounds")},
+                                  "scores": _tuned_scores(config, env_specs, lifetimes, tuned["best"], stream, store)}
+    normalize = config.tasks.normalize
     result = {
-        "seeds": f"{verdict.num_seeds} held-out seeds (stream {VERDICT_STREAM:#x}), paired",
-        "score": config.tasks.fitness + (" (normalized: 0 untrained, 1 PPO reference)" if config.tasks.normalize else ""),
+        "stream": stream,
+        "seeds": stream_label(stream, verdict.num_seeds),
+        "seed_keys": np.asarray(keys).tolist(),
+        "score": config.tasks.fitness + (" (normalized: 0 untrained, 1 PPO reference)" if normalize else ""),
         "envs": list(config.tasks.envs),
         "lifetimes": lifetimes,
+        "normalize": normalize,
+        "references": {"initial": np.asarray(references.initial).tolist(), "ppo": np.asarray(references.ppo).tolist()},
+        "equivalence_margin": verdict.equivalence_margin,
         "candidate_scores": candidate.tolist(),
         "against": {},
     }
-    for name, baseline in baselines.items():
-        comparison = paired_comparison(candidate_seeds, per_seed_score(baseline["scores"], references, config.tasks.normalize))
-        result["against"][name] = {"label": baseline["label"], "config": baseline["config"], **comparison,
-                                   "baseline_scores": np.asarray(baseline["scores"]).tolist()}
+    result["against"] = compare_against(result, {name: {k: v for k, v in b.items() if k != "scores"} | {"baseline_scores": b["scores"]}
+                                                 for name, b in baselines.items()})
     return result
+
+
+def compare_against(result: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every baseline's paired comparison with the candidate, from the raw (E, L, S) scores stored in ``result``
+    alone (so a stored verdict reprints exactly: :func:`reprint`), with Holm's correction over the baselines."""
+    references = _References(result["references"]["initial"], result["references"]["ppo"])
+    candidate = per_seed_score(np.asarray(result["candidate_scores"]), references, result["normalize"])
+    against = {}
+    for name, baseline in baselines.items():
+        scores = np.asarray(baseline["baseline_scores"], np.float64)
+        comparison = paired_comparison(candidate, per_seed_score(scores, references, result["normalize"]),
+                                       margin=result["equivalence_margin"])
+        against[name] = {**{k: v for k, v in baseline.items() if k != "baseline_scores"}, **comparison,
+                         "baseline_scores": scores.tolist()}
+    for name, row in zip(against, with_holm(list(against.values())), strict=True):
+        against[name] = row
+    return against
+
+
+class _References:
+    def __init__(self, initial, ppo):
+        self.initial, self.ppo = np.asarray(initial, np.float64), np.asarray(ppo, np.float64)
+
+
+def reprint(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A stored verdict recomputed from its stored per-seed scores alone: (the recomputed verdict, the fields
+    where it differs from the stored one; empty when the stored verdict is what its scores say)."""
+    recomputed = dict(result)
+    recomputed["against"] = compare_against(result, {name: {k: v for k, v in entry.items() if k in ("label", "config", "grid",
+                                                                                                      "baseline_scores")}
+                                                     for name, entry in result["against"].items()})
+    mismatches = []
+    for name, entry in result["against"].items():
+        for field_name, value in recomputed["against"][name].items():
+            if field_name in entry and not _close(entry[field_name], value):
+                mismatches.append(f"{name}.{field_name}")
+    return recomputed, mismatches
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
+    return a == b
 
 
 def describe(result: dict[str, Any], candidate_label: str) -> str:
@@ -428,12 +793,25 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
     lines.append(f"  {candidate_label:<28} IQM {_interval(first['candidate'])}")
     for entry in result["against"].values():
         config = entry["config"]
-        setting = f"lr {config['lr']:g}, clip {config['clip_eps']:g}, {config['update_epochs']} epochs" + (
-            ", annealed" if config["anneal_lr"] else "")
+        setting = _cell_text(config) if "lr" in config else "tuned per env and lifetime"
         lines.append(f"  {entry['label'] + ' (' + setting + ')':<28} IQM {_interval(entry['baseline'])}")
-        difference = entry["difference"]
-        lines.append(f"      difference {difference['iqm']:+.3f} [{difference['ci'][0]:+.3f}, {difference['ci'][1]:+.3f}] "
-                     f"→ {entry['verdict'].upper()} (vs {entry['label']})")
+        difference, improvement = entry["difference"], entry.get("probability_of_improvement")
+        text = (f"      difference {difference['iqm']:+.3f} [{difference['ci'][0]:+.3f}, {difference['ci'][1]:+.3f}]"
+                + (f", P(learned > baseline) {improvement['value']:.2f} [{improvement['ci'][0]:.2f}, {improvement['ci'][1]:.2f}]"
+                   if improvement else "")
+                + f" → {entry['verdict'].upper()}" + (f" (Holm over {entry['family_size']}: {entry['verdict_holm']})"
+                                                     if "verdict_holm" in entry else "") + f" vs {entry['label']}")
+        lines.append(text)
+        grid = entry.get("grid")
+        if grid:
+            bounded = ", ".join(f"{axis} {'/'.join(sides)} bound" for axis, sides in grid["stopped_by_bound"].items())
+            lines.append(f"      grid after {grid['rounds']} round(s): " + " × ".join(
+                f"{axis} {'/'.join(f'{v:g}' for v in grid['grid'][axis])}" for axis in NUMERIC_AXES)
+                + (f"; stopped by the {bounded}" if bounded else "; best cell interior on every numeric axis"
+                   if all(all(v) for v in grid["interior"].values()) else ""))
+    margin = result.get("equivalence_margin")
+    if margin is not None:
+        lines.append(f"  (equivalent: the CI of the difference inside ±{margin:g}; inconclusive otherwise)")
     return "\n".join(lines)
 
 
@@ -453,8 +831,9 @@ def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None,
     env_specs = [envs.make(name) for name in config.tasks.envs]
     references = references_from_store(config, env_specs, store, command)
     lifetimes = evaluation_lifetimes(config)
-    measured = {"ppo": ppo_scores(config, env_specs, lifetimes, VERDICT_STREAM, config.verdict.num_seeds, store=store)}
+    stream = stream_seed(config.verdict.stream)
+    measured = {"ppo": ppo_scores(config, env_specs, lifetimes, stream, config.verdict.num_seeds, store=store)}
     if config.verdict.tuned:
         best = tuned_ppo(config, env_specs, references, store, progress)["best"]
-        measured["tuned_ppo"] = _tuned_scores(config, env_specs, lifetimes, best, store)
+        measured["tuned_ppo"] = _tuned_scores(config, env_specs, lifetimes, best, config.verdict.stream, store)
     return measured

@@ -1,6 +1,6 @@
 """`metarl sweep`: a bad file fails before any run; complete runs are skipped and interrupted ones resume;
-numeric variants stepped together (vmapped) equal the same runs made one by one; the shipped sweep
-files describe exactly the runs stored in results/."""
+numeric variants stepped together (vmapped) equal the same runs made one by one; every study stored in
+results/ regenerates as stored (its sweep file, its runs both ways, the commands recorded beside them)."""
 
 import json
 import shutil
@@ -115,6 +115,9 @@ def test_numeric_variants_stepped_together_equal_the_runs_one_by_one(tmp_path):
 def check_numeric_variants(tmp_path: str) -> None:
     import os
 
+    from metarl.meta import run as meta_run
+    from metarl.sweep import _batch_groups
+
     assert "optimization_level" not in os.environ["XLA_FLAGS"]
     tmp_path = Path(tmp_path)
     grid = """
@@ -130,9 +133,30 @@ seed = 0
     text = TINY_META.replace('name = "{objective}_s{seed}"', 'name = "r{seed}_{outer.sigma}_{outer.lr}_{ppo.lr}_{ppo.ent_coef}"')
     path = write(tmp_path, text + 'objective = "lpo"\n' + grid)
     together, alone = tmp_path / "together", tmp_path / "alone"
-    sweep = run_sweep(path, out=str(together), verbose=False)
-    assert len(sweep.runs) == 2
-    run_sweep(path, out=str(alone), vmap=False, verbose=False)
+    sweep = load_sweep(path, out=str(together))
+    names = [run.name for run in sweep.runs]
+    assert len(names) == 2
+    groups = [[run.name for run in group] for group in _batch_groups(sweep.runs)]
+    assert groups == [names], f"the two runs must form one batch group (split, 'together' would be 'alone'): {groups}"
+    batched, single = [], []  # how run_sweep made the runs: stepped together (one call for both), or one by one
+    batch_runs, one_run = meta_run.run_meta_train_batch, meta_run.run_meta_train
+
+    def recording_batch(configs, *args, **kwargs):
+        batched.append([config.name for config in configs])
+        return batch_runs(configs, *args, **kwargs)
+
+    def recording_one(config, *args, **kwargs):
+        single.append(config.name)
+        return one_run(config, *args, **kwargs)
+
+    meta_run.run_meta_train_batch, meta_run.run_meta_train = recording_batch, recording_one
+    try:
+        run_sweep(path, out=str(together), verbose=False)
+        assert (batched, single) == ([names], []), f"together: stepped together {batched}, alone {single}"
+        run_sweep(path, out=str(alone), vmap=False, verbose=False)
+        assert (batched, single) == ([names], names), f"one by one: stepped together {batched}, alone {single}"
+    finally:
+        meta_run.run_meta_train_batch, meta_run.run_meta_train = batch_runs, one_run
     rows = []
     for run in sweep.runs:
         for a, b in zip(_leaves(_final_params(together / run.name)), _leaves(_final_params(alone / run.name)), strict=True):
@@ -142,16 +166,123 @@ seed = 0
     assert rows[0] != rows[1]  # two different runs
 
 
-@pytest.mark.parametrize("sweep_file", sorted(p.name for p in (ROOT / "sweeps").glob("*.toml")))
-def test_shipped_sweeps_describe_the_stored_runs(sweep_file, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    sweep = load_sweep(Path("sweeps") / sweep_file)
-    from metarl.sweep import _stored_differences
+# --- the stored studies: results/<study> regenerates as stored -------------------------------------------
 
-    stored = [run for run in sweep.runs if (run.run_dir / "config.json").is_file()]
-    assert stored, f"{sweep_file}: no stored run in {sweep.out}"
-    for run in stored:
-        assert _stored_differences(run) == [], run.name
+STUDIES = sorted(path.parent.name for path in (ROOT / "results").glob("*/sweep.toml"))
+
+
+def _plain(values):
+    return json.loads(json.dumps(values))  # tuples as lists, as stored
+
+
+def _filled(defaults, stored):
+    """``stored`` with the fields it lacks (added to metarl after the run was made) at their defaults."""
+    if not (isinstance(defaults, dict) and isinstance(stored, dict)):
+        return stored
+    return {**defaults, **{key: _filled(defaults.get(key), value) for key, value in stored.items()}}
+
+
+def stored_config_differences(command: str, config, stored: dict) -> list[str]:
+    """Fields in which ``config`` differs from a run folder's config.json (``stored``), empty if it is the stored
+    run's config. A meta-training run's trajectory is compared by its identity (MetaTrainConfig.identity: the
+    checkpoint's notion of the same run, which keeps older runs' identity across renamed fields and changed
+    defaults), every other field as stored; a field added to metarl after a run was made counts as equal when
+    ``config`` has its default. ``force`` (start again) is how a command runs, not what it runs."""
+    from metarl.config import to_dict
+    from metarl.io.checkpoint import differing_fields
+
+    if stored.get("kind", command) != command:  # eval folders from before 'kind' was recorded have none
+        return [f"kind (stored: {stored.get('kind')!r}, now: {command!r})"]
+    current = _plain(to_dict(config))
+    previous = _filled(_plain(to_dict(type(config)())), stored["config"])
+    differences = []
+    if command == "meta-train":
+        identity = _plain(config.identity())
+        differences = differing_fields(stored["identity"], identity)
+        trajectory = set(identity) | {"outer", "curriculum", "shaping"}
+        current = {key: value for key, value in current.items() if key not in trajectory}
+        previous = {key: previous.get(key) for key in current}
+    for values in (current, previous):
+        values.pop("force", None)
+    previous.pop("kind", None)  # early eval folders recorded it inside the config
+    return differences + differing_fields(previous, current)
+
+
+def parse_command(command_line: str):
+    """``(command, config)``: what ``metarl <command> ...`` builds, through the CLI's own entry point and parser,
+    with the command's library function replaced by one that keeps the config (nothing runs)."""
+    import shlex
+
+    import metarl.cli as cli
+    from metarl import evaluation
+    from metarl.meta import run as meta_run
+
+    argv = shlex.split(command_line)
+    parsed = []
+    keep = lambda config, *args, **kwargs: parsed.append(config)
+    with pytest.MonkeyPatch.context() as patch:
+        for module, name in ((meta_run, "run_meta_train"), (cli, "run_train"), (evaluation, "run_eval")):
+            patch.setattr(module, name, keep)
+        try:
+            code = main(argv)
+        except SystemExit as error:
+            raise AssertionError(f"the CLI refused {command_line!r} (exit {error.code})") from None
+    assert code == 0 and len(parsed) == 1, f"{command_line!r}: exit {code}, {len(parsed)} configs"
+    return argv[1], parsed[0]
+
+
+def _stored(run) -> dict:
+    return json.loads((run.run_dir / "config.json").read_text())
+
+
+def test_every_shipped_sweep_file_has_its_stored_study():
+    assert sorted(path.stem for path in (ROOT / "sweeps").glob("*.toml")) == STUDIES
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_a_stored_study_keeps_its_sweep_file(study):
+    """results/<study>/sweep.toml is sweeps/<study>.toml byte for byte: the file that regenerates the study."""
+    stored, shipped = ROOT / "results" / study / "sweep.toml", ROOT / "sweeps" / f"{study}.toml"
+    assert stored.read_bytes() == shipped.read_bytes(), f"{stored} is not a copy of {shipped}"
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_the_sweep_file_makes_exactly_the_stored_runs(study, monkeypatch):
+    """Both ways: every run the sweep file makes is stored (folder and index row) with exactly the config it
+    builds, and every stored run folder and index row is one of the sweep file's runs; `metarl sweep` run in
+    place finds every run complete."""
+    from metarl.sweep import is_complete
+
+    monkeypatch.chdir(ROOT)
+    sweep = load_sweep(Path("sweeps") / f"{study}.toml")
+    folder = Path("results") / study
+    assert sweep.out == folder
+    made = sorted(run.name for run in sweep.runs)
+    stored = sorted(path.parent.name for path in folder.glob("*/config.json"))
+    assert stored == made, f"missing run folders: {sorted(set(made) - set(stored))}; extra: {sorted(set(stored) - set(made))}"
+    problems = {run.name: diff for run in sweep.runs if (diff := stored_config_differences(run.command, run.config, _stored(run)))}
+    assert not problems, problems
+    index = read_index(folder / "index.csv")
+    rows = [(int(row["stage"]), row["command"], row["run"], json.loads(row["overrides"])) for row in index]
+    assert rows == [(run.stage, run.command, run.name, _plain(run.overrides)) for run in sweep.runs]
+    assert [run.name for run in sweep.runs if not is_complete(run)] == []
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_the_stored_commands_build_the_stored_configs(study, monkeypatch):
+    """Each run's command, as index.csv and its config.json record it, parsed by the CLI today, builds exactly
+    the stored config: run again, it makes the stored run, not the current defaults."""
+    monkeypatch.chdir(ROOT)
+    folder = Path("results") / study
+    problems = {}
+    for row in read_index(folder / "index.csv"):
+        stored = json.loads((folder / row["run"] / "config.json").read_text())
+        for where, line in (("index.csv", row["command_line"]), ("config.json", stored["command"])):
+            command, config = parse_command(line)
+            diff = stored_config_differences(row["command"], config, stored) if command == row["command"] else [f"command {command!r}"]
+            if diff:
+                problems[f"{row['run']} ({where}: {line})"] = diff
+    assert not problems, problems
 
 
 def test_a_run_that_stops_is_marked_failed_and_the_others_still_run(tmp_path, monkeypatch, capsys):

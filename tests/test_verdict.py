@@ -1,9 +1,13 @@
-"""The held-out verdict: paired statistics on hand-made scores, the store of baseline measurements, the
-references measured on the configured seeds and reused, and the verdict written by meta-train and eval."""
+"""The verdict: paired statistics, equivalence and Holm on hand-made scores, the three seed streams, the tuned
+grid's extension on fake score tables, the store of baseline measurements (keyed by the numerics version), the
+references measured on the configured seeds and reused, the verdict written by meta-train and eval, and the
+reprint of every committed verdict from its stored scores."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -14,6 +18,8 @@ from metarl import verdict
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
 from metarl.meta import tasks
+from metarl.reprint import reprint_path
+from metarl.stats import iqm
 
 SEEDS = 32
 
@@ -24,21 +30,76 @@ def seed_effects(seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("shift", "expected"),
-    [(12.0, "better"), (-12.0, "worse"), (0.0, "indistinguishable")],
+    ("shift", "noise", "expected"),
+    [(12.0, 6.0, "better"), (-12.0, 6.0, "worse"), (0.0, 0.5, "equivalent"), (0.0, 40.0, "inconclusive")],
 )
-def test_paired_comparison_gives_each_verdict(shift, expected):
+def test_paired_comparison_gives_each_verdict(shift, noise, expected):
     baseline = seed_effects()
-    candidate = baseline + shift + np.random.default_rng(1).normal(0.0, 6.0, SEEDS)
-    result = verdict.paired_comparison(candidate, baseline)
+    candidate = baseline + shift + np.random.default_rng(1).normal(0.0, noise, SEEDS)
+    result = verdict.paired_comparison(candidate, baseline, margin=3.0)
     assert result["verdict"] == expected
     low, high = result["difference"]["ci"]
     assert low < result["difference"]["iqm"] < high
     for side in ("candidate", "baseline"):
         assert result[side]["ci"][0] <= result[side]["iqm"] <= result[side]["ci"][1]
-    if expected != "indistinguishable":
+    if expected in ("better", "worse"):
         # Pairing is what makes the shift visible: each side's own CI is far wider than the shift.
         assert result["baseline"]["ci"][1] - result["baseline"]["ci"][0] > 2 * abs(shift)
+        assert result["p_difference"] < 0.05
+    if expected == "equivalent":
+        assert -3.0 < low and high < 3.0 and result["p_equivalence"] < 0.05
+    if expected == "inconclusive":  # neither away from 0 nor inside the margin: not "equal"
+        assert low < 0 < high and (low < -3.0 or high > 3.0)
+
+
+def test_without_a_margin_nothing_is_equivalent():
+    baseline = seed_effects()
+    candidate = baseline + np.random.default_rng(1).normal(0.0, 0.5, SEEDS)
+    assert verdict.paired_comparison(candidate, baseline, margin=3.0)["verdict"] == "equivalent"
+    assert verdict.paired_comparison(candidate, baseline, margin=0.0)["verdict"] == "inconclusive"
+    with pytest.raises(ValueError, match="margin"):
+        verdict.paired_comparison(candidate, baseline, margin=-1.0)
+
+
+def test_probability_of_improvement_on_hand_made_scores():
+    low, high = np.arange(4.0), np.arange(4.0) + 10
+    assert verdict.probability_of_improvement(high, low) == 1.0
+    assert verdict.probability_of_improvement(low, high) == 0.0
+    assert verdict.probability_of_improvement(low, low) == 0.5  # 4 ties of 16 pairs, 6 wins: (6 + 2) / 16
+    assert verdict.probability_of_improvement(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.5
+    result = verdict.paired_comparison(high, low)
+    assert result["probability_of_improvement"]["value"] == 1.0
+    assert result["probability_of_improvement"]["ci"] == [1.0, 1.0]
+
+
+def test_holm_adjusts_step_down_and_stays_monotone():
+    # By hand: sorted 0.01, 0.03, 0.04, 0.5 -> 4 * 0.01, 3 * 0.03, max(2 * 0.04, 0.09), max(0.5, 0.09)
+    np.testing.assert_allclose(verdict.holm([0.01, 0.04, 0.03, 0.5]), [0.04, 0.09, 0.09, 0.5])
+    np.testing.assert_allclose(verdict.holm([0.2, 0.9]), [0.4, 0.9])
+    np.testing.assert_allclose(verdict.holm([0.6, 0.6]), [1.0, 1.0])  # capped at 1
+
+
+def test_holm_verdicts_demote_a_borderline_win_in_a_large_family():
+    def comparison(p, iqm=1.0, p_equivalence=1.0, margin=0.05):
+        return {"p_difference": p, "p_equivalence": p_equivalence, "margin": margin, "difference": {"iqm": iqm}}
+
+    alone = [comparison(0.02)]
+    assert verdict.holm_verdicts(alone) == ["better"]
+    family = [comparison(0.02), comparison(0.001, iqm=-2.0)] + [comparison(0.6) for _ in range(8)]
+    words = verdict.holm_verdicts(family)
+    assert words[0] == "inconclusive" and words[1] == "worse"  # 0.02 * 9 > 0.05; 0.001 * 10 < 0.05
+    assert verdict.holm_verdicts([comparison(0.6, p_equivalence=0.001)]) == ["equivalent"]
+    assert verdict.holm_verdicts([comparison(0.6, p_equivalence=0.001, margin=0.0)]) == ["inconclusive"]
+
+
+def test_wilson_interval_on_hand_computed_values():
+    # 5 of 5 at 95 %: lower bound n / (n + z^2) = 5 / 8.8415 = 0.5655
+    np.testing.assert_allclose(verdict.wilson_interval(5, 5), [0.5655, 1.0], atol=1e-4)
+    np.testing.assert_allclose(verdict.wilson_interval(0, 5), [0.0, 0.4345], atol=1e-4)
+    low, high = verdict.wilson_interval(3, 5)
+    assert low < 0.6 < high and abs((low + high) / 2 - 0.6) < 0.1
+    with pytest.raises(ValueError, match="trials"):
+        verdict.wilson_interval(0, 0)
 
 
 def test_paired_comparison_counts_a_diverged_seed_as_a_failure():
@@ -96,11 +157,133 @@ def test_references_are_measured_on_the_configured_seeds_and_reused_for_an_ident
     assert MetaTrainConfig().tasks.reference_seeds >= 32
 
 
-def test_held_out_seeds_are_a_stream_apart_and_prefix_stable():
-    held_out = np.asarray(verdict.stream_keys(verdict.VERDICT_STREAM, 8))
-    np.testing.assert_array_equal(held_out[:4], np.asarray(verdict.stream_keys(verdict.VERDICT_STREAM, 4)))
-    selection = np.asarray(verdict.stream_keys(verdict.SELECTION_STREAM, 8))
-    assert not (held_out[:, None] == selection[None]).all(-1).any()
+def test_the_seed_streams_never_share_a_seed_and_are_prefix_stable():
+    streams = {**verdict.STREAMS, "reference": verdict.REFERENCE_STREAM}
+    assert len(set(streams.values())) == len(streams)
+    keys = {name: np.asarray(verdict.stream_keys(stream, 64)) for name, stream in streams.items()}
+    np.testing.assert_array_equal(keys["test"][:4], np.asarray(verdict.stream_keys(verdict.TEST_STREAM, 4)))
+    names = list(keys)
+    for i, a in enumerate(names):
+        assert len({tuple(k) for k in keys[a]}) == 64
+        for b in names[i + 1:]:
+            assert not (keys[a][:, None] == keys[b][None]).all(-1).any(), (a, b)
+    assert verdict.stream_seed("test") == verdict.TEST_STREAM and verdict.stream_seed("validation") == verdict.VALIDATION_STREAM
+    with pytest.raises(ValueError, match="validation, test"):
+        verdict.stream_seed("selection")  # the selection stream never judges
+
+
+def meta_training_keys(config: MetaTrainConfig, generations: int) -> np.ndarray:
+    """Every key a default ES run of ``config`` trains a member's agents with (the derivation of metarl.meta.run,
+    outer.py and tasks.py), and its progress-evaluation keys."""
+    from metarl.meta.tasks import sample_member_tasks
+
+    _, _, run_key, eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+    found = []
+    for generation in range(generations):
+        _, task_key, _ = jax.random.split(jax.random.fold_in(run_key, generation), 3)
+        members = sample_member_tasks(task_key, config, config.outer.population_size, config.outer.antithetic)
+        for member_key in members.keys:
+            found.append(member_key)
+            for env_index in range(len(config.tasks.envs)):
+                found.extend(jax.random.split(jax.random.fold_in(member_key, env_index), config.tasks.seeds_per_member))
+        found.append(jax.random.fold_in(eval_key, generation))
+    return np.asarray(found)
+
+
+def test_judging_seeds_are_disjoint_from_every_meta_training_key():
+    judging = np.concatenate([np.asarray(verdict.stream_keys(s, 64)) for s in verdict.STREAMS.values()])
+    for seed in (0, 1, 2):
+        config = MetaTrainConfig(seed=seed)
+        trained = meta_training_keys(config, 30)
+        assert not (trained[:, None] == judging[None]).all(-1).any()
+
+
+def search(score, axes, bounds=None):
+    bounds = bounds or {"lr": (1e-5, 0.1), "clip_eps": (0.05, 0.6), "update_epochs": (1, 16)}
+    calls = []
+
+    def score_cells(cells):
+        calls.append(len(cells))
+        return np.asarray([[score(c)] for c in cells])
+
+    return verdict.search_grid(score_cells, axes, bounds), calls
+
+
+AXES = {"lr": (0.001, 0.003, 0.01), "clip_eps": (0.1, 0.2, 0.3), "update_epochs": (2, 4), "anneal_lr": (False, True)}
+
+
+def test_the_tuned_grid_extends_while_the_best_cell_is_on_an_edge():
+    # Peak at lr 0.03, clip 0.4, 8 epochs: outside the starting grid on three axes.
+    def score(cell):
+        return -np.log(cell["lr"] / 0.03) ** 2 - 10 * (cell["clip_eps"] - 0.4) ** 2 - abs(np.log2(cell["update_epochs"] / 8))
+
+    result, calls = search(score, AXES)
+    best = result["best_per_group"][0]
+    assert (best["lr"], best["clip_eps"], best["update_epochs"]) == (0.03, 0.4, 8)
+    assert result["axes"]["lr"] == [0.001, 0.003, 0.01, 0.03, 0.09]
+    assert result["axes"]["clip_eps"] == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert result["axes"]["update_epochs"] == [2, 4, 8, 16]
+    assert result["stopped_by_bound"] == {} and all(all(v) for v in result["interior"].values())
+    assert calls[0] == 36 and sum(calls) == len(result["table"])  # every cell measured once
+    table_best = max(result["table"], key=lambda row: row["scores"][0])
+    assert {k: table_best[k] for k in verdict.AXES} == best
+
+
+def test_an_interior_best_cell_leaves_the_grid_as_it_is():
+    axes = {**AXES, "update_epochs": (2, 4, 8)}  # a two-value axis has no interior: its best is always on an edge
+    result, calls = search(lambda c: -abs(np.log(c["lr"] / 0.003)) - abs(c["clip_eps"] - 0.2) - abs(c["update_epochs"] - 4), axes)
+    assert calls == [54] and result["rounds"] == 1
+    assert {k: list(v) for k, v in axes.items()} == result["axes"]
+
+
+def test_the_tuned_grid_stops_at_its_bound_and_says_so():
+    result, _ = search(lambda c: c["lr"] - c["clip_eps"], AXES, {"lr": (1e-5, 0.05), "clip_eps": (0.1, 0.6), "update_epochs": (2, 4)})
+    best = result["best_per_group"][0]
+    assert best["lr"] == 0.05 and best["clip_eps"] == 0.1  # the bounds, not further
+    assert result["axes"]["lr"] == [0.001, 0.003, 0.01, 0.03, 0.05]
+    assert result["stopped_by_bound"] == {"clip_eps": ["lower"], "lr": ["upper"], "update_epochs": ["lower"]}
+    assert result["interior"]["lr"] == [False]
+
+
+def test_each_group_gets_its_own_best_cell():
+    def score_cells(cells):
+        return np.asarray([[-abs(c["lr"] - 0.003), -abs(c["lr"] - 0.0011)] for c in cells])
+
+    result = verdict.search_grid(score_cells, {**AXES, "clip_eps": (0.2,), "update_epochs": (4,), "anneal_lr": (False,)},
+                                 {"lr": (1e-5, 0.1), "clip_eps": (0.2, 0.2), "update_epochs": (4, 4)})
+    assert [b["lr"] for b in result["best_per_group"]] == [0.003, 0.001]
+    assert result["axes"]["lr"][0] < 0.001  # the second group's edge extended the axis (and found 0.001 interior)
+
+
+def test_a_changed_numerics_version_forces_a_re_measure(tmp_path, monkeypatch):
+    config = MetaTrainConfig(ppo=tiny())
+    calls = []
+
+    def measure(config):
+        return verdict.Store(tmp_path).get("ppo_scores", verdict._score_key(config, config.ppo, verdict.TEST_STREAM, 4, [3]),
+                                           lambda: calls.append(1) or {"scores": [len(calls)]})
+
+    assert measure(config) == {"scores": [1]} and measure(config) == {"scores": [1]}
+    monkeypatch.setattr(verdict, "NUMERICS_VERSION", verdict.NUMERICS_VERSION + 1)
+    assert measure(config) == {"scores": [2]}
+    assert len(calls) == 2
+
+
+def test_the_numerics_version_moves_with_the_code_that_makes_a_score():
+    assert verdict.numerics_digest() == verdict.NUMERICS_DIGEST, (
+        "the code that decides a stored PPO score changed (metarl.verdict.NUMERICS_SOURCES / NUMERICS_FUNCTIONS): if the "
+        "change can move a score, bump metarl.verdict.NUMERICS_VERSION (every stored baseline is then re-measured); either "
+        f"way set NUMERICS_DIGEST = {verdict.numerics_digest()!r}")
+
+
+def test_the_numerics_digest_ignores_docstrings_and_comments_but_not_code():
+    base = ast_text = "def f(x):\n    return x + 1\n"
+    import ast
+
+    canonical = verdict._canonical(ast.parse(base).body)
+    assert verdict._canonical(ast.parse('def f(x):\n    """Adds one."""\n    # a comment\n    return x + 1\n').body) == canonical
+    assert verdict._canonical(ast.parse("def f(x):\n    return x + 2\n").body) != canonical
+    assert ast_text == base
 
 
 @pytest.mark.parametrize(
@@ -120,38 +303,190 @@ def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_pat
     config = MetaTrainConfig(
         ppo=tiny(), tasks=TaskDistribution(reference_seeds=2), outer=ESConfig(population_size=4), num_generations=1, eval_seeds=0,
         verdict=VerdictConfig(num_seeds=4, selection_seeds=2, tuned_lrs=(0.01, 0.001), tuned_clips=(0.2,), tuned_epochs=(2,),
-                              tuned_anneal=(False,)),
+                              tuned_anneal=(False,), tuned_lr_bounds=(0.001, 0.03), tuned_clip_bounds=(0.2, 0.3),
+                              tuned_epochs_bounds=(2, 2)),
         reference_store=str(tmp_path / "store"), out=str(tmp_path / "runs"),
     )
     run_meta_train(config, ["metarl", "meta-train"])
     printed = capsys.readouterr().out
-    summary = json.loads((tmp_path / "runs" / config.run_name / "summary.json").read_text())
+    run_dir = tmp_path / "runs" / config.run_name
+    summary = json.loads((run_dir / "summary.json").read_text())
     result = summary["verdict"]
-    assert set(result["against"]) == {"ppo", "tuned_ppo"}
+    assert set(result["against"]) == {"ppo", "tuned_ppo"} and result["stream"] == "test"
+    # Paired on the test stream: the candidate's seeds are the stream's, and so are both baselines' (their stored
+    # measurements are keyed by that stream and hold exactly the scores the verdict compared).
+    test_keys = np.asarray(verdict.stream_keys(verdict.TEST_STREAM, 4))
+    np.testing.assert_array_equal(np.asarray(result["seed_keys"], np.uint32), test_keys)
+    stored = {p.name.split("-")[0]: [] for p in (tmp_path / "store").glob("*.json")}
+    for path in (tmp_path / "store").glob("*.json"):
+        stored[path.name.split("-")[0]].append(json.loads(path.read_text()))
+    judged = [s for s in stored["ppo_scores"] if s["key"]["stream"] == verdict.TEST_STREAM]
+    assert len(judged) == len(stored["ppo_scores"]) == 2 and all(s["key"]["num_seeds"] == 4 for s in judged)
+    for name in ("ppo", "tuned_ppo"):
+        assert any(s["values"]["scores"] == result["against"][name]["baseline_scores"] for s in judged), name
+    # ... and apart from every key meta-training drew.
+    trained = meta_training_keys(config, config.num_generations)
+    assert not (trained[:, None] == test_keys[None]).all(-1).any()
+    # Tuned PPO: the chosen cell is the best of the final (extended, bounded) table, picked on the selection stream.
+    (tuned,) = stored["tuned_ppo"]
+    assert tuned["key"]["stream"] == verdict.SELECTION_STREAM and tuned["key"]["numerics"] == verdict.NUMERICS_VERSION
+    column = "iqm CartPole-v1 N=3"
+    best_row = max(tuned["values"]["table"], key=lambda row: row[column])
+    assert result["against"]["tuned_ppo"]["config"] == {k: best_row[k] for k in verdict.AXES}
+    assert tuned["values"]["grid"]["lr"] == [0.001, 0.01, 0.03] and tuned["values"]["grid"]["clip_eps"] in ([0.2], [0.2, 0.3])
+    assert all("measured_on" in s and "measured_by" in s for kind in stored.values() for s in kind)
     for entry in result["against"].values():
-        assert entry["verdict"] in verdict.VERDICTS and entry["num_seeds"] == 4
+        assert entry["verdict"] == verdict.verdict_word(entry["difference"]["ci"], entry["margin"])
+        assert entry["margin"] == config.verdict.equivalence_margin and entry["family_size"] == 2
         assert np.asarray(entry["baseline_scores"]).shape == (1, 1, 4)
-    assert result["against"]["tuned_ppo"]["config"]["lr"] in (0.01, 0.001)
-    assert "held-out seeds" in printed and "tuned PPO" in printed
-    kinds = sorted(p.name.split("-")[0] for p in (tmp_path / "store").glob("*.json"))
-    assert kinds == ["ppo_scores", "ppo_scores", "reference", "tuned_ppo"]
+    assert verdict.reprint(result)[1] == []  # the stored verdict is what its stored scores say
+    assert "test seeds" in printed and "tuned PPO" in printed and "P(learned > baseline)" in printed
+    assert sorted(stored) == ["ppo_scores", "reference", "tuned_ppo"]
     # A rerun of the finished command keeps the stored verdict and measures nothing again.
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "store").glob("*.json")}
     run_meta_train(config, ["metarl", "meta-train"], verbose=False)
-    assert json.loads((tmp_path / "runs" / config.run_name / "summary.json").read_text())["verdict"] == result
+    assert json.loads((run_dir / "summary.json").read_text())["verdict"] == result
     assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "store").glob("*.json")}
+    # A validation-stream verdict measures its baselines on the validation seeds (a design choice's stream).
+    validation = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, stream="validation"))
+    verdict.measure_baselines(validation, ["metarl", "meta-train"])
+    streams = sorted(json.loads(p.read_text())["key"]["stream"] for p in (tmp_path / "store").glob("ppo_scores-*.json"))
+    assert streams.count(verdict.VALIDATION_STREAM) == 2 and streams.count(verdict.TEST_STREAM) == 2
 
 
 @pytest.mark.heavy
-def test_eval_compares_objectives_on_held_out_paired_seeds(tmp_path):
+def test_eval_compares_objectives_on_the_named_stream(tmp_path, monkeypatch):
     from metarl.evaluation import EvalConfig, run_eval
 
+    drawn = []
+    original = verdict.stream_keys
+    monkeypatch.setattr(verdict, "stream_keys", lambda stream, n: drawn.append(stream) or original(stream, n))
     config = EvalConfig(objectives=("ppo", "dpo"), envs=("CartPole-v1",), lifetimes=(3,), num_seeds=4, ppo=tiny(),
-                        verdict_against="ppo", out=str(tmp_path))
+                        verdict_against="ppo", heldout="validation", out=str(tmp_path))
     run_dir = run_eval(config, ["metarl", "eval"], verbose=False)
+    assert set(drawn) == {verdict.VALIDATION_STREAM}
     rows = json.loads((run_dir / "verdict.json").read_text())
-    assert [(r["objective"], r["baseline_objective"], r["lifetime"]) for r in rows] == [("dpo", "ppo", 3)]
-    assert rows[0]["verdict"] in verdict.VERDICTS
+    assert [(r["objective"], r["baseline_objective"], r["lifetime"], r["stream"]) for r in rows] == [("dpo", "ppo", 3, "validation")]
+    assert rows[0]["verdict"] == verdict.verdict_word(rows[0]["difference"]["ci"], rows[0]["margin"])
+    scores = np.load(run_dir / "eval.npz")["scores"]
+    assert rows[0]["margin"] == pytest.approx(0.05 * abs(float(iqm(scores[0, 0, 0]))))
+    assert rows[0]["verdict_holm"] in verdict.VERDICTS and rows[0]["family_size"] == 1
     assert "| dpo |" in (run_dir / "summary.md").read_text()
+    assert reprint_path(run_dir)[1] == []
     with pytest.raises(ConfigError, match="verdict_against"):
-        EvalConfig(objectives=("ppo", "dpo"), verdict_against="lpo").validate()
+        EvalConfig(objectives=("ppo", "dpo"), verdict_against="lpo", heldout="test").validate()
+    with pytest.raises(ConfigError, match="heldout"):  # a verdict names its stream
+        EvalConfig(objectives=("ppo", "dpo"), verdict_against="ppo").validate()
+
+
+BENCHMARK_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+STORED_VERDICTS = sorted(p.parent for p in BENCHMARK_RESULTS.glob("discovery-*/*/summary.json"))
+
+
+@pytest.mark.parametrize("run_dir", STORED_VERDICTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_committed_discovery_verdict_reprints_from_its_stored_scores(run_dir):
+    text, mismatches = reprint_path(run_dir)
+    assert mismatches == []
+    stored = json.loads((run_dir / "summary.json").read_text())["verdict"]
+    assert stored["stream"] == "test" and "tuned PPO" in text
+
+
+def test_the_discovery_benchmark_json_agrees_with_its_run_folders():
+    root = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+    report = json.loads((root / "discovery-cpu.json").read_text())
+    runs = sorted((root / "discovery-cpu").glob("*/summary.json"))
+    assert len(runs) == len(report["runs"]) >= 5
+    for entry, path in zip(report["runs"], runs, strict=True):
+        stored = json.loads(path.read_text())["verdict"]["against"]
+        for name in ("ppo", "tuned_ppo"):
+            assert entry[name]["verdict"] == stored[name]["verdict"] and entry[name]["learned_iqm"] == stored[name]["candidate"]["iqm"]
+    better = sum(e["tuned_ppo"]["verdict"] == "better" for e in report["runs"])
+    assert report["summary"]["better_than_tuned_ppo"] == better
+    assert report["summary"]["better_than_tuned_ppo_rate_wilson95"] == verdict.wilson_interval(better, len(report["runs"]))
+
+
+def test_the_verdict_command_reprints_flags_a_tampered_file_and_rewrites_it(tmp_path, capsys):
+    import shutil
+
+    from metarl import cli
+
+    source = STORED_VERDICTS[0]
+    run_dir = tmp_path / source.name
+    shutil.copytree(source, run_dir)
+    assert cli.main(["metarl", "verdict", str(run_dir)]) == 0
+    assert "BETTER" in capsys.readouterr().out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["verdict"]["against"]["ppo"]["difference"]["iqm"] += 0.5  # a headline that its scores do not give
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert cli.main(["metarl", "verdict", str(run_dir)]) == 1
+    assert "ppo.difference" in capsys.readouterr().err
+    assert cli.main(["metarl", "verdict", "--rewrite", str(run_dir)]) == 0
+    assert cli.main(["metarl", "verdict", str(run_dir)]) == 0
+    assert cli.main(["metarl", "verdict", str(tmp_path / "nothing")]) == 2
+    assert "neither a meta-train run" in capsys.readouterr().err
+    assert cli.main(["metarl", "verdict"]) == 2 and cli.main(["metarl", "verdict", "--help"]) == 0
+
+
+STORED_STUDY_VERDICTS = sorted({p.parent for p in (Path(__file__).resolve().parent.parent / "results").glob("*/*/verdict.json")}
+                               | {p.parent for p in (Path(__file__).resolve().parent.parent / "results").glob("*/*/summary.json")
+                                  if "verdict" in json.loads(p.read_text())})
+
+
+@pytest.mark.parametrize("run_dir", STORED_STUDY_VERDICTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_stored_study_verdict_reprints_from_its_stored_scores(run_dir):
+    assert reprint_path(run_dir)[1] == []
+
+
+def test_eval_from_the_cli_names_its_stream_before_anything_runs(tmp_path, capsys, monkeypatch):
+    from metarl import cli, evaluation
+
+    ran = []
+    monkeypatch.setattr(evaluation, "_evaluate_and_write", lambda config, run_dir, verbose: ran.append(config) or run_dir)
+    common = ["metarl", "eval", "--objectives", "ppo", "dpo", "--lifetimes", "3", "--num-seeds", "2", "--out", str(tmp_path)]
+    assert cli.main([*common, "--verdict-against", "ppo"]) == 2
+    error = capsys.readouterr().err
+    assert "heldout" in error and "--heldout validation" in error and "--heldout test" in error
+    assert not list(tmp_path.iterdir())  # refused before the run folder was made
+    with pytest.raises(SystemExit) as refused:  # tyro refuses a name that is not a judging stream
+        cli.main([*common, "--verdict-against", "ppo", "--heldout", "selection"])
+    assert refused.value.code == 2 and "validation" in capsys.readouterr().err
+    assert cli.main([*common, "--verdict-against", "ppo", "--heldout", "test", "--name", "t"]) == 0
+    assert cli.main([*common, "--heldout", "validation", "--name", "v"]) == 0
+    assert [(c.heldout, c.verdict_against) for c in ran] == [("test", "ppo"), ("validation", "")]
+
+
+def test_an_interrupted_grid_search_resumes_with_the_cells_it_measured():
+    def score(cell):
+        return -np.log(cell["lr"] / 0.03) ** 2 - abs(np.log2(cell["update_epochs"] / 4))
+
+    straight, calls = search(score, AXES)
+    kept = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_round(cells):
+        kept.append(cells)
+        raise Stop
+
+    bounds = {"lr": (1e-5, 0.1), "clip_eps": (0.05, 0.6), "update_epochs": (1, 16)}
+    with pytest.raises(Stop):
+        verdict.search_grid(lambda cells: np.asarray([[score(c)] for c in cells]), AXES, bounds, after_round=stop_after_first_round)
+    assert len(kept[0]) == 36
+    again = []
+    resumed = verdict.search_grid(lambda cells: again.append(len(cells)) or np.asarray([[score(c)] for c in cells]), AXES, bounds,
+                                  measured_before=kept[0])
+    assert sum(again) == sum(calls) - 36  # only the cells the first search had not measured
+    assert resumed["table"] == straight["table"] and resumed["best_per_group"] == straight["best_per_group"]
+
+
+def test_the_readme_quotes_the_verdict_of_the_stored_default_run():
+    """The README's verdict block is what `metarl verdict` prints for the stored run 0 of the discovery benchmark
+    (the README's first command with its defaults), line for line."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text, mismatches = reprint_path(BENCHMARK_RESULTS / "discovery-cpu" / "discovery_s0")
+    assert mismatches == []
+    printed = text.splitlines()[1:]  # after the folder's name
+    assert "\n".join(printed) in readme
+    config = json.loads((BENCHMARK_RESULTS / "discovery-cpu" / "discovery_s0" / "config.json").read_text())
+    assert config["config"]["seed"] == 0 and config["config"]["verdict"] == json.loads(json.dumps(dataclasses.asdict(VerdictConfig())))

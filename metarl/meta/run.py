@@ -299,7 +299,9 @@ class _Run:
                 return stored["verdict"]
         started = time.perf_counter()
         if self.verbose:
-            print(f"verdict: the discovery against PPO and tuned PPO on {self.config.verdict.num_seeds} held-out seeds ...", flush=True)
+            verdict_config = self.config.verdict
+            print(f"verdict: the discovery against PPO and tuned PPO on {verdict_config.num_seeds} {verdict_config.stream} seeds ...",
+                  flush=True)
         result = verdict.run_verdict(self.config, self.built.env_specs, self.built.objective, self.built.plugins,
                                      self.loop.params(self.state), self.references, self.store,
                                      progress=(lambda line: print(line, flush=True)) if self.verbose else None)

@@ -1,0 +1,73 @@
+"""`metarl verdict PATH...`: every stored verdict recomputed from its stored per-seed scores alone.
+
+A meta-train run's verdict (summary.json) keeps its raw per-seed scores, its judging seeds' keys and its
+normalization references, so :func:`metarl.verdict.reprint` recomputes every number from the file; an eval's
+verdict (verdict.json) is recomputed from eval.npz and config.json. A mismatch means the stored verdict is not
+what its scores say; ``rewrite`` replaces a verdict of an older protocol with the current one, from the same
+scores (nothing is trained).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from metarl.evaluation import summary_table, verdict_markdown, verdict_table
+from metarl.verdict import _close, describe, reprint
+
+
+def reprint_path(path: str | Path, rewrite: bool = False) -> tuple[str, list[str]]:
+    """Any stored verdict recomputed from its stored per-seed scores alone: a meta-train run folder (or its
+    summary.json), or an eval run folder with a verdict (eval.npz, config.json, verdict.json). Returns the text
+    `metarl verdict` prints and the fields where the recomputation differs from what is stored. ``rewrite``:
+    store the recomputed verdict in place of the old one (a verdict of an older protocol, re-derived from the
+    same scores; nothing is trained)."""
+    path = Path(path)
+    if path.is_dir() and (path / "verdict.json").is_file() and (path / "eval.npz").is_file():
+        return _reprint_eval(path, rewrite)
+    summary_path = path / "summary.json" if path.is_dir() else path
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{path}: neither a meta-train run (summary.json) nor an eval run with a verdict (verdict.json, eval.npz)")
+    summary = json.loads(summary_path.read_text())
+    if "verdict" not in summary:
+        raise ValueError(f"{summary_path}: the run stored no verdict (verdict.num_seeds 0, or it did not finish)")
+    stored = summary["verdict"]
+    if "references" not in stored or "normalize" not in stored:
+        raise ValueError(f"{summary_path}: a verdict stored before verdicts kept their normalization references cannot be "
+                         "recomputed from the file; rerun the run's command to re-judge it")
+    recomputed, mismatches = reprint(stored)
+    if rewrite and mismatches:
+        summary["verdict"] = recomputed
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    label = "learned"
+    config_path = summary_path.parent / "config.json"
+    if config_path.is_file():
+        label = f"learned {json.loads(config_path.read_text()).get('config', {}).get('objective', '')}".strip()
+    return f"{summary_path.parent}\n{describe(recomputed, label)}", mismatches
+
+
+def _reprint_eval(run_dir: Path, rewrite: bool = False) -> tuple[str, list[str]]:
+    stored = json.loads((run_dir / "verdict.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    data = np.load(run_dir / "eval.npz")
+    labels = [str(label) for label in data["objectives"]]
+    if not stored:
+        return f"{run_dir}\n(no comparisons)", []
+    baseline = labels.index(stored[0]["baseline_objective"])
+    stream = config.get("heldout", "validation")
+    stream = "validation" if stream in (True, False) else stream  # runs stored before the test stream: one held-out stream
+    rows = verdict_table(np.asarray(data["scores"]), labels, baseline, [str(e) for e in data["envs"]],
+                         [int(n) for n in data["lifetimes"]], config.get("equivalence_margin", 0.05), stream)
+    mismatches = []
+    for index, (old, new) in enumerate(zip(stored, rows, strict=False)):
+        for field_name, value in new.items():
+            if field_name in old and not _close(old[field_name], value):
+                mismatches.append(f"row {index}.{field_name}")
+    if len(stored) != len(rows):
+        mismatches.append(f"rows: {len(stored)} stored, {len(rows)} recomputed")
+    if rewrite and mismatches:
+        (run_dir / "verdict.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (run_dir / "summary.md").write_text(summary_table(run_dir / "eval.npz") + "\n" + verdict_markdown(rows))
+    return f"{run_dir}\n{verdict_markdown(rows)}", mismatches
