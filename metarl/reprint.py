@@ -38,7 +38,8 @@ def reprint_path(path: str | Path, rewrite: bool = False) -> tuple[str, list[str
         raise ValueError(f"{summary_path}: a verdict stored before verdicts kept their normalization references cannot be "
                          "recomputed from the file; rerun the run's command to re-judge it")
     recomputed, mismatches = reprint(stored)
-    if rewrite and mismatches:
+    missing = any(set(recomputed["against"][name]) - set(entry) for name, entry in stored["against"].items())
+    if rewrite and (mismatches or missing):  # an older protocol's verdict: store the current one
         summary["verdict"] = recomputed
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     label = "learned"
@@ -67,7 +68,8 @@ def _reprint_eval(run_dir: Path, rewrite: bool = False) -> tuple[str, list[str]]
                 mismatches.append(f"row {index}.{field_name}")
     if len(stored) != len(rows):
         mismatches.append(f"rows: {len(stored)} stored, {len(rows)} recomputed")
-    if rewrite and mismatches:
+    missing = any(set(new) - set(old) for old, new in zip(stored, rows, strict=False))
+    if rewrite and (mismatches or missing):  # an older protocol's verdict: store the current one
         (run_dir / "verdict.json").write_text(json.dumps(rows, indent=2) + "\n")
         (run_dir / "summary.md").write_text(summary_table(run_dir / "eval.npz") + "\n" + verdict_markdown(rows))
     return f"{run_dir}\n{verdict_markdown(rows)}", mismatches
