@@ -186,12 +186,27 @@ def _usage() -> str:
     return usage()
 
 
+# `metarl <command> --help` of the commands that parse their few arguments by hand (`plot --help` once redrew the
+# figures of ./results instead).
+PLAIN_HELP = {
+    "plot": "usage: metarl plot [FOLDER ...]\n\nRedraw every figure below each FOLDER (default: results) from its stored files\n"
+            "(meta-train and eval run folders, sweep folders); prints each file written.",
+    "list": "usage: metarl list\n\nList the registered envs, objectives, curricula, shapings and heuristics, outer loops and\n"
+            "ES algorithms (plug-ins too, with --import FILE.py).",
+    "info": "usage: metarl info [--json]\n\nBackend, devices and their memory, processes, package versions and the compile cache.\n"
+            "  --json   a machine-readable copy",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(_usage())
         return 0
     command, args = argv[1], argv[2:]
+    if command in PLAIN_HELP and any(a in ("-h", "--help") for a in args):  # commands without a parser of their own
+        print(PLAIN_HELP[command])
+        return 0
     try:
         args = load_plugins(args)
         args = compile_cache(args, command)

@@ -473,8 +473,7 @@ def _start(run: Run, force: bool, verbose: bool) -> None:
 def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False, force: bool = False,
               vmap: bool = True, plot: bool = True, verbose: bool = True) -> Sweep:
     """Validate every run, then run the incomplete ones in order; see the module docstring."""
-    from metarl.distributed import barrier
-    from metarl.meta.run import NonFiniteFitnessError, is_writer, run_meta_train_batch
+    from metarl.meta.run import is_writer
 
     sweep = load_sweep(path, out)
     changed = {run.name: diff for run in sweep.runs if (diff := _stored_differences(run))}
@@ -488,9 +487,27 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
             print(f"[{status[run.name]:>8}] stage {run.stage} · {run.name}\n    {shlex.join(run.command_line())}")
         return sweep
     writer = is_writer()
+    lock = None
     if writer:
-        sweep.out.mkdir(parents=True, exist_ok=True)
+        from metarl.io.lock import hold
+
+        # One sweep per results folder: a second process started on it (a sweep started twice) is refused here, naming
+        # the holder, before it writes anything or starts a run the first one is about to start.
+        lock = hold(sweep.out)
         shutil.copyfile(sweep.path, sweep.out / "sweep.toml")
+    try:
+        return _run_groups(sweep, status, changed, force=force, vmap=vmap, plot=plot, verbose=verbose, writer=writer)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_groups(sweep: Sweep, status: dict[str, str], changed: dict[str, list[str]], *, force: bool, vmap: bool, plot: bool,
+                verbose: bool, writer: bool) -> Sweep:
+    """The incomplete runs, stage by stage (process 0 writes index.csv and the figures)."""
+    from metarl.distributed import barrier
+    from metarl.meta.run import NonFiniteFitnessError, run_meta_train_batch
+
     seconds: dict[str, float] = {}
     failed = []
     for stage in sorted({run.stage for run in sweep.runs}):

@@ -10,7 +10,6 @@ from metarl import envs, objectives
 from metarl.config import MetaGradConfig, MetaTrainConfig, PPOConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
 from metarl.meta.metagrad import make_metagrad, reward_to_go
-from metarl.meta.run import run_meta_train
 
 LEARNED = [name for name in objectives.names() if jax.tree.leaves(objectives.make(name).init(jax.random.PRNGKey(0)))]
 
@@ -143,22 +142,8 @@ def test_es_runs_keep_their_identity_and_metagrad_runs_differ():
     assert tiny_config("ta_lpo", "CartPole-v1").identity()["outer"] == "metagrad"
 
 
-@pytest.mark.heavy
-def test_metagrad_meta_train_resumes_bit_identically(tmp_path):
-    full = tiny_config("ta_lpo", "CartPole-v1", num_generations=4, chunk_size=2, out=str(tmp_path), name="full")
-    first = run_meta_train(full, verbose=False)
-    half = tiny_config("ta_lpo", "CartPole-v1", num_generations=2, chunk_size=2, out=str(tmp_path), name="resumed")
-    run_meta_train(half, verbose=False)
-    resumed = run_meta_train(tiny_config("ta_lpo", "CartPole-v1", num_generations=4, chunk_size=2, out=str(tmp_path), name="resumed"),
-                             verbose=False)
-    assert resumed["ran_generations"] == 2
-    for a, b in zip(jax.tree.leaves(first["final_params"]), jax.tree.leaves(resumed["final_params"]), strict=True):
-        np.testing.assert_array_equal(a, b)
-    rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["generation"] for r in rows] == [0, 1, 2, 3] and all("meta_loss" in r for r in rows)
-    stored = json.loads((tmp_path / "full" / "config.json").read_text())
-    assert stored["config"]["outer"]["name"] == "metagrad" and stored["identity"]["outer"] == "metagrad"
-    assert (tmp_path / "full" / "learned" / "ta_lpo.msgpack").is_file()
+# Meta-training with meta-gradients, resumed bit-identically, with its step compiled once:
+# test_outer_loops.py::test_every_registered_loop_meta_trains_compiles_its_step_once_and_resumes_bit_identically[metagrad].
 
 
 def test_a_flat_starting_drift_is_refused_before_meta_gradient_training():

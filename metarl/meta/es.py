@@ -95,7 +95,11 @@ def make_es(config, solution: Any, hparams: ESHparams | None = None) -> Evolutio
     shaping = parameters.get("fitness_shaping_fn")
     if shaping is not None and shaping.default in _GENERIC_SHAPINGS:
         kwargs["fitness_shaping_fn"] = evosax_shaping.identity_fitness_shaping_fn
-    strategy = EVOSAX_ALGORITHMS[config.algorithm](config.population_size, solution, **kwargs)
+    try:
+        strategy = EVOSAX_ALGORITHMS[config.algorithm](config.population_size, solution, **kwargs)
+    except AssertionError as error:  # evosax checks its arguments with asserts (Open_ES, PGPE, ...: an even population)
+        raise ConfigError(f"outer.population_size: {config.algorithm} refuses {config.population_size} members: {error} "
+                          f"(evosax; outer.algorithm {config.algorithm})") from None
     params = strategy.default_params
     if hasattr(params, "std_init"):
         params = params.replace(std_init=sigma)

@@ -302,8 +302,14 @@ class _Run:
             verdict_config = self.config.verdict
             print(f"verdict: the discovery against PPO and tuned PPO on {verdict_config.num_seeds} {verdict_config.stream} seeds ...",
                   flush=True)
+        import jax
+        import numpy as np
+
+        # Host copies: a loop's state may be committed to one device (meta-gradients), and the verdict shards its
+        # seeds over every device, which jax refuses for arguments committed to one of them.
+        meta_params = jax.tree.map(np.asarray, self.loop.params(self.state))
         result = verdict.run_verdict(self.config, self.built.env_specs, self.built.objective, self.built.plugins,
-                                     self.loop.params(self.state), self.references, self.store,
+                                     meta_params, self.references, self.store,
                                      progress=(lambda line: print(line, flush=True)) if self.verbose else None)
         result["seconds"] = time.perf_counter() - started
         if self.verbose:
