@@ -57,10 +57,8 @@ def _reprint_eval(run_dir: Path, rewrite: bool = False) -> tuple[str, list[str]]
     if not stored:
         return f"{run_dir}\n(no comparisons)", []
     baseline = labels.index(stored[0]["baseline_objective"])
-    stream = config.get("heldout", "validation")
-    stream = "validation" if stream in (True, False) else stream  # runs stored before the test stream: one held-out stream
     rows = verdict_table(np.asarray(data["scores"]), labels, baseline, [str(e) for e in data["envs"]],
-                         [int(n) for n in data["lifetimes"]], config.get("equivalence_margin", 0.05), stream)
+                         [int(n) for n in data["lifetimes"]], config.get("equivalence_margin", 0.05), config["heldout"])
     mismatches = []
     for index, (old, new) in enumerate(zip(stored, rows, strict=False)):
         for field_name, value in new.items():

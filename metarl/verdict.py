@@ -75,11 +75,12 @@ NUMERICS_VERSION = 1
 every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
 :func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
 change can move a score, and set the digest either way."""
-NUMERICS_DIGEST = "ac97ea31e617"
+NUMERICS_DIGEST = "016f60dabdf5"
 NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
                     "curricula/base.py", "curricula/samplers.py", "plugins.py", "types.py", "stats.py")
 """The modules (relative to the package) whose code decides a PPO score, besides this module's scoring functions."""
-NUMERICS_FUNCTIONS = ("stream_keys", "make_scorer", "over_devices", "baseline_plugins", "_ppo_objective", "per_seed_score")
+NUMERICS_FUNCTIONS = ("stream_keys", "make_scorer", "over_devices", "baseline_plugins", "_ppo_objective", "normalized_scores",
+                      "per_seed_score")
 
 
 def stream_seed(stream: str) -> int:
@@ -432,14 +433,19 @@ def ppo_scores(config: MetaTrainConfig, env_specs, lifetimes, stream: int, num_s
     return np.asarray((store or Store(None)).get("ppo_scores", key, compute)["scores"], np.float64)
 
 
-def per_seed_score(scores: np.ndarray, references, normalize: bool) -> np.ndarray:
-    """(E, L, S) -> (S,): normalized per env with ``references`` (initial, ppo) when ``normalize``, averaged."""
+def normalized_scores(scores: np.ndarray, references, normalize: bool) -> np.ndarray:
+    """(..., E, L, S) scores normalized per env with ``references`` (initial, ppo) when ``normalize``; else as given."""
     scores = np.asarray(scores, np.float64)
     if normalize:
         initial = np.asarray(references.initial, np.float64)[:, None, None]
         span = np.asarray(references.ppo, np.float64)[:, None, None] - initial
         scores = (scores - initial) / np.where(np.abs(span) > 1e-6, span, 1.0)
-    return scores.mean(axis=(0, 1))
+    return scores
+
+
+def per_seed_score(scores: np.ndarray, references, normalize: bool) -> np.ndarray:
+    """(E, L, S) -> (S,): normalized per env when ``normalize``, averaged over envs and lifetimes."""
+    return normalized_scores(scores, references, normalize).mean(axis=(0, 1))
 
 
 def references_from_store(config: MetaTrainConfig, env_specs: list, store: Store, command=None, progress=None):
@@ -609,7 +615,7 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
 
         keys = stream_keys(SELECTION_STREAM, verdict.selection_seeds)
         lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
-        result = np.zeros((len(cells), len(env_specs) * len(lifetimes)))
+        raw = np.zeros((len(cells), len(env_specs), len(lifetimes), len(keys)))
         groups: dict[tuple, list[int]] = {}
         for index, cell in enumerate(cells):
             groups.setdefault((cell["update_epochs"], cell["anneal_lr"]), []).append(index)
@@ -626,13 +632,9 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
 
                     return jnp.moveaxis(jax.vmap(one_cell)(lrs, clips), 2, 1)  # (C, S, L): seeds on axis 1
 
-                raw = np.moveaxis(np.asarray(over_devices(cell_scores, len(keys))(lrs, clips, keys)), 1, 2)  # (C, L, S)
-                for i, cell_raw in zip(members, raw, strict=True):
-                    for li in range(len(lifetimes)):
-                        seeds = _normalized(cell_raw[li], references, e, config.tasks.normalize)
-                        seeds = np.where(np.isfinite(seeds), seeds, np.nanmin(seeds) if np.isfinite(seeds).any() else 0.0)
-                        result[i, e * len(lifetimes) + li] = float(iqm(seeds))
-        return result
+                raw[members, e] = np.moveaxis(np.asarray(over_devices(cell_scores, len(keys))(lrs, clips, keys)), 1, 2)  # (C, L, S)
+        per_group = normalized_scores(raw, references, config.tasks.normalize).reshape(len(cells), -1, len(keys))
+        return np.asarray([[float(iqm(_floor_diverged(seeds))) for seeds in cell] for cell in per_group])
 
     def compute():
         bounds = axis_bounds(verdict) if verdict.tuned_extend else {a: (min(v), max(v)) for a, v in initial_axes(verdict).items()
@@ -658,13 +660,9 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
     return values
 
 
-def _normalized(seeds: np.ndarray, references, env_index: int, normalize: bool) -> np.ndarray:
-    seeds = np.asarray(seeds, np.float64)
-    if not normalize:
-        return seeds
-    initial = float(np.asarray(references.initial)[env_index])
-    span = float(np.asarray(references.ppo)[env_index]) - initial
-    return (seeds - initial) / (span if abs(span) > 1e-6 else 1.0)
+def _floor_diverged(seeds: np.ndarray) -> np.ndarray:
+    """A diverged seed (NaN) counts as the lowest score of its cell, never dropped (as in :func:`paired_comparison`)."""
+    return np.where(np.isfinite(seeds), seeds, np.nanmin(seeds) if np.isfinite(seeds).any() else 0.0)
 
 
 def _tuned_scores(config: MetaTrainConfig, env_specs, lifetimes, best: dict[str, dict[str, dict]], stream: str,
@@ -713,12 +711,12 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
     candidate = np.stack(candidate)
     same = {"lr": config.ppo.lr, "clip_eps": 0.2, "update_epochs": config.ppo.update_epochs, "anneal_lr": config.ppo.anneal_lr}
     baselines = {"ppo": {"label": "PPO (same settings)", "config": same,
-                         "scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds, store=store)}}
+                         "baseline_scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds, store=store)}}
     if verdict.tuned:
         tuned = tuned_ppo(config, env_specs, references, store, progress)
         baselines["tuned_ppo"] = {"label": "tuned PPO", "config": tuned_label(tuned["best"]),
                                   "grid": {k: tuned[k] for k in ("grid", "stopped_by_bound", "interior", "rounds")},
-                                  "scores": _tuned_scores(config, env_specs, lifetimes, tuned["best"], stream, store)}
+                                  "baseline_scores": _tuned_scores(config, env_specs, lifetimes, tuned["best"], stream, store)}
     normalize = config.tasks.normalize
     result = {
         "stream": stream,
@@ -733,15 +731,16 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
         "candidate_scores": candidate.tolist(),
         "against": {},
     }
-    result["against"] = compare_against(result, {name: {k: v for k, v in b.items() if k != "scores"} | {"baseline_scores": b["scores"]}
-                                                 for name, b in baselines.items()})
+    result["against"] = compare_against(result, baselines)
     return result
 
 
 def compare_against(result: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Every baseline's paired comparison with the candidate, from the raw (E, L, S) scores stored in ``result``
     alone (so a stored verdict reprints exactly: :func:`reprint`), with Holm's correction over the baselines."""
-    references = _References(result["references"]["initial"], result["references"]["ppo"])
+    from metarl.meta.tasks import References
+
+    references = References(np.asarray(result["references"]["initial"]), np.asarray(result["references"]["ppo"]))
     candidate = per_seed_score(np.asarray(result["candidate_scores"]), references, result["normalize"])
     against = {}
     for name, baseline in baselines.items():
@@ -753,11 +752,6 @@ def compare_against(result: dict[str, Any], baselines: dict[str, dict[str, Any]]
     for name, row in zip(against, with_holm(list(against.values())), strict=True):
         against[name] = row
     return against
-
-
-class _References:
-    def __init__(self, initial, ppo):
-        self.initial, self.ppo = np.asarray(initial, np.float64), np.asarray(ppo, np.float64)
 
 
 def reprint(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -103,3 +103,14 @@ def default_codegen(test):
         print(in_default_codegen(inspect.getfile(test), test.__name__))
 
     return run_as_users_run
+
+
+def perturbed(params, seed: int, scale: float = 0.5):
+    """``params`` moved by ``scale`` · N(0, 1) in every leaf, drawn from ``PRNGKey(seed)`` (learned components start
+    at a hand-set point; the registry tests move them to see that their output moves)."""
+    import jax.numpy as jnp
+
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed), max(len(leaves), 1))
+    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys, strict=False)])
+

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import perturbed, tiny
 
 from metarl import curricula, envs, objectives
 from metarl.curricula.base import LevelSignals, initial_state, record
@@ -21,13 +21,6 @@ def maze_levels():
     return envs.make("Maze-levels")
 
 
-def perturbed(params, seed=0, scale=0.5):
-    """``params`` moved by ``scale`` · N(0, 1) in every leaf (the learned curriculum starts uniform)."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(seed + 4000), max(len(leaves), 1))
-    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys, strict=False)])
-
-
 @functools.lru_cache  # at the default (moved) parameters, once per entry and process
 def default_levels_sampled_on_fixed_signals(name, space):
     return levels_sampled_on_fixed_signals(name, space)
@@ -38,7 +31,7 @@ def levels_sampled_on_fixed_signals(name, space, meta_params=None, updates=4, nu
     learning signals (one fixed table), with the same keys for every curriculum; ``meta_params`` default: the
     initial ones, moved."""
     curriculum = curricula.make(name, space=space)
-    meta_params = perturbed(curriculum.meta_init(jax.random.PRNGKey(0))) if meta_params is None else meta_params
+    meta_params = perturbed(curriculum.meta_init(jax.random.PRNGKey(0)), 4000) if meta_params is None else meta_params
     table = jax.random.uniform(jax.random.PRNGKey(7), (4, space.num_levels))
     state, sampled = curriculum.init(jax.random.PRNGKey(0)), []
     for update in range(updates):
@@ -66,7 +59,7 @@ def test_every_curriculum_trains_a_population_in_the_scan(name, maze_levels):
     curriculum = curricula.make(name, space=space)
     inner = make_inner(config, maze_levels, objectives.make("ppo"), curriculum=curriculum)
     start = curriculum.meta_init(jax.random.PRNGKey(0))
-    members = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start))
+    members = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start, 4000))
     population = MetaParams(objective={}, curriculum=members, shaping={})
     train = jax.jit(jax.vmap(inner.train, in_axes=(0, None, 0)))  # members (η_c, or none) x their own keys
     key = jax.random.PRNGKey(1)

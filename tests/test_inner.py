@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY, tiny
+from conftest import TINY, perturbed, tiny
 
 from metarl import envs, objectives
 from metarl.inner import default_task, final_return, make_train
@@ -114,13 +114,6 @@ def test_shorter_task_lifetime_equals_a_run_configured_with_that_lifetime():
     assert float(final_return(masked)) == pytest.approx(float(final_return(short)), rel=1e-6)
 
 
-def perturbed(params, seed=0, scale=0.5):
-    """``params`` moved by ``scale`` · N(0, 1) in every leaf (learned objectives start near a hand-set point)."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(seed + 5000), max(len(leaves), 1))
-    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys, strict=False)])
-
-
 @functools.lru_cache  # at the default (moved) parameters, once per entry and process
 def default_update_on_a_fixed_batch(name):
     return update_on_a_fixed_batch(name)
@@ -133,7 +126,7 @@ def update_on_a_fixed_batch(name, meta_params=None):
     from metarl.objectives import DriftInputs, TargetInputs, TrajectoryInputs
 
     objective = objectives.make(name)
-    meta_params = perturbed(objective.init(jax.random.PRNGKey(0))) if meta_params is None else meta_params
+    meta_params = perturbed(objective.init(jax.random.PRNGKey(0)), 5000) if meta_params is None else meta_params
     k = jax.random.split(jax.random.PRNGKey(11), 8)
     context = LifetimeContext(3, 10)
     log_prob = jnp.log(jax.random.uniform(k[0], (24,), minval=0.1, maxval=0.9))
@@ -176,7 +169,7 @@ def test_every_objective_trains_a_population_on_sampled_levels(name):
     train, objective, _ = _train(name, config=tiny(lr=0.01, anneal_lr=False), env="GridWorld-train")
     spec = envs.make("GridWorld-train")
     start = objective.init(jax.random.PRNGKey(0))
-    population = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start))
+    population = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start, 5000))
     key = jax.random.PRNGKey(1)
     output = jax.jit(jax.vmap(lambda p, k: train(p, level_task(spec, TINY.num_updates, k), k)))(population, jnp.stack([key, key]))
     assert output.metrics["policy_loss"].shape == (2, TINY.num_updates)

@@ -52,6 +52,15 @@ def rows(run_dir):
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def assert_resumed_as_straight(straight, resumed, tmp_path):
+    """A run stopped after generation 1 and resumed to 3 ends bit-identical to the straight 3-generation run."""
+    assert resumed["ran_generations"] == 2
+    for a, b in zip(jax.tree.leaves(straight["final_params"]), jax.tree.leaves(resumed["final_params"]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert rows(tmp_path / "resumed") == rows(tmp_path / "straight")
+    assert [r["generation"] for r in rows(tmp_path / "straight")] == [0, 1, 2]
+
+
 @pytest.mark.heavy
 def test_a_plug_in_outer_loop_meta_trains_and_resumes_bit_identically(plugin, tmp_path):
     from metarl.meta.run import run_meta_train
@@ -59,11 +68,7 @@ def test_a_plug_in_outer_loop_meta_trains_and_resumes_bit_identically(plugin, tm
     straight = run_meta_train(config(plugin, tmp_path, "straight", 3), verbose=False)
     run_meta_train(config(plugin, tmp_path, "resumed", 1), verbose=False)
     resumed = run_meta_train(config(plugin, tmp_path, "resumed", 3), verbose=False)
-    assert resumed["ran_generations"] == 2
-    for a, b in zip(jax.tree.leaves(straight["final_params"]), jax.tree.leaves(resumed["final_params"]), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert rows(tmp_path / "resumed") == rows(tmp_path / "straight")
-    assert [r["generation"] for r in rows(tmp_path / "straight")] == [0, 1, 2]
+    assert_resumed_as_straight(straight, resumed, tmp_path)
     stored = json.loads((tmp_path / "straight" / "config.json").read_text())
     assert stored["config"]["outer"] == {"name": "random_search", "candidates": 4, "scale": 0.05}
     assert stored["identity"]["outer"] == "random_search" and stored["identity"]["random_search"]["candidates"] == 4
@@ -167,11 +172,7 @@ def test_every_registered_loop_meta_trains_compiles_its_step_once_and_resumes_bi
         shutil.rmtree(tmp_path / "resumed" / "checkpoints" / later)
     (tmp_path / "resumed" / "metrics.jsonl").write_text((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()[0] + "\n")
     resumed = run_meta_train(loop_config(loop_name, tmp_path, "resumed", 3), verbose=False)
-    assert resumed["ran_generations"] == 2
-    for a, b in zip(jax.tree.leaves(straight["final_params"]), jax.tree.leaves(resumed["final_params"]), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert rows(tmp_path / "resumed") == rows(tmp_path / "straight")
-    assert [r["generation"] for r in rows(tmp_path / "straight")] == [0, 1, 2]
+    assert_resumed_as_straight(straight, resumed, tmp_path)
     assert all(np.isfinite(v) for r in rows(tmp_path / "straight") for v in r.values() if isinstance(v, float))
     stored = json.loads((tmp_path / "straight" / "config.json").read_text())
     assert stored["config"]["outer"]["name"] == loop_name

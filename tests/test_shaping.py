@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import perturbed, tiny
 
 from metarl import envs, objectives, shaping
 from metarl.analysis.starc import TabularMaze, canonical, maze_rewards, starc_distance
@@ -31,13 +31,6 @@ def _build(name, heuristic_name="goal_distance", **kwargs):
     return shaping.make(name, heuristic=heuristic, gamma=GAMMA, obs_size=maze.OBS_SIZE, **kwargs), heuristic
 
 
-def perturbed(params, seed=0, scale=0.5):
-    """``params`` moved by ``scale`` · N(0, 1) in every leaf (learned shapings start at a hand-set point)."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(seed + 3000), max(len(leaves), 1))
-    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, jnp.shape(x)) for x, k in zip(leaves, keys, strict=False)])
-
-
 @functools.lru_cache  # at the default (moved) parameters, once per entry and process
 def default_shaped_on_a_fixed_rollout(name):
     return shaped_on_a_fixed_rollout(name)
@@ -47,7 +40,7 @@ def shaped_on_a_fixed_rollout(name, params=None):
     """(reward, discount) of the shaping on one fixed (T, E) batch of open-room transitions, at ``params``
     (default: its initial parameters, moved)."""
     built, heuristic = _build(name)
-    params = perturbed(built.init(jax.random.PRNGKey(0))) if params is None else params
+    params = perturbed(built.init(jax.random.PRNGKey(0)), 3000) if params is None else params
     keys = jax.random.split(jax.random.PRNGKey(42), 4)
     cells = jax.random.randint(keys[0], (2, 8, 3, 2), 1, maze.SIZE - 1)  # (now, next) x T x E x (row, column)
     room = maze.open_room()
@@ -74,7 +67,7 @@ def test_every_shaping_trains_a_population_in_the_scan(name, open_maze):
             assert not np.allclose(mine, default_shaped_on_a_fixed_rollout(other)), (name, other)
     inner = make_inner(config, open_maze, objectives.make("ppo"), shaping=built, heuristic=heuristic)
     start = built.init(jax.random.PRNGKey(0))
-    members = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start))
+    members = jax.tree.map(lambda *xs: jnp.stack(xs), start, perturbed(start, 3000))
     population = MetaParams(objective={}, curriculum={}, shaping=members)
     train = jax.jit(jax.vmap(inner.train, in_axes=(0, None, 0)))
     key = jax.random.PRNGKey(1)
