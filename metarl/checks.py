@@ -99,6 +99,21 @@ def check_train(config: TrainConfig) -> None:
     check_tracker(config.track)
 
 
+def check_transfer_envs(config: MetaTrainConfig) -> None:
+    """Transfer envs exist, were not meta-trained on, and take the run's curriculum and shaping."""
+    from metarl import envs
+
+    transfer = config.verdict.transfer_envs
+    for env in transfer:
+        if env not in envs.names():
+            raise ConfigError(f"verdict.transfer_envs: unknown env {env!r}; known: {', '.join(envs.names())}")
+        _require(env not in config.tasks.envs, "verdict.transfer_envs",
+                 f"{env!r} is a meta-training env (tasks.envs); a transfer env is one meta-training never saw")
+    _require(not transfer or config.verdict.num_seeds > 0, "verdict.transfer_envs", "needs a verdict (verdict.num_seeds > 0)")
+    check_curriculum(config.curriculum, transfer)
+    check_shaping(config.shaping, transfer)
+
+
 def check_meta_train(config: MetaTrainConfig) -> None:
     import jax
 
@@ -108,6 +123,7 @@ def check_meta_train(config: MetaTrainConfig) -> None:
     check_tasks(config.tasks)
     check_curriculum(config.curriculum, config.tasks.envs)
     check_shaping(config.shaping, config.tasks.envs)
+    check_transfer_envs(config)
     if isinstance(config.outer, ESConfig):
         from metarl.meta import es  # the evosax adapter knows the algorithm names
 

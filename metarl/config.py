@@ -377,10 +377,14 @@ class ESConfig(OuterConfig):
     """Initial search standard deviation (> 0)."""
     sigma_decay: float = 1.0
     """Per-generation multiplicative decay of sigma (Open_ES), in (0, 1]."""
+    sigma_floor: float = 0.0
+    """Lowest value sigma decays to (0: no floor; the anchors' LPO and DPO use 0.01), in [0, sigma]."""
     lr: float = 0.03
     """Meta learning rate of the ES optimizer (> 0; Open_ES, PGPE, SNES, ...)."""
     lr_decay: float = 1.0
     """Per-generation multiplicative decay of the meta learning rate, in (0, 1]."""
+    lr_floor: float = 0.0
+    """Lowest value the meta learning rate decays to (0: no floor; the anchors' LPO and DPO use 1e-3), in [0, lr]."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """optax optimizer for algorithms that take one."""
     adam_b1: float = 0.9
@@ -410,6 +414,11 @@ class ESConfig(OuterConfig):
             _require(getattr(self, name) > 0, f"outer.{name}", f"must be > 0, got {getattr(self, name)}")
         for name in ("sigma_decay", "lr_decay"):
             _require(getattr(self, name) <= 1, f"outer.{name}", f"must be in (0, 1], got {getattr(self, name)}")
+        for name, start in (("sigma_floor", "sigma"), ("lr_floor", "lr")):
+            floor = getattr(self, name)
+            _finite(floor, f"outer.{name}")
+            _require(0 <= floor <= getattr(self, start), f"outer.{name}",
+                     f"must be in [0, outer.{start} = {getattr(self, start)}], got {floor}")
         _require(self.optimizer in ("adam", "sgd"), "outer.optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}")
         _finite(self.adam_b1, "outer.adam_b1")
         _require(0.0 <= self.adam_b1 < 1.0, "outer.adam_b1", f"must be in [0, 1), got {self.adam_b1}")
@@ -487,6 +496,10 @@ class VerdictConfig:
     """Lowest and highest clip ε the extension may reach."""
     tuned_epochs_bounds: tuple[int, int] = (1, 16)
     """Fewest and most epochs the extension may reach."""
+    transfer_envs: tuple[str, ...] = ()
+    """Envs never seen in meta-training on which the discovery is also judged, each alone against its own PPO and
+    tuned PPO, normalized by its own references (does it transfer?). A run on several envs is also judged on each
+    of them alone, from the same scores."""
 
     def validate(self) -> VerdictConfig:
         _require(isinstance(self.num_seeds, int) and (self.num_seeds == 0 or self.num_seeds >= 2), "verdict.num_seeds",
@@ -516,6 +529,8 @@ class VerdictConfig:
                 _require(all(bounds[0] <= v <= bounds[1] for v in values), f"verdict.{name}",
                          f"must contain the grid's starting values {tuple(values)}, got {tuple(bounds)}")
         _require(self.tuned_clip_bounds[1] < 1, "verdict.tuned_clip_bounds", f"must stay below 1, got {self.tuned_clip_bounds}")
+        _require(len(set(self.transfer_envs)) == len(self.transfer_envs), "verdict.transfer_envs",
+                 f"names an env twice: {list(self.transfer_envs)}")
         return self
 
 
@@ -569,7 +584,8 @@ class TaskDistribution:
 
 # Fields added after runs were stored, with the value that reproduces what those runs did: a run whose
 # field has that value keeps the identity (checkpoint hash) it had before the field existed.
-LEGACY_IDENTITY = {"es.adam_b1": 0.9, "tasks.reference_seeds": 4, "metagrad.max_nonfinite_generations": 3}
+LEGACY_IDENTITY = {"es.adam_b1": 0.9, "es.sigma_floor": 0.0, "es.lr_floor": 0.0, "tasks.reference_seeds": 4,
+                   "metagrad.max_nonfinite_generations": 3}
 
 def objective_identity(objective: str, objective_kwargs: str) -> dict[str, Any]:
     """How a run's objective arguments enter its identity: an argument given at its old default counts as not

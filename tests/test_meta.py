@@ -1,4 +1,5 @@
 import dataclasses
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,7 @@ from metarl.checks import validate
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.distributed import population_mesh
 from metarl.errors import ConfigError
+from metarl.meta import es as es_module
 from metarl.meta import fitness as fit
 from metarl.meta.es import make_es
 from metarl.meta.outer import make_es_outer_loop
@@ -152,11 +154,73 @@ def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
         (ESConfig(sigma=0.0), "outer.sigma: must be > 0"),
         (ESConfig(lr=-1.0), "outer.lr: must be > 0"),
         (ESConfig(fitness_shaping="pairwise_rank", antithetic=False, algorithm="SNES"), "pairwise_rank needs outer.antithetic"),
+        (ESConfig(sigma=0.03, sigma_floor=0.05), r"outer.sigma_floor: must be in \[0, outer.sigma = 0.03\]"),
+        (ESConfig(lr_floor=-1e-3), r"outer.lr_floor: must be in \[0, outer.lr"),
     ],
 )
 def test_bad_es_config_is_refused_by_name(es, message):
     with pytest.raises(ConfigError, match=message):
         validate(MetaTrainConfig(ppo=tiny(), outer=es))
+
+
+@pytest.mark.parametrize("algorithm", es_module.algorithm_names())
+def test_every_offered_algorithm_runs_a_generation(algorithm):
+    """Every name `metarl list` offers builds, asks, tells and exports a finite mean (none ends in a TypeError)."""
+    outer = ESConfig(algorithm=algorithm, population_size=8, antithetic=es_module.supports_antithetic(algorithm)).validate()
+    strategy = make_es(outer, {"w": jnp.zeros(3)})
+    state = strategy.init(jax.random.PRNGKey(0), {"w": jnp.zeros(3)})
+    population, state = strategy.ask(jax.random.PRNGKey(1), state)
+    fitness = jnp.stack([jnp.sum(member) for member in population["w"]])
+    state = strategy.tell(jax.random.PRNGKey(2), population, -fitness, state)
+    assert bool(jnp.all(jnp.isfinite(strategy.mean(state)["w"])))
+
+
+SCHEDULED = [name for name in es_module.algorithm_names()
+             if {"std_schedule", "optimizer"} & set(es_module._init_parameters(name))]
+
+
+@pytest.mark.parametrize("algorithm", SCHEDULED)
+@pytest.mark.parametrize("decay,floor", [(1.0, 0.0), (0.9, 0.0), (0.9, 0.02), (0.5, 0.02)])
+def test_every_scheduled_algorithm_gets_the_decayed_floored_sigma_and_lr(monkeypatch, algorithm, decay, floor):
+    """The adapter hands every evosax algorithm that takes a σ schedule or an optimizer start · decay^g, floored."""
+    captured = {}
+    original = es_module.EVOSAX_ALGORITHMS[algorithm]
+
+    class Spy(original):  # a subclass keeps the signature the adapter inspects
+        def __init__(self, *args, **kwargs):
+            captured.update(kwargs)
+            super().__init__(*args, **kwargs)
+
+    Spy.__init__.__signature__ = inspect.signature(original.__init__)
+    monkeypatch.setitem(es_module.EVOSAX_ALGORITHMS, algorithm, Spy)
+    sigma, lr = 0.04, 0.03
+    outer = ESConfig(algorithm=algorithm, antithetic=es_module.supports_antithetic(algorithm), sigma=sigma, sigma_decay=decay,
+                     sigma_floor=floor, lr=lr, lr_decay=decay, lr_floor=floor)
+    make_es(outer.validate(), {"w": jnp.zeros(4)})
+    generations = np.arange(12)
+    assert captured.keys() & {"std_schedule", "optimizer"}, "the adapter passed neither a σ schedule nor an optimizer"
+    if "std_schedule" in captured:
+        got = np.asarray([captured["std_schedule"](g) for g in generations])
+        np.testing.assert_allclose(got, np.maximum(sigma * decay ** generations, floor), rtol=1e-5)
+    if "optimizer" in captured:  # on a constant unit gradient Adam's (bias-corrected) and SGD's step g is -lr_g
+        optimizer = captured["optimizer"]
+        state, steps = optimizer.init(jnp.zeros(1)), []
+        for _ in generations:
+            update, state = optimizer.update(jnp.ones(1), state)
+            steps.append(-float(update[0]))
+        np.testing.assert_allclose(steps, np.maximum(lr * decay ** generations, floor), rtol=1e-4)
+
+
+def test_open_es_sigma_follows_the_floored_schedule_over_generations():
+    loop = make_es_outer_loop(config(sigma=0.04, sigma_decay=0.5, sigma_floor=0.01), sum_fitness, {"w": jnp.zeros(3)})
+    state = loop.init(jax.random.PRNGKey(0), {"w": jnp.zeros(3)})
+    seen = []
+    step = jax.jit(lambda state, key: loop.step(state, key, REFS))
+    for g in range(6):
+        seen.append(float(state.es_state.std))
+        state, _ = step(state, jax.random.PRNGKey(g))
+    # evosax sets generation g's σ from the schedule at g - 1 (its counter before the tell): 0.04, 0.04, 0.02, 0.01, ...
+    np.testing.assert_allclose(seen, [0.04, 0.04, 0.02, 0.01, 0.01, 0.01], rtol=1e-6)
 
 
 def test_antithetic_with_an_algorithm_that_cannot_is_refused():

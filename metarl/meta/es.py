@@ -30,8 +30,16 @@ _GENERIC_SHAPINGS = (
 _DISTRIBUTION_BASED = frozenset(distribution_based_algorithms)
 
 
+def _needs_more_than_a_solution(name: str) -> bool:
+    """Algorithms whose constructor requires arguments metarl has no setting for (SV_Open_ES and SV_CMA_ES need
+    ``num_populations``, RandomSearch a ``sampling_fn``): offering them would end in a TypeError inside evosax."""
+    required = [p.name for p in inspect.signature(EVOSAX_ALGORITHMS[name].__init__).parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return set(required) - {"self", "population_size", "solution"} != set()
+
+
 def algorithm_names() -> list[str]:
-    return sorted(name for name in EVOSAX_ALGORITHMS if name in _DISTRIBUTION_BASED)
+    return sorted(name for name in EVOSAX_ALGORITHMS if name in _DISTRIBUTION_BASED and not _needs_more_than_a_solution(name))
 
 
 def _init_parameters(name: str) -> dict[str, inspect.Parameter]:
@@ -72,6 +80,13 @@ def es_hparams(config) -> ESHparams:
     return ESHparams(jnp.float32(config.sigma), jnp.float32(config.lr))
 
 
+def _decay(start, rate: float, floor: float):
+    """start · rate^g, never below ``floor`` (0: no floor). optax clips at ``end_value`` from below only when the
+    rate is < 1 (from above otherwise), so a constant schedule takes none."""
+    end_value = floor if floor > 0 and rate < 1 else None
+    return optax.exponential_decay(start, transition_steps=1, decay_rate=rate, end_value=end_value)
+
+
 def make_es(config, solution: Any, hparams: ESHparams | None = None) -> EvolutionStrategy:
     """``config``: a :class:`metarl.config.ESConfig`; ``hparams``: σ and the learning rate, when they are
     traced (default: the config's numbers, constants of the compiled program)."""
@@ -86,10 +101,10 @@ def make_es(config, solution: Any, hparams: ESHparams | None = None) -> Evolutio
     parameters = _init_parameters(config.algorithm)
     kwargs: dict[str, Any] = {}
     if "optimizer" in parameters:
-        schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate=config.lr_decay)
+        schedule = _decay(lr, config.lr_decay, config.lr_floor)
         kwargs["optimizer"] = optax.adam(schedule, b1=config.adam_b1) if config.optimizer == "adam" else optax.sgd(schedule)
     if "std_schedule" in parameters:
-        kwargs["std_schedule"] = optax.exponential_decay(sigma, transition_steps=1, decay_rate=config.sigma_decay)
+        kwargs["std_schedule"] = _decay(sigma, config.sigma_decay, config.sigma_floor)
     if "use_antithetic_sampling" in parameters:
         kwargs["use_antithetic_sampling"] = config.antithetic
     shaping = parameters.get("fitness_shaping_fn")
