@@ -693,22 +693,29 @@ def tuned_label(best: dict[str, dict[str, dict]]) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------------- the verdict
 
 
+def candidate_scores(config: MetaTrainConfig, env_specs, objective, plugins, meta_params, stream: str, num_seeds: int) -> np.ndarray:
+    """Raw scores (E, L, S) of ``meta_params`` at the run's inner settings on seeds 0..num_seeds-1 of ``stream``,
+    paired with every baseline measured on that stream."""
+    import jax.numpy as jnp
+
+    keys = stream_keys(stream_seed(stream), num_seeds)
+    lifetimes_array = jnp.asarray(evaluation_lifetimes(config), jnp.int32)
+    scores = []
+    for spec, env_plugins in zip(env_specs, plugins, strict=True):
+        scorer = make_scorer(config.ppo, spec, objective, env_plugins, kind=config.tasks.fitness, last_k=config.tasks.last_k)
+        scores.append(np.asarray(over_devices(scorer, num_seeds)(meta_params, lifetimes_array, keys)))
+    return np.stack(scores)
+
+
 def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candidate_plugins, meta_params, references,
                 store: Store | None = None, progress=None) -> dict[str, Any]:
     """The discovered meta-parameters against PPO (same settings) and tuned PPO on the judging seeds
     (``verdict.stream``: test for a final verdict, validation for a design choice)."""
-    import jax.numpy as jnp
-
     verdict = config.verdict
     lifetimes = evaluation_lifetimes(config)
     stream = verdict.stream
     keys = stream_keys(stream_seed(stream), verdict.num_seeds)
-    lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
-    candidate = []
-    for spec, plugins in zip(env_specs, candidate_plugins, strict=True):
-        scorer = make_scorer(config.ppo, spec, candidate_objective, plugins, kind=config.tasks.fitness, last_k=config.tasks.last_k)
-        candidate.append(np.asarray(over_devices(scorer, verdict.num_seeds)(meta_params, lifetimes_array, keys)))
-    candidate = np.stack(candidate)
+    candidate = candidate_scores(config, env_specs, candidate_objective, candidate_plugins, meta_params, stream, verdict.num_seeds)
     same = {"lr": config.ppo.lr, "clip_eps": 0.2, "update_epochs": config.ppo.update_epochs, "anneal_lr": config.ppo.anneal_lr}
     baselines = {"ppo": {"label": "PPO (same settings)", "config": same,
                          "baseline_scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds, store=store)}}
@@ -732,6 +739,51 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
         "against": {},
     }
     result["against"] = compare_against(result, baselines)
+    if len(env_specs) > 1:
+        result["per_env"] = {name: env_slice(result, e) for e, name in enumerate(result["envs"])}
+    return result
+
+
+def env_slice(result: dict[str, Any], e: int) -> dict[str, Any]:
+    """Env ``e`` of a verdict over several envs, judged alone from the same stored scores: its own references,
+    the candidate's and each baseline's scores on it (tuned PPO at that env's own cells), Holm over its baselines."""
+    name = result["envs"][e]
+    part = {**{k: v for k, v in result.items() if k not in ("against", "per_env", "transfer")}, "envs": [name],
+            "references": {side: [values[e]] for side, values in result["references"].items()},
+            "candidate_scores": [result["candidate_scores"][e]]}
+    baselines = {}
+    for key, entry in result["against"].items():
+        config = entry["config"]
+        if "lr" not in config:  # a per-env, per-lifetime table: this env's cells
+            config = tuned_label({name: config[name]})
+        baselines[key] = {**{k: v for k, v in entry.items() if k in ("label", "grid")}, "config": config,
+                          "baseline_scores": [entry["baseline_scores"][e]]}
+    part["against"] = compare_against(part, baselines)
+    return part
+
+
+def transfer_config(config: MetaTrainConfig, env: str) -> MetaTrainConfig:
+    """``config`` meta-trained nowhere else but judged on ``env`` alone: the config whose baselines (references, PPO,
+    tuned PPO) are the ones a run meta-trained on ``env`` itself compares against, so the store shares them."""
+    return dataclasses.replace(config, tasks=dataclasses.replace(config.tasks, envs=(env,)),
+                               verdict=dataclasses.replace(config.verdict, transfer_envs=()))
+
+
+def transfer_verdict(config: MetaTrainConfig, env: str, candidate_objective, meta_params, store: Store | None = None,
+                     progress=None) -> dict[str, Any]:
+    """The discovered meta-parameters judged on ``env``, an env meta-training never saw, against that env's own
+    PPO and tuned PPO, normalized by that env's own references."""
+    import jax
+
+    from metarl import envs, plugins
+
+    single = transfer_config(config, env)
+    spec = envs.make(env)
+    candidate_plugins = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, jax.random.PRNGKey(0))]
+    store = store or Store(None)
+    references = references_from_store(single, [spec], store)
+    result = run_verdict(single, [spec], candidate_objective, candidate_plugins, meta_params, references, store, progress)
+    result["seen_in_meta_training"] = False
     return result
 
 
@@ -756,7 +808,8 @@ def compare_against(result: dict[str, Any], baselines: dict[str, dict[str, Any]]
 
 def reprint(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """A stored verdict recomputed from its stored per-seed scores alone: (the recomputed verdict, the fields
-    where it differs from the stored one; empty when the stored verdict is what its scores say)."""
+    where it differs from the stored one; empty when the stored verdict is what its scores say). Its per-env
+    parts are re-sliced from the whole, its transfer verdicts recomputed from their own scores."""
     recomputed = dict(result)
     recomputed["against"] = compare_against(result, {name: {k: v for k, v in entry.items() if k in ("label", "config", "grid",
                                                                                                       "baseline_scores")}
@@ -766,7 +819,23 @@ def reprint(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         for field_name, value in recomputed["against"][name].items():
             if field_name in entry and not _close(entry[field_name], value):
                 mismatches.append(f"{name}.{field_name}")
+    if "per_env" in result:
+        recomputed["per_env"] = {env: env_slice(recomputed, e) for e, env in enumerate(result["envs"])}
+        for env, part in result["per_env"].items():
+            mismatches += [f"per_env.{env}.{m}" for m in _part_mismatches(part, recomputed["per_env"].get(env))]
+    if "transfer" in result:
+        recomputed["transfer"] = {}
+        for env, part in result["transfer"].items():
+            recomputed["transfer"][env], found = reprint(part)
+            mismatches += [f"transfer.{env}.{m}" for m in found]
     return recomputed, mismatches
+
+
+def _part_mismatches(stored: dict[str, Any], recomputed: dict[str, Any] | None) -> list[str]:
+    if recomputed is None:
+        return ["missing"]
+    return [f"{name}.{k}" for name, entry in stored["against"].items() for k, v in recomputed["against"][name].items()
+            if k in entry and not _close(entry[k], v)]
 
 
 def _close(a, b) -> bool:
@@ -803,6 +872,17 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
                 f"{axis} {'/'.join(f'{v:g}' for v in grid['grid'][axis])}" for axis in NUMERIC_AXES)
                 + (f"; stopped by the {bounded}" if bounded else "; best cell interior on every numeric axis"
                    if all(all(v) for v in grid["interior"].values()) else ""))
+    for kind, parts in (("alone", result.get("per_env", {})), ("never seen in meta-training", result.get("transfer", {}))):
+        for env, part in parts.items():
+            first = next(iter(part["against"].values()))
+            lines.append(f"  on {env} {kind}: learned IQM {_interval(first['candidate'])}")
+            for entry in part["against"].values():
+                config = entry["config"]
+                setting = _cell_text(config) if "lr" in config else "tuned per lifetime"
+                difference = entry["difference"]
+                lines.append(f"      vs {entry['label']} ({setting}) IQM {_interval(entry['baseline'])}: difference "
+                             f"{difference['iqm']:+.3f} [{difference['ci'][0]:+.3f}, {difference['ci'][1]:+.3f}] → "
+                             f"{entry['verdict'].upper()}" + (f" (Holm: {entry['verdict_holm']})" if "verdict_holm" in entry else ""))
     margin = result.get("equivalence_margin")
     if margin is not None:
         lines.append(f"  (equivalent: the CI of the difference inside ±{margin:g}; inconclusive otherwise)")
@@ -811,6 +891,47 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
 
 def _interval(side: dict[str, Any]) -> str:
     return f"{side['iqm']:.3f} [{side['ci'][0]:.3f}, {side['ci'][1]:.3f}]"
+
+
+def trace_history(config: MetaTrainConfig, run_dir: str | Path, num_seeds: int, stream: str = "validation") -> dict[str, Any]:
+    """A run's discovery over its lifetime: every chunk's mean meta-parameters (``<run>/learned/history/``) scored on
+    the first ``num_seeds`` seeds of ``stream`` (validation: reading it is a design choice, e.g. when to stop) against
+    tuned PPO and PPO on the same seeds, as the IQM of the per-seed score. Returns the per-generation IQMs and the
+    first generation at which the mean beats tuned PPO (None: never)."""
+    import jax
+
+    from metarl import envs, objectives, plugins
+    from metarl.meta.tasks import References
+
+    if config.curriculum.name == "learned" or config.shaping.name in ("blend", "learned"):
+        raise ValueError("trace_history follows a learned objective; the history keeps no curriculum or shaping parameters")
+    run_dir = Path(run_dir)
+    traced = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, stream=stream))
+    store = Store(config.reference_store)
+    env_specs = [envs.make(name) for name in config.tasks.envs]
+    references = references_from_store(traced, env_specs, store)
+    refs = References(np.asarray(references.initial), np.asarray(references.ppo))
+    lifetimes = evaluation_lifetimes(config)
+    # The baselines a verdict on this stream measures (stored), cut to the first num_seeds (streams are prefix-stable).
+    full = max(num_seeds, config.verdict.num_seeds)
+    baselines = {"ppo": ppo_scores(traced, env_specs, lifetimes, stream_seed(stream), full, store=store)[..., :num_seeds]}
+    if config.verdict.tuned:
+        best = tuned_ppo(traced, env_specs, references, store)["best"]
+        wide = dataclasses.replace(traced, verdict=dataclasses.replace(traced.verdict, num_seeds=full))
+        baselines["tuned_ppo"] = _tuned_scores(wide, env_specs, lifetimes, best, stream, store)[..., :num_seeds]
+    candidate_plugins = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, jax.random.PRNGKey(0))
+                         for spec in env_specs]
+    rows = []
+    for path in sorted((run_dir / "learned" / "history").glob("*.msgpack")):
+        objective, params, _ = objectives.load(path)
+        meta_params = plugins.joint(params, candidate_plugins[0])
+        scores = candidate_scores(traced, env_specs, objective, candidate_plugins, meta_params, stream, num_seeds)
+        rows.append({"generation": int(path.stem.rsplit("_g", 1)[1]),
+                     "learned_iqm": float(iqm(_floor_diverged(per_seed_score(scores, refs, config.tasks.normalize))))})
+    iqms = {name: float(iqm(_floor_diverged(per_seed_score(values, refs, config.tasks.normalize)))) for name, values in baselines.items()}
+    above = [row["generation"] for row in rows if "tuned_ppo" in iqms and row["learned_iqm"] > iqms["tuned_ppo"]]
+    return {"stream": stream_label(stream, num_seeds), "baseline_iqm": iqms, "generations": rows,
+            "first_generation_above_tuned_ppo": above[0] if above else None}
 
 
 def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None, progress=None) -> dict[str, Any]:

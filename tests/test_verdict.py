@@ -289,11 +289,77 @@ def test_the_numerics_digest_ignores_docstrings_and_comments_but_not_code():
 @pytest.mark.parametrize(
     ("verdict_config", "message"),
     [(VerdictConfig(num_seeds=1), "verdict.num_seeds"), (VerdictConfig(tuned_clips=(1.5,)), "verdict.tuned_clips"),
-     (VerdictConfig(tuned_lrs=()), "verdict.tuned_lrs")],
+     (VerdictConfig(tuned_lrs=()), "verdict.tuned_lrs"),
+     (VerdictConfig(transfer_envs=("Acrobot-v1", "Acrobot-v1")), "verdict.transfer_envs: names an env twice")],
 )
 def test_bad_verdict_settings_name_the_field(verdict_config, message):
     with pytest.raises(ConfigError, match=message):
         MetaTrainConfig(ppo=tiny(), verdict=verdict_config).validate()
+
+
+@pytest.mark.parametrize(("transfer", "message"), [
+    (("CartPole-v1",), "verdict.transfer_envs: 'CartPole-v1' is a meta-training env"),
+    (("Acrobot-v9",), "verdict.transfer_envs: unknown env 'Acrobot-v9'; known: .*Acrobot-v1"),
+])
+def test_a_bad_transfer_env_is_refused_before_anything_runs(transfer, message):
+    from metarl.checks import validate
+
+    with pytest.raises(ConfigError, match=message):
+        validate(MetaTrainConfig(ppo=tiny(), verdict=VerdictConfig(transfer_envs=transfer)))
+
+
+def small_verdict(**overrides) -> VerdictConfig:
+    return VerdictConfig(num_seeds=4, selection_seeds=2, tuned_lrs=(0.01, 0.001), tuned_clips=(0.2,), tuned_epochs=(2,),
+                         tuned_anneal=(False,), tuned_lr_bounds=(0.001, 0.03), tuned_clip_bounds=(0.2, 0.3),
+                         tuned_epochs_bounds=(2, 2), **overrides)
+
+
+@pytest.mark.heavy
+def test_a_multi_env_run_is_judged_on_each_env_alone_and_on_an_unseen_one(tmp_path, capsys):
+    """Per env: the slice of the whole verdict's scores, against that env's own tuned cells; transfer: the baselines a
+    run meta-trained on that env alone compares against (the store shares them), with that env's own references."""
+    from metarl.meta.run import run_meta_train
+
+    envs = ("CartPole-v1", "Acrobot-v1")
+    config = MetaTrainConfig(
+        ppo=tiny(), tasks=TaskDistribution(envs=envs, reference_seeds=2), outer=ESConfig(population_size=4), num_generations=1,
+        eval_seeds=0, verdict=small_verdict(transfer_envs=("MountainCar-v0",)), reference_store=str(tmp_path / "store"),
+        out=str(tmp_path / "runs"))
+    run_meta_train(config, ["metarl", "meta-train"])
+    printed = capsys.readouterr().out
+    run_dir = tmp_path / "runs" / config.run_name
+    result = json.loads((run_dir / "summary.json").read_text())["verdict"]
+    assert list(result["per_env"]) == list(envs)
+    for e, env in enumerate(envs):
+        part = result["per_env"][env]
+        assert part["envs"] == [env] and part["candidate_scores"] == [result["candidate_scores"][e]]
+        assert part["references"]["ppo"] == [result["references"]["ppo"][e]]
+        for name in ("ppo", "tuned_ppo"):
+            assert part["against"][name]["baseline_scores"] == [result["against"][name]["baseline_scores"][e]]
+            assert part["against"][name]["family_size"] == 2
+        tuned = result["against"]["tuned_ppo"]["config"]
+        assert part["against"]["tuned_ppo"]["config"] == (tuned if "lr" in tuned else verdict.tuned_label({env: tuned[env]}))
+        assert f"on {env} alone" in printed
+    transfer = result["transfer"]["MountainCar-v0"]
+    assert transfer["envs"] == ["MountainCar-v0"] and transfer["seen_in_meta_training"] is False
+    alone = verdict.transfer_config(config, "MountainCar-v0")
+    measured = verdict.measure_baselines(alone)  # what a run on MountainCar-v0 alone compares against: all stored already
+    for name in ("ppo", "tuned_ppo"):
+        np.testing.assert_array_equal(np.asarray(transfer["against"][name]["baseline_scores"]), measured[name])
+    references = json.loads(next((tmp_path / "store").glob("reference-MountainCar-v0-*.json")).read_text())["values"]
+    assert transfer["references"]["ppo"] == [references["MountainCar-v0"]["ppo"]]
+    assert "on MountainCar-v0 never seen in meta-training" in printed
+    recomputed, mismatches = verdict.reprint(result)
+    assert mismatches == []
+    tampered = json.loads(json.dumps(result))
+    tampered["per_env"]["Acrobot-v1"]["against"]["ppo"]["verdict"] = "tampered"
+    tampered["transfer"]["MountainCar-v0"]["against"]["tuned_ppo"]["difference"]["iqm"] += 1.0
+    assert sorted(verdict.reprint(tampered)[1]) == ["per_env.Acrobot-v1.ppo.verdict", "transfer.MountainCar-v0.tuned_ppo.difference"]
+    # A rerun that asks for another judging stream judges again instead of reprinting the stored verdict.
+    validation = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, stream="validation", transfer_envs=()))
+    run_meta_train(validation, ["metarl", "meta-train"], verbose=False)
+    rejudged = json.loads((run_dir / "summary.json").read_text())["verdict"]
+    assert rejudged["stream"] == "validation" and "transfer" not in rejudged
 
 
 @pytest.mark.heavy
@@ -340,6 +406,14 @@ def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_pat
         assert entry["margin"] == config.verdict.equivalence_margin and entry["family_size"] == 2
         assert np.asarray(entry["baseline_scores"]).shape == (1, 1, 4)
     assert verdict.reprint(result)[1] == []  # the stored verdict is what its stored scores say
+    # The trace over the run's history, on the verdict's own seeds, ends where the verdict is (same scores, same baselines).
+    traced = verdict.trace_history(config, run_dir, 4, stream="test")
+    assert [row["generation"] for row in traced["generations"]] == [1]
+    assert traced["generations"][-1]["learned_iqm"] == pytest.approx(result["against"]["ppo"]["candidate"]["iqm"], rel=1e-6)
+    for name in ("ppo", "tuned_ppo"):
+        assert traced["baseline_iqm"][name] == pytest.approx(result["against"][name]["baseline"]["iqm"], rel=1e-6)
+    above = traced["generations"][-1]["learned_iqm"] > traced["baseline_iqm"]["tuned_ppo"]
+    assert traced["first_generation_above_tuned_ppo"] == (1 if above else None)
     assert "test seeds" in printed and "tuned PPO" in printed and "P(learned > baseline)" in printed
     assert sorted(stored) == ["ppo_scores", "reference", "tuned_ppo"]
     # A rerun of the finished command keeps the stored verdict and measures nothing again.
@@ -391,18 +465,34 @@ def test_every_committed_discovery_verdict_reprints_from_its_stored_scores(run_d
     assert stored["stream"] == "test" and "tuned PPO" in text
 
 
-def test_the_discovery_benchmark_json_agrees_with_its_run_folders():
-    root = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
-    report = json.loads((root / "discovery-cpu.json").read_text())
-    runs = sorted((root / "discovery-cpu").glob("*/summary.json"))
-    assert len(runs) == len(report["runs"]) >= 5
-    for entry, path in zip(report["runs"], runs, strict=True):
-        stored = json.loads(path.read_text())["verdict"]["against"]
-        for name in ("ppo", "tuned_ppo"):
-            assert entry[name]["verdict"] == stored[name]["verdict"] and entry[name]["learned_iqm"] == stored[name]["candidate"]["iqm"]
-    better = sum(e["tuned_ppo"]["verdict"] == "better" for e in report["runs"])
-    assert report["summary"]["better_than_tuned_ppo"] == better
-    assert report["summary"]["better_than_tuned_ppo_rate_wilson95"] == verdict.wilson_interval(better, len(report["runs"]))
+DISCOVERY_REPORTS = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "results").glob("discovery-*.json"))
+
+
+@pytest.mark.parametrize("path", DISCOVERY_REPORTS, ids=lambda p: p.stem)
+def test_every_discovery_benchmark_json_agrees_with_its_run_folders(path):
+    """Each benchmark report's verdicts (whole, per env, transfer) and success counts are those of its kept run folders."""
+    report = json.loads(path.read_text())
+    runs = sorted(path.with_suffix("").glob("*/summary.json"))
+    assert len(runs) == len(report["runs"]) >= 3
+    for entry, run in zip(report["runs"], runs, strict=True):
+        stored = json.loads(run.read_text())["verdict"]
+        assert run.parent.name == f"discovery_s{entry['seed']}"
+        parts = [(entry, stored)] + [(entry[kind][env], stored[kind][env])
+                                     for kind in ("per_env", "transfer") for env in entry.get(kind, {})]
+        for flat, verdict_part in parts:
+            for name in ("ppo", "tuned_ppo"):
+                against = verdict_part["against"][name]
+                assert flat[name]["verdict"] == against["verdict"] and flat[name]["learned_iqm"] == against["candidate"]["iqm"]
+                assert flat[name]["baseline_iqm"] == against["baseline"]["iqm"]
+    summary = report["summary"]
+    for name in ("ppo", "tuned_ppo"):
+        key = "better_than_same_settings_ppo" if name == "ppo" else "better_than_tuned_ppo"
+        better = sum(e[name]["verdict"] == "better" for e in report["runs"])
+        assert summary[key]["better"] == better and summary[key]["rate_wilson95"] == verdict.wilson_interval(better, len(runs))
+    for kind in ("per_env", "transfer"):
+        for env, counts in summary.get(kind, {}).items():
+            for name, count in counts.items():
+                assert count["better"] == sum(e[kind][env][name]["verdict"] == "better" for e in report["runs"])
 
 
 def test_the_verdict_command_reprints_flags_a_tampered_file_and_rewrites_it(tmp_path, capsys):
@@ -489,4 +579,6 @@ def test_the_readme_quotes_the_verdict_of_the_stored_default_run():
     printed = text.splitlines()[1:]  # after the folder's name
     assert "\n".join(printed) in readme
     config = json.loads((BENCHMARK_RESULTS / "discovery-cpu" / "discovery_s0" / "config.json").read_text())
-    assert config["config"]["seed"] == 0 and config["config"]["verdict"] == json.loads(json.dumps(dataclasses.asdict(VerdictConfig())))
+    defaults = json.loads(json.dumps(dataclasses.asdict(VerdictConfig())))
+    stored = config["config"]["verdict"]  # a field added since the run is at its default there
+    assert config["config"]["seed"] == 0 and set(stored) <= set(defaults) and {**defaults, **stored} == defaults

@@ -278,6 +278,9 @@ class _Run:
         if is_writer():
             info = {"generation": self.generation, "mean_params_fitness": self.last_eval, "run": str(self.run_dir)}
             objectives.save(self.learned_path, config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
+            # Every chunk's mean, kept: how good was the discovery at generation g (on seeds of one's choosing)?
+            objectives.save(self.learned_path.parent / "history" / f"{self.learned_path.stem}_g{self.generation:04d}.msgpack",
+                            config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
             parts = (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping))
             for family, part, params in parts:
                 if jax.tree.leaves(params):
@@ -293,7 +296,7 @@ class _Run:
         path = self.run_dir / "summary.json"
         if path.is_file():
             stored = json.loads(path.read_text())
-            if stored.get("generations") == self.generation and "verdict" in stored:
+            if stored.get("generations") == self.generation and "verdict" in stored and self._verdict_matches(stored["verdict"]):
                 if self.verbose:
                     print(verdict.describe(stored["verdict"], f"learned {self.config.objective}"), flush=True)
                 return stored["verdict"]
@@ -311,10 +314,26 @@ class _Run:
         result = verdict.run_verdict(self.config, self.built.env_specs, self.built.objective, self.built.plugins,
                                      meta_params, self.references, self.store,
                                      progress=(lambda line: print(line, flush=True)) if self.verbose else None)
+        if self.config.verdict.transfer_envs:
+            result["transfer"] = {}
+            for env in self.config.verdict.transfer_envs:
+                if self.verbose:
+                    print(f"verdict on {env}, never seen in meta-training ...", flush=True)
+                result["transfer"][env] = verdict.transfer_verdict(
+                    self.config, env, self.built.objective, meta_params, self.store,
+                    progress=(lambda line: print(line, flush=True)) if self.verbose else None)
         result["seconds"] = time.perf_counter() - started
         if self.verbose:
             print(verdict.describe(result, f"learned {self.config.objective}"), flush=True)
         return result
+
+    def _verdict_matches(self, stored: dict[str, Any]) -> bool:
+        """A stored verdict serves a rerun only if it was judged as this config asks (stream, seeds, transfer envs):
+        rerunning a finished run with ``--verdict.stream test`` judges it again instead of reprinting validation."""
+        config = self.config.verdict
+        return (stored.get("stream") == config.stream and len(stored.get("seed_keys", [])) == config.num_seeds
+                and sorted(stored.get("transfer", {})) == sorted(config.transfer_envs)
+                and ("tuned_ppo" in stored.get("against", {})) == config.tuned)
 
     def finish(self, seconds: float) -> dict[str, Any]:
         self.checkpoints.close()

@@ -1,0 +1,106 @@
+"""Budget or recipe? The discovery's verdict against PPO and tuned PPO as a function of the outer budget, from the
+stored meta-training runs of a study alone (results/acrobot_budget by default).
+
+    metarl sweep sweeps/acrobot_budget.toml        # the runs (~45 min, 2 CPU cores)
+    python experiments/budget_curve.py              # writes results/acrobot_budget/budget.{md,json,png}
+
+Every meta-train run folder under the study holds its verdict (summary.json: per-seed scores of the discovery,
+of PPO at the same settings and of tuned PPO on the run's judging seeds, paired) and its config. A run's point:
+its testbed (the inner loop's envs x steps per update), its ES schedule (constant, or decaying sigma and lr),
+its budget (members x generations) and the paired difference to each baseline with its CI and verdict word, as
+`metarl verdict` recomputes them. The table says which stream judged them (validation, for a design choice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def run_points(root: Path) -> list[dict]:
+    points = []
+    for summary_path in sorted(root.glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        if "verdict" not in summary:
+            continue
+        config = json.loads((summary_path.parent / "config.json").read_text())["config"]
+        outer, ppo = config["outer"], config["ppo"]
+        verdict = summary["verdict"]
+        point = {"run": summary_path.parent.name, "seed": config["seed"], "envs": verdict["envs"], "stream": verdict["stream"],
+                 "testbed": f"{ppo['num_envs']}x{ppo['num_steps']}", "population": outer["population_size"],
+                 "generations": summary["generations"], "budget": outer["population_size"] * summary["generations"],
+                 "schedule": "constant" if outer.get("sigma_decay", 1.0) == 1.0 and outer.get("lr_decay", 1.0) == 1.0
+                 else f"decay {outer['sigma_decay']:g}, beta1 {outer.get('adam_b1', 0.9):g}",
+                 "seconds": round(summary["seconds"], 1)}
+        for name, entry in verdict["against"].items():
+            point[name] = {"learned_iqm": entry["candidate"]["iqm"], "baseline_iqm": entry["baseline"]["iqm"],
+                           "difference": entry["difference"]["iqm"], "ci": entry["difference"]["ci"], "verdict": entry["verdict"],
+                           "verdict_holm": entry.get("verdict_holm"), "config": entry["config"]}
+        points.append(point)
+    return points
+
+
+def table(points: list[dict]) -> str:
+    lines = ["| testbed | schedule | members x generations | meta-seed | learned IQM | vs PPO (same settings) | vs tuned PPO | wall s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for p in sorted(points, key=lambda p: (p["testbed"], p["budget"], p["schedule"], p["seed"])):
+        cells = []
+        for name in ("ppo", "tuned_ppo"):
+            if name in p:
+                e = p[name]
+                cells.append(f"{e['difference']:+.3f} [{e['ci'][0]:+.3f}, {e['ci'][1]:+.3f}] {e['verdict']}")
+            else:
+                cells.append("—")
+        lines.append(f"| {p['testbed']} | {p['schedule']} | {p['population']} x {p['generations']} | {p['seed']} "
+                     f"| {p['ppo']['learned_iqm']:.3f} | {cells[0]} | {cells[1]} | {p['seconds']:.0f} |")
+    streams = sorted({p["stream"] for p in points})
+    lines += ["", f"Judged on 32 seeds of the {'/'.join(streams)} stream, paired; differences in normalized AUC (1 = PPO's reference "
+              "gain at that testbed). Verdict words as `metarl verdict` prints them (equivalent: CI inside ±0.05)."]
+    return "\n".join(lines)
+
+
+def figure(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    testbeds = sorted({p["testbed"] for p in points})
+    fig, axes = plt.subplots(1, len(testbeds), figsize=(5 * len(testbeds), 3.6), squeeze=False, sharey=True)
+    markers = {"constant": "o"}
+    for ax, testbed in zip(axes[0], testbeds, strict=True):
+        for p in (q for q in points if q["testbed"] == testbed and "tuned_ppo" in q):
+            e = p["tuned_ppo"]
+            marker = markers.setdefault(p["schedule"], "s^vD"[len(markers) % 4])
+            x = p["budget"] * (1 + 0.04 * (p["seed"] - 0.5))
+            ax.errorbar(x, e["difference"], yerr=[[e["difference"] - e["ci"][0]], [e["ci"][1] - e["difference"]]], fmt=marker,
+                        color="C0" if p["schedule"] == "constant" else "C1", capsize=3,
+                        label=p["schedule"] if p["seed"] == 0 else None)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("outer budget (members x generations)")
+        ax.set_title(f"Acrobot-v1, {testbed} steps per update")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("learned - tuned PPO (normalized AUC)\npaired difference, 95% CI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root", nargs="?", default="results/acrobot_budget")
+    root = Path(parser.parse_args().root)
+    points = run_points(root)
+    if not points:
+        raise SystemExit(f"{root}: no meta-train run with a verdict")
+    text = table(points)
+    (root / "budget.md").write_text(text + "\n")
+    (root / "budget.json").write_text(json.dumps(points, indent=1) + "\n")
+    figure(points, root / "budget.png")
+    print(text)
+    print(f"wrote {root / 'budget.md'}, budget.json, budget.png")
+
+
+if __name__ == "__main__":
+    main()
