@@ -599,6 +599,16 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
     """
     verdict = config.verdict
     store = store or Store(None)
+    if len(env_specs) > 1:  # each env's own search: the one a run on that env alone makes (the store shares it)
+        from metarl.meta.tasks import References
+
+        parts = {}
+        for name, spec in zip(config.tasks.envs, env_specs, strict=True):
+            alone = transfer_config(config, name)
+            parts[name] = tuned_ppo(alone, [spec], references_from_store(alone, [spec], store) if config.tasks.normalize
+                                    else References(np.zeros(1), np.ones(1)), store, progress)
+        return {"best": {name: part["best"][name] for name, part in parts.items()},
+                "per_env": {name: {k: part[k] for k in ("grid", "stopped_by_bound", "interior", "rounds")} for name, part in parts.items()}}
     lifetimes = evaluation_lifetimes(config)
     key = {**_score_key(config, config.ppo, SELECTION_STREAM, verdict.selection_seeds, lifetimes), "grid": initial_axes(verdict),
            "bounds": axis_bounds(verdict) if verdict.tuned_extend else None, "per": "env and lifetime",
@@ -722,7 +732,8 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
     if verdict.tuned:
         tuned = tuned_ppo(config, env_specs, references, store, progress)
         baselines["tuned_ppo"] = {"label": "tuned PPO", "config": tuned_label(tuned["best"]),
-                                  "grid": {k: tuned[k] for k in ("grid", "stopped_by_bound", "interior", "rounds")},
+                                  "grid": ({"per_env": tuned["per_env"]} if "per_env" in tuned
+                                           else {k: tuned[k] for k in ("grid", "stopped_by_bound", "interior", "rounds")}),
                                   "baseline_scores": _tuned_scores(config, env_specs, lifetimes, tuned["best"], stream, store)}
     normalize = config.tasks.normalize
     result = {
@@ -756,7 +767,10 @@ def env_slice(result: dict[str, Any], e: int) -> dict[str, Any]:
         config = entry["config"]
         if "lr" not in config:  # a per-env, per-lifetime table: this env's cells
             config = tuned_label({name: config[name]})
-        baselines[key] = {**{k: v for k, v in entry.items() if k in ("label", "grid")}, "config": config,
+        grid = entry.get("grid")
+        if grid and "per_env" in grid:
+            grid = grid["per_env"][name]
+        baselines[key] = {**{k: v for k, v in entry.items() if k == "label"}, **({"grid": grid} if grid else {}), "config": config,
                           "baseline_scores": [entry["baseline_scores"][e]]}
     part["against"] = compare_against(part, baselines)
     return part
@@ -866,7 +880,9 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
                                                      if "verdict_holm" in entry else "") + f" vs {entry['label']}")
         lines.append(text)
         grid = entry.get("grid")
-        if grid:
+        if grid and "per_env" in grid:
+            lines.append("      grid: each env's own search, as a run on that env alone makes it (summary.json: grid.per_env)")
+        elif grid:
             bounded = ", ".join(f"{axis} {'/'.join(sides)} bound" for axis, sides in grid["stopped_by_bound"].items())
             lines.append(f"      grid after {grid['rounds']} round(s): " + " × ".join(
                 f"{axis} {'/'.join(f'{v:g}' for v in grid['grid'][axis])}" for axis in NUMERIC_AXES)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import tiny
 
+from metarl import envs as metarl_envs
 from metarl import verdict
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
@@ -340,6 +341,13 @@ def test_a_multi_env_run_is_judged_on_each_env_alone_and_on_an_unseen_one(tmp_pa
         tuned = result["against"]["tuned_ppo"]["config"]
         assert part["against"]["tuned_ppo"]["config"] == (tuned if "lr" in tuned else verdict.tuned_label({env: tuned[env]}))
         assert f"on {env} alone" in printed
+        # Tuned PPO's cells are each env's own search, the one a run on that env alone reads from the store.
+        alone = verdict.transfer_config(config, env)
+        spec = [metarl_envs.make(env)]
+        own = verdict.tuned_ppo(alone, spec, verdict.references_from_store(alone, spec, verdict.Store(config.reference_store)),
+                                verdict.Store(config.reference_store))
+        assert part["against"]["tuned_ppo"]["config"] == verdict.tuned_label(own["best"])
+        assert part["against"]["tuned_ppo"]["grid"]["rounds"] == own["rounds"]
     transfer = result["transfer"]["MountainCar-v0"]
     assert transfer["envs"] == ["MountainCar-v0"] and transfer["seen_in_meta_training"] is False
     alone = verdict.transfer_config(config, "MountainCar-v0")
