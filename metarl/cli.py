@@ -208,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         print(PLAIN_HELP[command])
         return 0
     try:
+        if command in ("meta-train", "train", "sweep"):
+            # Before any --import module runs: one that imports jax's backend (metarl.meta.tasks does) would
+            # otherwise fix the device count at 1 and --host-devices would be lost without a word.
+            from metarl.distributed import configure_host_devices
+
+            requested = _flag_value(args, "--host-devices")
+            configure_host_devices(int(requested) if requested and requested.isdigit() else 0)
         args = load_plugins(args)
         args = compile_cache(args, command)
         if command == "meta-train":

@@ -111,3 +111,23 @@ def test_meta_train_exits_3_when_every_member_is_non_finite(tmp_path, capsys):
     checkpoints = tmp_path / "diverged" / "checkpoints"
     assert not (checkpoints.is_dir() and [p for p in checkpoints.iterdir() if p.name.isdigit()])  # no checkpoint of a bad state
     assert not (tmp_path / "diverged" / "summary.json").exists()
+
+
+@pytest.mark.heavy
+def test_host_devices_hold_when_an_imported_module_starts_jax(tmp_path):
+    """--host-devices is set before any --import module runs: a plug-in that starts jax's backend at import (as one
+    importing metarl.meta.tasks does) sees the requested device count instead of fixing it at 1."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    plugin = tmp_path / "starts_jax.py"
+    plugin.write_text("import jax\nprint('DEVICES', len(jax.devices()), flush=True)\n")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the test session's own device flag must not decide
+    out = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--import", str(plugin), "--host-devices", "3",
+                          "--ppo.total-timesteps", "1024", "--out", str(tmp_path), "--name", "run"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "DEVICES 3" in out.stdout
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["host_devices"] == 3
