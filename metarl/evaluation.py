@@ -143,6 +143,21 @@ def _load(name: str, seed: int, kwargs: dict[str, Any]):
     return name, objective, objective.init(jax.random.PRNGKey(seed))
 
 
+def objective_label(entry: str, entries) -> str:
+    """A name, or a learned file's stem; when several learned files share a stem, with the run folder it came from
+    (run/learned/<file>), and with the study folder above it when runs of several studies share a name."""
+    if not entry.endswith(".msgpack"):
+        return entry
+    path = Path(entry)
+    others = [Path(o) for o in entries if o != entry and o.endswith(".msgpack")]
+    if not any(o.stem == path.stem for o in others):
+        return path.stem
+    run = path.parent.parent
+    if any(o.stem == path.stem and o.parent.parent.name == run.name for o in others):
+        return f"{path.stem} ({run.parent.name}/{run.name})"
+    return f"{path.stem} ({run.name})"
+
+
 def _plugin_label(entry: str) -> str:
     """A name, or a learned file's stem with the run folder it came from (run/learned/<file>)."""
     return f"{Path(entry).stem} ({Path(entry).parent.parent.name})" if entry.endswith(".msgpack") else entry
@@ -186,9 +201,8 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool) -> Pat
     labels = []
     for v, (name, curriculum_entry, shaping_entry) in enumerate(variants):
         kwargs = TrainConfig(objective_kwargs=config.objective_kwargs).objective_kwargs_dict()
-        label, objective, objective_params = _load(name, config.seed, kwargs)
-        if any(Path(other).stem == label for other in config.objectives if other != name):
-            label = f"{label} ({Path(name).parent.parent.name})"  # two learned files of one objective: name the run
+        _, objective, objective_params = _load(name, config.seed, kwargs)
+        label = objective_label(name, config.objectives)
         labels.append(variant_label(label, curriculum_entry, shaping_entry))
         curriculum_config = CurriculumConfig(**_plugin_fields(curriculum_entry))
         shaping_config = ShapingConfig(**_plugin_fields(shaping_entry), heuristic=_heuristic_of(shaping_entry, config.heuristic))

@@ -77,3 +77,13 @@ def test_plot_regenerates_every_figure_from_the_committed_results_alone(tmp_path
     assert {"meta_training.png", "eval.png", "sweep.png"} <= names and any(n.startswith("drift_") for n in names)
     assert all(p.stat().st_size > 10_000 for p in written if p.suffix == ".png")  # figures, not the JSON shaping reports
     assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_learned_objectives_are_labelled_apart_by_run_and_study():
+    from metarl.evaluation import objective_label
+
+    entries = ["ppo", "a/run_s0/learned/lpo.msgpack", "b/run_s0/learned/lpo.msgpack", "a/run_s1/learned/lpo.msgpack",
+               "a/run_s0/learned/ta_lpo.msgpack"]
+    labels = [objective_label(e, entries) for e in entries]
+    assert labels == ["ppo", "lpo (a/run_s0)", "lpo (b/run_s0)", "lpo (run_s1)", "ta_lpo"]
+    assert len(set(labels)) == len(labels)
