@@ -330,17 +330,6 @@ def to_dict(config: Any) -> dict[str, Any]:
     return values
 
 
-def ppo_from_dict(values: dict[str, Any]) -> PPOConfig:
-    """Rebuild a PPOConfig from `to_dict` output, rejecting unknown keys by name."""
-    known = {f.name for f in dataclasses.fields(PPOConfig)}
-    unknown = sorted(set(values) - known)
-    _require(not unknown, "ppo", f"unknown keys {unknown}; allowed: {sorted(known)}")
-    values = dict(values)
-    if "hidden_sizes" in values:
-        values["hidden_sizes"] = tuple(values["hidden_sizes"])
-    return PPOConfig(**values)
-
-
 FitnessShaping = Literal["centered_rank", "z_score", "pairwise_rank"]
 FitnessScore = Literal["final_return", "last_k_mean", "auc", "heldout_return", "heldout_success"]
 FITNESS_SCORES = ("final_return", "last_k_mean", "auc", "heldout_return", "heldout_success")

@@ -5,8 +5,6 @@ Each preset is a plain PPOConfig; command-line flags override any field.
 
 from __future__ import annotations
 
-import dataclasses
-
 from metarl.config import PPOConfig
 
 # PureJaxRL's classic-control settings: 4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4.
@@ -41,6 +39,3 @@ def ppo_preset(env: str) -> PPOConfig:
         return PENDULUM
     return CLASSIC_CONTROL
 
-
-def with_overrides(config: PPOConfig, **overrides) -> PPOConfig:
-    return dataclasses.replace(config, **overrides)
