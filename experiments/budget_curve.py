@@ -66,19 +66,24 @@ def figure(points: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    testbeds = sorted({p["testbed"] for p in points})
+    testbeds = sorted({p["testbed"] for p in points}, key=lambda t: int(t.split("x")[0]))
     fig, axes = plt.subplots(1, len(testbeds), figsize=(5 * len(testbeds), 3.6), squeeze=False, sharey=True)
     markers = {"constant": "o"}
     for ax, testbed in zip(axes[0], testbeds, strict=True):
         for p in (q for q in points if q["testbed"] == testbed and "tuned_ppo" in q):
             e = p["tuned_ppo"]
             marker = markers.setdefault(p["schedule"], "s^vD"[len(markers) % 4])
-            x = p["budget"] * (1 + 0.04 * (p["seed"] - 0.5))
+            shift = 0.05 * (p["seed"] - 0.5) + (0.0 if p["schedule"] == "constant" else 0.12)  # seeds and schedules side by side
+            x = p["budget"] * (1 + shift)
             ax.errorbar(x, e["difference"], yerr=[[e["difference"] - e["ci"][0]], [e["ci"][1] - e["difference"]]], fmt=marker,
                         color="C0" if p["schedule"] == "constant" else "C1", capsize=3,
                         label=p["schedule"] if p["seed"] == 0 else None)
         ax.axhline(0.0, color="grey", lw=0.8)
+        budgets = sorted({q["budget"] for q in points if q["testbed"] == testbed})
         ax.set_xscale("log")
+        ax.set_xticks(budgets, [str(b) for b in budgets], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_xlim(min(budgets) / 1.5, max(budgets) * 1.5)
         ax.set_xlabel("outer budget (members x generations)")
         ax.set_title(f"Acrobot-v1, {testbed} steps per update")
         ax.legend(fontsize=8)
