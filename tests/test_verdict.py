@@ -310,8 +310,9 @@ def test_a_bad_transfer_env_is_refused_before_anything_runs(transfer, message):
 
 
 def small_verdict(**overrides) -> VerdictConfig:
+    """Two cells, bounds pinned (the grid's extension is tested on its own): a cheap tuned PPO per env."""
     return VerdictConfig(num_seeds=4, selection_seeds=2, tuned_lrs=(0.01, 0.001), tuned_clips=(0.2,), tuned_epochs=(2,),
-                         tuned_anneal=(False,), tuned_lr_bounds=(0.001, 0.03), tuned_clip_bounds=(0.2, 0.3),
+                         tuned_anneal=(False,), tuned_lr_bounds=(0.001, 0.01), tuned_clip_bounds=(0.2, 0.2),
                          tuned_epochs_bounds=(2, 2), **overrides)
 
 
