@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -35,6 +34,7 @@ from metarl.inner import default_task, make_train
 from metarl.rl.networks import make_actor_critic
 
 sys.path.insert(0, str(Path(__file__).parent))
+from inner_loop import best_time, compiled  # noqa: E402
 from reference_ppo import make_reference_train  # noqa: E402
 
 # (name, env, inner settings, population, seeds per member): the recipes of results/README.md.
@@ -45,15 +45,6 @@ RECIPES = {
     "Breakout-MinAtar": (PPOConfig(num_envs=16, num_steps=32, total_timesteps=16384, update_epochs=4, num_minibatches=4, lr=0.005,
                                    hidden_sizes=(64,), activation="relu", anneal_lr=False), 16, 1),
 }
-
-
-def best_time(fn, *args, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def flops_of(executable) -> float:
@@ -87,7 +78,7 @@ def network_flops(env_name: str, ppo: PPOConfig, runs: int) -> float:
 def matmul_peak(repeats: int, size: int = 2048) -> float:
     """FLOP/s of a float32 (size x size) @ (size x size) product: what XLA reaches on this CPU at best."""
     a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
-    product = jax.jit(lambda a: a @ a).lower(a).compile()
+    product, _ = compiled(lambda a: a @ a, a)
     return 2 * size**3 / best_time(product, a, repeats=max(repeats, 3))
 
 
@@ -101,10 +92,7 @@ def metarl_generation(env_name: str, ppo: PPOConfig, runs: int, population: int,
     noise = jax.tree.map(lambda x: 0.03 * jax.random.normal(jax.random.PRNGKey(1), (population, *x.shape)), mean)
     members = jax.tree.map(lambda m, n: jnp.repeat(m + n, runs // population, axis=0), mean, noise)
     keys = jax.random.split(jax.random.PRNGKey(2), runs)
-    program = jax.vmap(train, in_axes=(0, None, 0))
-    start = time.perf_counter()
-    executable = jax.jit(program).lower(members, task, keys).compile()
-    compile_seconds = time.perf_counter() - start
+    executable, compile_seconds = compiled(jax.vmap(train, in_axes=(0, None, 0)), members, task, keys)
     seconds = best_time(executable, members, task, keys, repeats=repeats)
     steps = runs * ppo.num_updates * ppo.batch_size
     return {"compile_seconds": round(compile_seconds, 2), "seconds": round(seconds, 3), "env_steps": steps,
@@ -117,9 +105,7 @@ def reference_generation(env_name: str, ppo: PPOConfig, runs: int, repeats: int)
                                  epochs=ppo.update_epochs, minibatches=ppo.num_minibatches, lr=ppo.lr, conv=conv,
                                  hidden=ppo.hidden_sizes[0])
     keys = jax.random.split(jax.random.PRNGKey(2), runs)
-    start = time.perf_counter()
-    executable = jax.jit(jax.vmap(train)).lower(keys).compile()
-    compile_seconds = time.perf_counter() - start
+    executable, compile_seconds = compiled(jax.vmap(train), keys)
     seconds = best_time(executable, keys, repeats=repeats)
     steps = runs * ppo.num_updates * ppo.batch_size
     return {"compile_seconds": round(compile_seconds, 2), "seconds": round(seconds, 3), "env_steps": steps,
