@@ -141,4 +141,6 @@ def check_meta_train(config: MetaTrainConfig) -> None:
             f"objective: {config.objective!r} has no meta-parameters to discover; choose one of {', '.join(learnable)}, "
             "or discover a curriculum (--curriculum.name learned) or a shaping (--shaping.name blend|learned)"
         )
+    if config.init_from is not None:
+        objectives.warm_start(config.init_from, config.objective, config.objective_kwargs_dict())
     check_tracker(config.track)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 # {objective: {factory argument: (the value older runs and files had, the default now)}}
 OBJECTIVE_DEFAULT_CHANGES = {
-    "lpo": {"mirror": (False, True)},  # the exact mirror-learning parameterization became the default
-    "ta_lpo": {"mirror": (False, True)},
+    # the exact mirror-learning parameterization became the default; then the context features (n/N, log N)
+    # were centered and scaled to the base features' range
+    "lpo": {"mirror": (False, True)},  # (scaled_context changes nothing without progress: not recorded for lpo)
+    "ta_lpo": {"mirror": (False, True), "scaled_context": (False, True)},
 }

@@ -574,7 +574,7 @@ class TaskDistribution:
 # Fields added after runs were stored, with the value that reproduces what those runs did: a run whose
 # field has that value keeps the identity (checkpoint hash) it had before the field existed.
 LEGACY_IDENTITY = {"es.adam_b1": 0.9, "es.sigma_floor": 0.0, "es.lr_floor": 0.0, "tasks.reference_seeds": 4,
-                   "metagrad.max_nonfinite_generations": 3}
+                   "metagrad.max_nonfinite_generations": 3, "init_from": None}
 
 def objective_identity(objective: str, objective_kwargs: str) -> dict[str, Any]:
     """How a run's objective arguments enter its identity: an argument given at its old default counts as not
@@ -605,7 +605,11 @@ class MetaTrainConfig:
     objective: str = "lpo"
     """Objective to meta-train (must have meta-parameters: lpo, ta_lpo, ...)."""
     objective_kwargs: str = "{}"
-    """JSON object of objective factory arguments, e.g. '{"log_horizon": true}'."""
+    """JSON object of objective factory arguments, e.g. '{"log_horizon": true}' (its horizon_range, the lifetimes
+    log N is scaled over, defaults to the min and max of tasks.lifetimes)."""
+    init_from: str | None = None
+    """A learned objective file the search starts from instead of the objective's init: a file of the same
+    objective, or an LPO file for ta_lpo (its drift exactly, the context weights zero; the warm start)."""
     ppo: PPOConfig = field(default_factory=_small_cartpole)
     """Inner-agent settings (shared by every env of the task distribution)."""
     tasks: TaskDistribution = field(default_factory=TaskDistribution)
@@ -651,7 +655,13 @@ class MetaTrainConfig:
     """Checkpoints kept (the newest)."""
 
     def objective_kwargs_dict(self) -> dict[str, Any]:
-        return TrainConfig(objective_kwargs=self.objective_kwargs).objective_kwargs_dict()
+        """The objective's arguments; with ``log_horizon`` (and scaled context) ``horizon_range`` defaults to the
+        meta-training range of lifetimes, so the learned file records what log N was scaled over."""
+        kwargs = TrainConfig(objective_kwargs=self.objective_kwargs).objective_kwargs_dict()
+        if kwargs.get("log_horizon") and kwargs.get("scaled_context", True) and "horizon_range" not in kwargs:
+            lifetimes = self.tasks.lifetimes_for(self.ppo)
+            kwargs["horizon_range"] = [min(lifetimes), max(lifetimes)]
+        return kwargs
 
     @property
     def run_name(self) -> str:

@@ -1,6 +1,7 @@
 """Figures, each a function of files in results/ only (never of a live run).
 
-    metarl plot results/          # every run folder below: meta_training.png, drift_*.png / targets_*.png, eval.png
+    metarl plot results/          # every run folder below: meta_training.png, drift_*.png (drift_schedule_*.png for
+                                  # TA-LPO) / targets_*.png, eval.png
 """
 
 from __future__ import annotations
@@ -80,6 +81,32 @@ def plot_drift(learned_file: str | Path, out: str | Path | None = None, num_upda
     return _save(fig, out, f"learned drift: {learned_file.stem}")
 
 
+def plot_drift_schedule(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
+    """The learned drift over (r, A) at n/N = 0, 0.25, 0.5, 0.75 and 1, one heat map each on one colour scale,
+    titled with the file's temporal variation (metarl.analysis.drift)."""
+    from metarl import objectives
+    from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, temporal_variation
+
+    learned_file = Path(learned_file)
+    objective, params, _ = objectives.load(learned_file)
+    grid = drift_grid(objective, params, PROGRESS, num_updates)
+    fig, axes = plt.subplots(1, len(PROGRESS), figsize=(3.0 * len(PROGRESS), 3.2), sharey=True)
+    extent = (RATIOS[0], RATIOS[-1], ADVANTAGES[0], ADVANTAGES[-1])
+    vmax = max(float(grid.max()), 1e-8)
+    for ax, progress, values in zip(axes, PROGRESS, grid, strict=True):
+        image = ax.imshow(values, origin="lower", extent=extent, aspect="auto", vmin=0.0, vmax=vmax, cmap="viridis")
+        ax.set_title(f"n/N = {progress:g}")
+        ax.set_xlabel("ratio r")
+    axes[0].set_ylabel("advantage A")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="drift D(r, A)")
+    variation = temporal_variation(objective, params, num_updates)
+    out = Path(out) if out else learned_file.parent.parent / f"drift_schedule_{learned_file.stem}.png"
+    fig.suptitle(f"learned drift over the lifetime: {learned_file.stem} (temporal variation {variation:.3f})")
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def plot_targets(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
     """A target objective's π̂ and the mean of ŷ (on bins 0..m−1) for a one-step rollout, as a function of
     the reward, at n/N = 0, 0.5 and 1 (π(a|s) = 0.5, uniform predictions, not terminal)."""
@@ -111,12 +138,16 @@ def plot_targets(learned_file: str | Path, out: str | Path | None = None, num_up
     return _save(fig, out, f"learned targets: {learned_file.stem}")
 
 
-def plot_learned(learned_file: str | Path) -> Path:
-    """The figure of a learned objective: its drift (drift objectives) or its targets (target objectives)."""
+def plot_learned(learned_file: str | Path) -> list[Path]:
+    """The figures of a learned objective: its drift (drift objectives; with its schedule over (r, A) where it
+    sees n/N) or its targets (target objectives)."""
     from metarl import objectives
 
-    objective, _, _ = objectives.load(learned_file)
-    return plot_drift(learned_file) if objective.drift is not None else plot_targets(learned_file)
+    objective, _, kwargs = objectives.load(learned_file)
+    if objective.drift is None:
+        return [plot_targets(learned_file)]
+    schedule = [plot_drift_schedule(learned_file)] if objective.name == "ta_lpo" or kwargs.get("progress") else []
+    return [plot_drift(learned_file), *schedule]
 
 
 def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -265,7 +296,7 @@ def plot_all(root: str | Path) -> list[Path]:
                 sidecar = json.loads(learned.with_suffix(".json").read_text())
                 family = sidecar.get("family", "objective")
                 if family == "objective" and sidecar.get("param_shapes", True):  # a hand-designed objective has nothing to draw
-                    written.append(plot_learned(learned))
+                    written.extend(plot_learned(learned))
                 elif family == "shaping":
                     written.append(shaping_report(learned))
         elif (run_dir / "eval.npz").is_file():

@@ -209,7 +209,7 @@ def test_ta_lpo_drift_depends_on_lifetime_progress_and_lpo_does_not():
 
 
 def test_log_horizon_features_make_ta_lpo_depend_on_lifetime_length():
-    objective = objectives.make("ta_lpo", log_horizon=True)
+    objective = objectives.make("ta_lpo", log_horizon=True, horizon_range=[10, 1000])
     params = random_meta_params(objective, 0)
     assert params["hidden"].shape[0] == 24
     r, a = jnp.meshgrid(jnp.linspace(0.2, 3.0, 15), jnp.linspace(-3.0, 3.0, 15))

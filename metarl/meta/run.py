@@ -91,12 +91,14 @@ def build_problem(config: MetaTrainConfig) -> Problem:
 
     from metarl import envs, objectives, plugins
 
-    objective = objectives.make(config.objective, **config.objective_kwargs_dict())
+    kwargs = config.objective_kwargs_dict()
+    objective = objectives.make(config.objective, **kwargs)
     env_specs = [envs.make(name) for name in config.tasks.envs]
     init_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)[0]
     per_env = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, init_key) for spec in env_specs]
     plugins.check_shared_params(per_env, list(config.tasks.envs))
-    return Problem(objective, env_specs, per_env, plugins.joint(objective.init(init_key), per_env[0]))
+    start = objective.init(init_key) if config.init_from is None else objectives.warm_start(config.init_from, config.objective, kwargs)
+    return Problem(objective, env_specs, per_env, plugins.joint(start, per_env[0]))
 
 
 def build(config: MetaTrainConfig) -> Built:

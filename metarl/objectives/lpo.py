@@ -3,8 +3,15 @@
 Features of ratio r and (normalized) advantage A, all zero at r = 1:
     f = [log r, (log r)², 1 − r, (1 − r)²],   x = [f, A·f]                      (8 values)
 TA-LPO multiplies the lifetime context into the features so they still vanish at r = 1:
-    [x, (n/N)·x]            and, when lifetimes N vary during meta-training,  [..., (log N)·x].
-Network without biases: Dense(hidden) → tanh → Dense(1), ``g = net(features)``.
+    [x, p·x]            and, when lifetimes N vary during meta-training,  [..., h·x],
+with the context at the scale of the base features (``scaled_context``, the default): p = 2·n/N − 1 in [−1, 1],
+and h = log N centered and scaled over the meta-training range of N (``horizon_range``, recorded in the learned
+file; meta-train fills it in from ``tasks.lifetimes``) so that it too spans [−1, 1] there. Unscaled (files
+written before), p = n/N and h = log N, which multiplied every feature by 2.8–4.2 for N in 16..64.
+Network without biases: Dense(hidden) → tanh → Dense(1), ``g = net(features)``. The first 8 rows of the hidden
+layer read ``x``, the next blocks the context features; with scaled context they enter as a separate product,
+so a TA-LPO member whose context rows are zero computes exactly (bit for bit) the LPO member of its first rows
+(:func:`embed_lpo`, the warm start).
 
 Mirror learning asks D ≥ 0, D(1, ·) = 0 and ∂D/∂r(1, ·) = 0. The features vanish at r = 1, so g(1, ·) = 0,
 but they are *first* order in (r − 1): a generic member has ∂g/∂r(1, A) ≠ 0, and ``relu(g)`` is then a
@@ -39,17 +46,47 @@ NUM_BASE_FEATURES = 8
 DRIFT_OFFSET = 1e-4
 
 
-def lpo_features(ratio, advantages, context, *, progress: bool, log_horizon: bool):
-    """Input features of the drift net, shape ``ratio.shape + (8 · (1 + progress + log_horizon),)``."""
+def base_features(ratio, advantages):
+    """``x = [f, A·f]``, shape ``ratio.shape + (8,)``."""
     log_ratio = jnp.log(ratio)
     f = jnp.stack([log_ratio, log_ratio**2, 1.0 - ratio, (1.0 - ratio) ** 2], axis=-1)
-    x = jnp.concatenate([f, advantages[..., None] * f], axis=-1)
-    parts = [x]
+    return jnp.concatenate([f, advantages[..., None] * f], axis=-1)
+
+
+def context_values(context, *, progress: bool, log_horizon: bool, scaled: bool = True, horizon_range=None) -> list:
+    """The scalars the base features are multiplied by: p (and h); see the module docstring."""
+    values = []
     if progress:
-        parts.append(context.progress * x)
+        values.append(2.0 * context.progress - 1.0 if scaled else context.progress)
     if log_horizon:
-        parts.append(context.log_num_updates * x)
-    return jnp.concatenate(parts, axis=-1)
+        if scaled:
+            low, high = jnp.log(float(horizon_range[0])), jnp.log(float(horizon_range[1]))
+            values.append((context.log_num_updates - (low + high) / 2) / ((high - low) / 2))
+        else:
+            values.append(context.log_num_updates)
+    return values
+
+
+def lpo_features(ratio, advantages, context, *, progress: bool, log_horizon: bool, scaled: bool = True,
+                 horizon_range=None):
+    """Input features of the drift net, shape ``ratio.shape + (8 · (1 + progress + log_horizon),)``."""
+    x = base_features(ratio, advantages)
+    values = context_values(context, progress=progress, log_horizon=log_horizon, scaled=scaled, horizon_range=horizon_range)
+    return jnp.concatenate([x] + [value * x for value in values], axis=-1)
+
+
+def check_horizon_range(horizon_range, log_horizon: bool, scaled: bool):
+    """``horizon_range`` as a (low, high) tuple of lifetimes, or None where it is not used."""
+    if not (log_horizon and scaled):
+        return None
+    if horizon_range is None:
+        raise ConfigError("objective_kwargs.horizon_range: log_horizon needs the range [N_min, N_max] of lifetimes the "
+                          "log N feature is scaled over (meta-train fills it in from tasks.lifetimes)")
+    values = tuple(horizon_range) if isinstance(horizon_range, list | tuple) else ()
+    if not (len(values) == 2 and all(isinstance(v, int) and v > 0 for v in values) and values[0] < values[1]):
+        raise ConfigError(f"objective_kwargs.horizon_range: must be [N_min, N_max], positive integers with "
+                          f"N_min < N_max, got {horizon_range!r}")
+    return values
 
 
 def make_lpo(
@@ -61,6 +98,8 @@ def make_lpo(
     output_scale: float = 0.01,
     mirror: bool = True,
     offset: float = DRIFT_OFFSET,
+    scaled_context: bool = True,
+    horizon_range: list[int] | None = None,
     name: str = "lpo",
 ) -> Objective:
     """LPO; with ``progress=True`` it is TA-LPO (see :func:`make_ta_lpo`).
@@ -78,6 +117,7 @@ def make_lpo(
         raise ConfigError(f"objective_kwargs.offset: must be >= 0, got {offset}")
     if ppo_init and not 0.0 < clip_eps < 1.0:
         raise ConfigError(f"objective_kwargs.clip_eps: must be in (0, 1), got {clip_eps}")
+    horizon_range = check_horizon_range(horizon_range, log_horizon, scaled_context)
     num_features = NUM_BASE_FEATURES * (1 + int(progress) + int(log_horizon))
 
     def init(key):
@@ -89,8 +129,16 @@ def make_lpo(
         }
 
     def net(meta_params, ratio, advantages, context):
-        features = lpo_features(ratio, advantages, context, progress=progress, log_horizon=log_horizon)
-        return (jnp.tanh(features @ meta_params["hidden"]) @ meta_params["out"])[..., 0]
+        weights = meta_params["hidden"]
+        if not scaled_context:  # files written before: one product over all features, as they were measured
+            features = lpo_features(ratio, advantages, context, progress=progress, log_horizon=log_horizon, scaled=False)
+            return (jnp.tanh(features @ weights) @ meta_params["out"])[..., 0]
+        x = base_features(ratio, advantages)
+        pre = x @ weights[:NUM_BASE_FEATURES]
+        values = context_values(context, progress=progress, log_horizon=log_horizon, horizon_range=horizon_range)
+        if values:
+            pre = pre + jnp.concatenate([value * x for value in values], axis=-1) @ weights[NUM_BASE_FEATURES:]
+        return (jnp.tanh(pre) @ meta_params["out"])[..., 0]
 
     def drift(meta_params, ratio, advantages, context):
         learned = net(meta_params, ratio, advantages, context)
@@ -113,7 +161,29 @@ def make_ta_lpo(
     output_scale: float = 0.01,
     mirror: bool = True,
     offset: float = DRIFT_OFFSET,
+    scaled_context: bool = True,
+    horizon_range: list[int] | None = None,
 ) -> Objective:
     """Temporally-aware LPO: the drift also sees n/N (and log N with ``log_horizon``)."""
     return make_lpo(hidden=hidden, progress=True, log_horizon=log_horizon, ppo_init=ppo_init, clip_eps=clip_eps,
-                    output_scale=output_scale, mirror=mirror, offset=offset, name="ta_lpo")
+                    output_scale=output_scale, mirror=mirror, offset=offset, scaled_context=scaled_context,
+                    horizon_range=horizon_range, name="ta_lpo")
+
+
+# What a warm start from an LPO file needs to match: the arguments that change what the base rows compute.
+SHARED_DRIFT_KWARGS = ("hidden", "ppo_init", "clip_eps", "mirror", "offset")
+
+
+def embed_lpo(lpo_params, lpo_kwargs: dict, ta_kwargs: dict, reference):
+    """TA-LPO meta-parameters that compute exactly the drift of a learned LPO: its hidden rows first, zero rows
+    for the context features, its output layer. ``reference`` is a TA-LPO init (for the shapes)."""
+    different = [k for k in SHARED_DRIFT_KWARGS if lpo_kwargs.get(k) != ta_kwargs.get(k)]
+    if different:
+        raise ConfigError("init_from: the LPO file and the TA-LPO being started differ in "
+                          + ", ".join(f"{k} ({lpo_kwargs.get(k)!r} vs {ta_kwargs.get(k)!r})" for k in different)
+                          + "; pass the file's values in objective_kwargs")
+    if not ta_kwargs.get("scaled_context", True):
+        raise ConfigError("init_from: a warm start needs scaled_context (the default); the unscaled form multiplies "
+                          "every feature into one product and is not exactly the LPO member")
+    hidden = jnp.zeros_like(reference["hidden"]).at[:NUM_BASE_FEATURES].set(lpo_params["hidden"])
+    return {"hidden": hidden, "out": jnp.asarray(lpo_params["out"])}

@@ -59,3 +59,27 @@ def load(path) -> tuple[Objective, object, dict]:
     objective = REGISTRY.make(component.name, **kwargs)
     reference = objective.init(jax.random.PRNGKey(0))
     return objective, check_params_like(path, component.params, reference), kwargs
+
+
+def warm_start(path, name: str, kwargs: dict):
+    """The start of a search for objective ``name`` (with ``kwargs``) from the learned file at ``path``: that
+    file's meta-parameters for the same objective and arguments, or for ``ta_lpo`` an LPO file embedded with zero
+    context weights (:func:`metarl.objectives.lpo.embed_lpo`, the same drift at every n/N and N)."""
+    import jax
+
+    from metarl.errors import ConfigError
+    from metarl.objectives.lpo import embed_lpo
+
+    source, params, source_kwargs = load(path)
+    target_kwargs = resolved_kwargs(name, dict(kwargs))
+    reference = REGISTRY.make(name, **kwargs).init(jax.random.PRNGKey(0))
+    if source.name == name:
+        if source_kwargs != target_kwargs:
+            changed = sorted(k for k in set(source_kwargs) | set(target_kwargs) if source_kwargs.get(k) != target_kwargs.get(k))
+            raise ConfigError(f"init_from: {path} holds {name} with other arguments ({', '.join(changed)}); "
+                              "pass the file's values in objective_kwargs")
+        return params
+    if source.name == "lpo" and name == "ta_lpo" and not source_kwargs.get("progress") and not source_kwargs.get("log_horizon"):
+        return embed_lpo(params, source_kwargs, target_kwargs, reference)
+    raise ConfigError(f"init_from: {path} holds objective {source.name!r}; a search for {name!r} can start from a "
+                      f"file of {name!r}" + (" or of 'lpo'" if name == "ta_lpo" else ""))
