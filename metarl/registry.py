@@ -15,6 +15,23 @@ from metarl.errors import RegistryError
 T = TypeVar("T")
 
 
+def check_arguments(what: str, factory: Callable, kwargs: dict) -> None:
+    """Refuse keyword arguments ``factory`` does not accept (it takes no ``**kwargs``), naming the allowed ones."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    allowed = [k for k, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "name"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise RegistryError(f"{what} takes no argument {', '.join(map(repr, unknown))}; "
+                            f"its arguments: {', '.join(allowed) or '(none)'}")
+
+
 class Registry(Generic[T]):
     """Name -> factory mapping for one family of components."""
 
@@ -48,8 +65,11 @@ class Registry(Generic[T]):
         return self._factories[name]
 
     def make(self, name: str, **kwargs) -> T:
-        """Build the component registered under ``name``."""
-        return self.get(name)(**kwargs)
+        """Build the component registered under ``name``; an argument its factory does not take is a
+        :class:`RegistryError` naming it and the ones it takes (before anything is built or compiled)."""
+        factory = self.get(name)
+        check_arguments(f"{self.family} {name!r}", factory, kwargs)
+        return factory(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._factories)

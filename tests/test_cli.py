@@ -40,6 +40,7 @@ def test_train_writes_config_and_per_update_metrics(tmp_path):
         (["--num-seeds", "3"], "num_seeds: 3 is not divisible by the device count 2"),
         (["--objective-kwargs", "{bad"], "objective_kwargs: must be a JSON object"),
         (["--objective", "ppo", "--objective-kwargs", '{"clip_eps": 2}'], "clip_eps"),
+        (["--objective", "lpo", "--objective-kwargs", '{"no_such_kw": 1}'], "objective 'lpo' takes no argument 'no_such_kw'"),
     ],
 )
 def test_bad_input_is_reported_before_compiling_and_writes_nothing(args, field, tmp_path, monkeypatch, capsys):

@@ -239,3 +239,9 @@ def test_bad_objective_kwargs_name_the_field():
         objectives.make("ppo", clip_eps=1.5)
     with pytest.raises(ConfigError, match="hidden"):
         objectives.make("lpo", hidden=0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_argument_the_factory_does_not_take_is_named_with_the_ones_it_takes(name):
+    with pytest.raises(RegistryError, match=rf"objective '{name}' takes no argument 'no_such_kw'; its arguments: "):
+        objectives.make(name, no_such_kw=1)
