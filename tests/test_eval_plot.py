@@ -66,7 +66,8 @@ def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
     assert "has no meta-parameters" in capsys.readouterr().err
     assert main(["metarl", "meta-train", "--objective-kwargs", '{"no_such_kw": 1}', "--out", str(tmp_path)]) == 2
     assert "objective 'lpo' takes no argument 'no_such_kw'; its arguments: hidden," in capsys.readouterr().err
-    assert main(["metarl", "meta-train", "--objective", "ta_lpo", "--init-from", str(tmp_path / "none.msgpack"), "--out", str(tmp_path)]) == 2
+    missing = str(tmp_path / "none.msgpack")
+    assert main(["metarl", "meta-train", "--objective", "ta_lpo", "--init-from", missing, "--out", str(tmp_path)]) == 2
     assert "none.msgpack" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
