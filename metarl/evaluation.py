@@ -173,15 +173,18 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
     config.validate()
     from metarl.io.results import prepare_run_dir, write_config
 
+    # every objective (name or learned file) is built before the run folder exists: a refused one leaves nothing
+    kwargs = TrainConfig(objective_kwargs=config.objective_kwargs).objective_kwargs_dict()
+    loaded = {name: _load(name, config.seed, kwargs) for name in config.objectives}
     run_dir, lock = prepare_run_dir(config.out, config.name, force=config.force)
     try:
         write_config(run_dir, to_dict(config), command, kind="eval")
-        return _evaluate_and_write(config, run_dir, verbose)
+        return _evaluate_and_write(config, run_dir, verbose, loaded)
     finally:
         lock.release()
 
 
-def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool) -> Path:
+def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded: dict) -> Path:
     import jax
     import jax.numpy as jnp
 
@@ -200,8 +203,7 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool) -> Pat
     fractions: dict[int, np.ndarray] = {}
     labels = []
     for v, (name, curriculum_entry, shaping_entry) in enumerate(variants):
-        kwargs = TrainConfig(objective_kwargs=config.objective_kwargs).objective_kwargs_dict()
-        _, objective, objective_params = _load(name, config.seed, kwargs)
+        _, objective, objective_params = loaded[name]
         label = objective_label(name, config.objectives)
         labels.append(variant_label(label, curriculum_entry, shaping_entry))
         curriculum_config = CurriculumConfig(**_plugin_fields(curriculum_entry))

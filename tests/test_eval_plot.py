@@ -93,3 +93,12 @@ def test_learned_objectives_are_labelled_apart_by_run_and_study():
     labels = [objective_label(e, entries) for e in entries]
     assert labels == ["ppo", "lpo (a/run_s0)", "lpo (b/run_s0)", "lpo (run_s1)", "ta_lpo"]
     assert len(set(labels)) == len(labels)
+
+
+def test_an_eval_refused_for_a_bad_learned_file_leaves_no_run_folder(tmp_path, capsys):
+    broken = tmp_path / "broken.msgpack"
+    broken.write_bytes(b"not a learned file")
+    out = tmp_path / "out"
+    assert main(["metarl", "eval", "--objectives", "ppo", str(broken), "--out", str(out)]) == 2
+    assert "broken.msgpack: not a metarl learned file" in capsys.readouterr().err
+    assert not out.exists()  # no config.json, no lock: the next correct eval is not refused
