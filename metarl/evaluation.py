@@ -2,9 +2,9 @@
 
 A variant is an objective with a curriculum and a shaping: every combination of ``objectives`` x
 ``curricula`` x ``shapings``. Each is a registry name (hand-designed, or learned at its initial
-parameters) or a learned file (.msgpack). One compiled function per (variant, env) trains every
-lifetime and seed at once: the scan runs to the longest N and shorter lifetimes are masked (see
-``Task.num_updates``). Besides the scores, eval.npz keeps the learning curves at the longest lifetime
+parameters) or a learned file (.msgpack). One compiled function per (variant, env, lifetime) trains every
+seed at once, each lifetime N in its own scan of N updates (in one scan masked to the
+longest, every lifetime would cost the longest). Besides the scores, eval.npz keeps the learning curves at the longest lifetime
 (``curves``: env return per update) and, for curricula, the share of each difficulty category sampled
 per update (``category_fraction``).
 """
@@ -60,7 +60,7 @@ class EvalConfig:
     envs: tuple[str, ...] = ("CartPole-v1",)
     """Environments."""
     lifetimes: tuple[int, ...] = (16, 32, 64, 128)
-    """Lifetimes N in agent updates; any positive values (the scan runs to the longest, shorter ones are masked)."""
+    """Lifetimes N in agent updates; any positive values (each runs its own scan of N updates)."""
     num_seeds: int = 8
     """Seeds per cell."""
     score: FitnessScore = "final_return"
@@ -195,7 +195,6 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
     from metarl.meta.tasks import diverged
 
     inner = config.inner_config()
-    lifetimes = jnp.asarray(config.lifetimes, jnp.int32)
     longest = int(np.argmax(config.lifetimes))
     variants = [(o, c, sh) for o in config.objectives for c in config.curricula for sh in config.shapings]
     shape = (len(variants), len(config.envs), len(config.lifetimes), config.num_seeds)
@@ -212,15 +211,6 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
             spec = envs.make(env_name)
             built = plugin_builder.build(curriculum_config, shaping_config, spec, inner.gamma, jax.random.PRNGKey(config.seed))
             meta_params = plugin_builder.joint(objective_params, built)
-            train = make_train(inner, spec, objective, **plugin_builder.inner_kwargs(built))
-
-            def one(num_updates, key, train=train, spec=spec, meta_params=meta_params):
-                output = train(meta_params, level_task(spec, num_updates, key), key)
-                extras = {"curve": output.metrics["episode_return"]}
-                if "level_category_fraction" in output.metrics:
-                    extras["fraction"] = output.metrics["level_category_fraction"]
-                return jnp.where(diverged(output), jnp.nan, score(output, config.score)), extras
-
             if config.heldout != "none":  # a judging stream: the same seeds for every objective (paired)
                 from metarl.verdict import stream_keys, stream_seed
 
@@ -229,12 +219,26 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
                 keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
             from metarl.verdict import over_devices
 
-            grid_fn = jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))  # (L, S, ...): seeds sharded over devices
-            grid, extras = over_devices(grid_fn, config.num_seeds)(lifetimes, keys)
-            scores[v, e] = np.asarray(grid)
-            curves[v, e] = np.asarray(extras["curve"][longest])
-            if "fraction" in extras:
-                fractions[(v, e)] = np.asarray(extras["fraction"][longest])
+            # Each lifetime N runs its own scan of N updates (one compile each): in one scan to the longest, masked
+            # for the shorter ones, every lifetime would cost the longest (4 x 512 updates for N = 8..512).
+            for li, n in enumerate(config.lifetimes):
+                lifetime_inner = dataclasses.replace(config.ppo, total_timesteps=n * config.ppo.batch_size)
+                train = make_train(lifetime_inner, spec, objective, **plugin_builder.inner_kwargs(built))
+
+                def one(num_updates, key, train=train, spec=spec, meta_params=meta_params):
+                    output = train(meta_params, level_task(spec, num_updates, key), key)
+                    extras = {"curve": output.metrics["episode_return"]}
+                    if "level_category_fraction" in output.metrics:
+                        extras["fraction"] = output.metrics["level_category_fraction"]
+                    return jnp.where(diverged(output), jnp.nan, score(output, config.score)), extras
+
+                grid_fn = jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))  # (1, S, ...): seeds sharded over devices
+                grid, extras = over_devices(grid_fn, config.num_seeds)(jnp.asarray([n], jnp.int32), keys)
+                scores[v, e, li] = np.asarray(grid[0])
+                if li == longest:
+                    curves[v, e] = np.asarray(extras["curve"][0])
+                    if "fraction" in extras:
+                        fractions[(v, e)] = np.asarray(extras["fraction"][0])
             if verbose:
                 means = ", ".join(f"N={n}: {m:.3f}" for n, m in zip(config.lifetimes, np.nanmean(scores[v, e], -1), strict=True))
                 print(f"{labels[-1]:>24} · {env_name}: {means}", flush=True)
