@@ -291,6 +291,10 @@ def _planned_files(run: Run) -> list[Path]:
         return []
     config, learned = run.config, run.run_dir / "learned"
     files = [learned / f"{config.objective}.msgpack"]
+    # every chunk's mean (metarl.meta.run): at generations chunk_size, 2 x chunk_size, ..., num_generations
+    ends = sorted({min(g, config.num_generations) for g in range(config.chunk_size, config.num_generations + config.chunk_size,
+                                                                   config.chunk_size)})
+    files += [learned / "history" / f"{config.objective}_g{g:04d}.msgpack" for g in ends]
     if config.curriculum.name == "learned":
         files.append(learned / f"curriculum_{config.curriculum.name}.msgpack")
     if config.shaping.name in ("blend", "learned"):
@@ -304,6 +308,8 @@ def _validate(run: Run, planned: set[str]) -> None:
         keep = lambda entries: tuple(e for e in entries if str(Path(e)) not in planned) or None
         replaced = {name: keep(getattr(config, name)) for name in ("objectives", "curricula", "shapings")}
         config = dataclasses.replace(config, **{k: v for k, v in replaced.items() if v is not None})
+    if run.command == "meta-train" and config.init_from is not None and str(Path(config.init_from)) in planned:
+        config = dataclasses.replace(config, init_from=None)  # the warm start is checked when its stage runs
     from metarl.checks import validate
 
     validate(config)

@@ -301,3 +301,29 @@ def test_a_run_that_stops_is_marked_failed_and_the_others_still_run(tmp_path, mo
     assert main(["metarl", "sweep", str(path), "--out", str(out), "--no-plot"]) == 3
     assert "lpo_s0: every member's fitness was non-finite (test)" in capsys.readouterr().err
     assert [(r["run"], r["status"]) for r in read_index(out / "index.csv")] == [("lpo_s0", "failed"), ("ta_lpo_s0", "complete")]
+
+
+def test_a_later_stage_may_start_from_a_chunk_an_earlier_stage_will_write(tmp_path):
+    """A warm start names an earlier run's history file (every chunk's mean): planned, so the sweep validates;
+    a chunk that run never ends at is refused before anything runs."""
+    text = '''
+[[stage]]
+command = "meta-train"
+name = "lpo"
+[stage.base]
+num_generations = 12
+chunk_size = 5
+[[stage]]
+command = "meta-train"
+name = "warm"
+[stage.base]
+objective = "ta_lpo"
+init_from = "{out}/lpo/learned/history/lpo_g%s.msgpack"
+'''
+    out = tmp_path / "results"
+    for generation in ("0005", "0010", "0012"):
+        sweep = load_sweep(write(tmp_path, text % generation), out=str(out))
+        assert [run.name for run in sweep.runs] == ["lpo", "warm"]
+    with pytest.raises(ConfigError, match=r"run 'warm': .*lpo_g0015.msgpack"):
+        load_sweep(write(tmp_path, text % "0015"), out=str(out))
+    assert not out.exists()
