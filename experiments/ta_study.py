@@ -1,0 +1,149 @@
+"""The temporally-aware study's tables, from its stored run folders alone (results/ta_study by default).
+
+    metarl sweep sweeps/ta_study.toml               # meta-train the three arms, then the eval on test seeds
+    python experiments/ta_study.py                  # writes results/ta_study/study.{md,json}
+
+Arms: LPO (``lpo_s<k>``), TA-LPO from scratch (``ta_lpo_s<k>``) and TA-LPO warm-started from LPO
+(``ta_lpo_warm_s<k>``), k = meta-seed. Per run: its meta-training verdict (summary.json: test seeds at the
+meta-training lifetimes, against PPO at the same settings and the uncornered tuned PPO), the temporal variation of
+its learned drift (metarl.analysis.drift) and its wall time. From the eval (every objective on the same test
+seeds, paired): per env and lifetime N each run against PPO and DPO, and each TA-LPO against the LPO of its own
+meta-seed, with metarl's verdict words; per arm the count of meta-seeds with each word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+ARMS = {"LPO": re.compile(r"^lpo_s\d+$"), "TA-LPO (scratch)": re.compile(r"^ta_lpo_s\d+$"),
+        "TA-LPO (warm from LPO)": re.compile(r"^ta_lpo_warm_s\d+$")}
+RELATIVE_MARGIN = 0.05  # eval scores are raw returns: equivalent inside ±5 % of the baseline's IQM (metarl eval's default)
+
+
+def arm_of(run: str) -> str | None:
+    return next((arm for arm, pattern in ARMS.items() if pattern.match(run)), None)
+
+
+def seed_of(run: str) -> int:
+    return int(run.rsplit("_s", 1)[1])
+
+
+def meta_train_rows(root: Path) -> list[dict]:
+    from metarl.analysis.drift import describe_file
+
+    rows = []
+    for summary_path in sorted(root.glob("*/summary.json")):
+        run = summary_path.parent.name
+        if arm_of(run) is None:
+            continue
+        summary = json.loads(summary_path.read_text())
+        verdict = summary.get("verdict", {})
+        row = {"run": run, "arm": arm_of(run), "seed": seed_of(run), "generations": summary["generations"],
+               "seconds": summary["seconds"], "stream": verdict.get("stream"), "lifetimes": verdict.get("lifetimes"),
+               **describe_file(summary["learned_file"])}
+        for baseline, result in verdict.get("against", {}).items():
+            row[baseline] = {"difference": result["difference"], "verdict": result["verdict"], "label": result["label"]}
+        rows.append(row)
+    return rows
+
+
+def eval_rows(root: Path) -> tuple[list[dict], dict]:
+    from metarl.evaluation import load_eval
+    from metarl.stats import iqm
+    from metarl.verdict import paired_comparison, with_holm
+
+    data = load_eval(root / "eval" / "eval.npz")
+    config = json.loads((root / "eval" / "config.json").read_text())["config"]
+    labels = [str(label) for label in data["objectives"]]
+    runs = {}
+    for label, entry in zip(labels, config["objectives"], strict=True):
+        runs[label] = Path(entry).parent.parent.name if entry.endswith(".msgpack") else label
+    by_run = {runs[label]: i for i, label in enumerate(labels)}
+    envs, lifetimes = [str(e) for e in data["envs"]], [int(n) for n in data["lifetimes"]]
+    pairs = []
+    for run in by_run:
+        if arm_of(run) is None:
+            continue
+        pairs += [(run, "ppo"), (run, "dpo")]
+        if arm_of(run) != "LPO" and f"lpo_s{seed_of(run)}" in by_run:
+            pairs.append((run, f"lpo_s{seed_of(run)}"))
+    rows = []
+    for candidate, baseline in pairs:
+        for e, env in enumerate(envs):
+            for li, n in enumerate(lifetimes):
+                base = data["scores"][by_run[baseline], e, li]
+                margin = RELATIVE_MARGIN * abs(float(iqm(base[np.isfinite(base)])))
+                result = paired_comparison(data["scores"][by_run[candidate], e, li], base, margin=margin)
+                rows.append({"candidate": candidate, "arm": arm_of(candidate), "against": "lpo (same meta-seed)"
+                             if baseline.startswith("lpo_s") else baseline, "env": env, "lifetime": n,
+                             "stream": config["heldout"], "iqm": result["candidate"]["iqm"],
+                             "baseline_iqm": result["baseline"]["iqm"], "difference": result["difference"],
+                             "verdict": result["verdict"], "p_difference": result["p_difference"],
+                             "p_equivalence": result["p_equivalence"], "margin": margin})
+    rows = with_holm(rows)
+    iqms = {run: {f"{env}/{n}": float(iqm(data["scores"][i, e, li])) for e, env in enumerate(envs)
+                  for li, n in enumerate(lifetimes)} for run, i in by_run.items()}
+    return rows, {"envs": envs, "lifetimes": lifetimes, "stream": config["heldout"], "num_seeds": int(config["num_seeds"]),
+                  "iqm": iqms}
+
+
+def counts(rows: list[dict], **where) -> str:
+    chosen = [r for r in rows if all(r[k] == v for k, v in where.items())]
+    words = [r["verdict"] for r in chosen]
+    order = ("better", "equivalent", "inconclusive", "worse")
+    return ", ".join(f"{words.count(w)} {w}" for w in order if words.count(w)) or "—"
+
+
+def markdown(meta: list[dict], evals: list[dict], info: dict) -> str:
+    lines = ["## Meta-training verdicts (each run's summary.json)", "",
+             "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | wall s |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in meta:
+        cells = []
+        for baseline in ("ppo", "tuned_ppo"):
+            if baseline in r:
+                d = r[baseline]["difference"]
+                cells.append(f"{d['iqm']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] {r[baseline]['verdict']}")
+            else:
+                cells.append("—")
+        lines.append(f"| {r['run']} | {r['arm']} | {r['temporal_variation']:.3f} | {cells[0]} | {cells[1]} | {r['seconds']:.0f} |")
+    if meta:
+        lines.append(f"\nJudged on {meta[0]['stream']} seeds at the meta-training lifetimes N = {meta[0]['lifetimes']}, normalized "
+                     "AUC (1 = PPO's reference gain), paired; temporal variation: mean |D(n/N = 1) − D(n/N = 0)| / mean |D| "
+                     "over a fixed (r, A) grid (0 for a drift that ignores n/N).")
+    lines += ["", f"## Eval: every objective on the same {info['num_seeds']} {info['stream']} seeds (paired), AUC return", "",
+              "Meta-seeds per arm with each verdict word (Holm-adjusted words in study.json):", "",
+              "| env | N | arm | vs PPO | vs DPO | vs the LPO of its meta-seed |", "| --- | --- | --- | --- | --- | --- |"]
+    for env in info["envs"]:
+        for n in info["lifetimes"]:
+            for arm in ARMS:
+                versus_lpo = "—" if arm == "LPO" else counts(evals, env=env, lifetime=n, arm=arm, against="lpo (same meta-seed)")
+                lines.append(f"| {env} | {n} | {arm} | {counts(evals, env=env, lifetime=n, arm=arm, against='ppo')} "
+                             f"| {counts(evals, env=env, lifetime=n, arm=arm, against='dpo')} | {versus_lpo} |")
+    lines += ["", "IQM per run (eval):", "", "| run | " + " | ".join(f"{e} N={n}" for e in info["envs"] for n in info["lifetimes"]) + " |",
+              "| --- |" + " --- |" * (len(info["envs"]) * len(info["lifetimes"]))]
+    for run, values in info["iqm"].items():
+        lines.append(f"| {run} | " + " | ".join(f"{values[f'{e}/{n}']:.1f}" for e in info["envs"] for n in info["lifetimes"]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default="results/ta_study")
+    root = Path(parser.parse_args(argv).root)
+    meta = meta_train_rows(root)
+    evals, info = eval_rows(root) if (root / "eval" / "eval.npz").is_file() else ([], {"envs": [], "lifetimes": [], "stream": "",
+                                                                                          "num_seeds": 0, "iqm": {}})
+    text = markdown(meta, evals, info)
+    (root / "study.md").write_text(text + "\n")
+    (root / "study.json").write_text(json.dumps({"meta_train": meta, "eval": evals, "info": info}, indent=1) + "\n")
+    print(text)
+    print(f"wrote {root / 'study.md'}, study.json")
+
+
+if __name__ == "__main__":
+    main()
