@@ -91,7 +91,9 @@ def test_vmap_over_a_population_of_meta_params_equals_each_member_alone():
     single = jax.jit(train)
     for i in range(4):
         alone = single(jax.tree.map(lambda x: x[i], population), task, key)
-        assert_trees_close(jax.tree.map(lambda x: x[i], batched), alone)
+        # atol 1e-4: TA-LPO's context enters as a second product, whose rounding XLA may order differently under
+        # vmap; a few updates of training carry it to ~2e-5 on small losses (1e-5 held before the split)
+        assert_trees_close(jax.tree.map(lambda x: x[i], batched), alone, atol=1e-4)
     # different members really are different learners
     assert not np.allclose(batched.metrics["policy_loss"][0], batched.metrics["policy_loss"][1])
 

@@ -537,7 +537,7 @@ def test_eval_from_the_cli_names_its_stream_before_anything_runs(tmp_path, capsy
     from metarl import cli, evaluation
 
     ran = []
-    monkeypatch.setattr(evaluation, "_evaluate_and_write", lambda config, run_dir, verbose: ran.append(config) or run_dir)
+    monkeypatch.setattr(evaluation, "_evaluate_and_write", lambda config, run_dir, verbose, loaded: ran.append(config) or run_dir)
     common = ["metarl", "eval", "--objectives", "ppo", "dpo", "--lifetimes", "3", "--num-seeds", "2", "--out", str(tmp_path)]
     assert cli.main([*common, "--verdict-against", "ppo"]) == 2
     error = capsys.readouterr().err
