@@ -106,7 +106,8 @@ def load_curriculum(path, env: EnvSpec):
 
     component = load_learned(path, family="curriculum")
     if component.name not in curricula.REGISTRY:
-        raise LearnedFileError(f"{path}: curriculum {component.name!r} is not registered; known: {', '.join(curricula.names())}")
+        raise LearnedFileError(f"{path}: curriculum {component.name!r} is not registered; known: {', '.join(curricula.names())}"
+                               "; a plug-in's file needs its module: add --import MODULE_OR_FILE.py to the command")
     if env.level_space is None:
         raise ConfigError(f"curriculum.file: env {env.name!r} has no level space for the curriculum in {path}")
     curriculum = curricula.make(component.name, space=env.level_space, **component.kwargs)
@@ -121,7 +122,8 @@ def load_shaping(path, env: EnvSpec, gamma: float):
     kwargs = dict(component.kwargs)
     heuristic_name = kwargs.pop("heuristic", "none")
     if component.name not in shaping.REGISTRY or heuristic_name not in shaping.heuristics.REGISTRY:
-        raise LearnedFileError(f"{path}: shaping {component.name!r} with heuristic {heuristic_name!r} is not registered")
+        raise LearnedFileError(f"{path}: shaping {component.name!r} with heuristic {heuristic_name!r} is not registered"
+                               "; a plug-in's file needs its module: add --import MODULE_OR_FILE.py to the command")
     heuristic = shaping.heuristics.REGISTRY.make(heuristic_name)
     built = shaping.make(component.name, heuristic=heuristic, gamma=gamma, obs_size=_obs_size(env), **kwargs)
     return built, heuristic, check_params_like(path, component.params, built.init(jax.random.PRNGKey(0)))

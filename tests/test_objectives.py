@@ -245,3 +245,14 @@ def test_bad_objective_kwargs_name_the_field():
 def test_an_argument_the_factory_does_not_take_is_named_with_the_ones_it_takes(name):
     with pytest.raises(RegistryError, match=rf"objective '{name}' takes no argument 'no_such_kw'; its arguments: "):
         objectives.make(name, no_such_kw=1)
+
+
+def test_a_learned_file_of_an_unregistered_objective_names_the_import_flag(tmp_path):
+    from metarl.errors import LearnedFileError
+    from metarl.io.learned import LearnedComponent, save_learned
+
+    params = objectives.make("lpo", hidden=4).init(jax.random.PRNGKey(0))
+    # as a file written by an objective that a user's module registered
+    path = save_learned(tmp_path / "mine.msgpack", LearnedComponent("objective", "my_plugin_objective", {}, params, {}))
+    with pytest.raises(LearnedFileError, match=r"'my_plugin_objective' is not registered; .*add --import"):
+        objectives.load(path)

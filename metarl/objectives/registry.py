@@ -54,7 +54,8 @@ def load(path) -> tuple[Objective, object, dict]:
 
     component = load_learned(path, family="objective")
     if component.name not in REGISTRY:
-        raise LearnedFileError(f"{path}: objective {component.name!r} is not registered; known: {', '.join(REGISTRY.names())}")
+        raise LearnedFileError(f"{path}: objective {component.name!r} is not registered; known: {', '.join(REGISTRY.names())}"
+                               "; a plug-in's file needs its module: add --import MODULE_OR_FILE.py to the command")
     kwargs = {**LEGACY_KWARGS.get(component.name, {}), **component.kwargs}
     objective = REGISTRY.make(component.name, **kwargs)
     reference = objective.init(jax.random.PRNGKey(0))
