@@ -1,6 +1,6 @@
 """The temporally-aware study's tables, from its stored run folders alone (results/ta_study by default).
 
-    metarl sweep sweeps/ta_study.toml               # meta-train the three arms, then the eval on test seeds
+    metarl sweep sweeps/ta_study.toml               # meta-train the three arms (each ends with its test-seed verdict)
     python experiments/ta_study.py                  # writes results/ta_study/study.{md,json}
 
 Arms: LPO (``lpo_s<k>``), TA-LPO from scratch (``ta_lpo_s<k>``) and TA-LPO warm-started from LPO
@@ -52,6 +52,35 @@ def meta_train_rows(root: Path) -> list[dict]:
     return rows
 
 
+def versus_lpo_rows(root: Path) -> list[dict]:
+    """Each TA-LPO run against the LPO of its meta-seed on the meta-training verdict's own test seeds (the same seeds,
+    paired), per lifetime and averaged over them, from the raw scores both summary.json files store."""
+    from metarl.meta.tasks import References
+    from metarl.verdict import paired_comparison, per_seed_score
+
+    def verdict_of(run):
+        path = root / run / "summary.json"
+        return json.loads(path.read_text())["verdict"] if path.is_file() else None
+
+    rows = []
+    for summary_path in sorted(root.glob("ta_lpo*_s*/summary.json")):
+        run = summary_path.parent.name
+        candidate, baseline = verdict_of(run), verdict_of(f"lpo_s{seed_of(run)}")
+        if candidate is None or baseline is None or arm_of(run) is None:
+            continue
+        if candidate["seed_keys"] != baseline["seed_keys"] or candidate["lifetimes"] != baseline["lifetimes"]:
+            raise SystemExit(f"{run} and lpo_s{seed_of(run)} were judged on other seeds or lifetimes: not paired")
+        references = References(np.asarray(baseline["references"]["initial"]), np.asarray(baseline["references"]["ppo"]))
+        ta, lpo = np.asarray(candidate["candidate_scores"]), np.asarray(baseline["candidate_scores"])
+        for li, n in [(None, "all")] + list(enumerate(baseline["lifetimes"])):
+            pick = slice(None) if li is None else slice(li, li + 1)
+            result = paired_comparison(per_seed_score(ta[:, pick], references, True), per_seed_score(lpo[:, pick], references, True),
+                                       margin=baseline["equivalence_margin"])
+            rows.append({"run": run, "arm": arm_of(run), "against": f"lpo_s{seed_of(run)}", "lifetime": n,
+                         "stream": baseline["stream"], "difference": result["difference"], "verdict": result["verdict"]})
+    return rows
+
+
 def eval_rows(root: Path) -> tuple[list[dict], dict]:
     from metarl.evaluation import load_eval
     from metarl.stats import iqm
@@ -99,7 +128,7 @@ def counts(rows: list[dict], **where) -> str:
     return ", ".join(f"{words.count(w)} {w}" for w in order if words.count(w)) or "—"
 
 
-def markdown(meta: list[dict], evals: list[dict], info: dict) -> str:
+def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict) -> str:
     lines = ["## Meta-training verdicts (each run's summary.json)", "",
              "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | wall s |", "| --- | --- | --- | --- | --- | --- |"]
     for r in meta:
@@ -115,6 +144,21 @@ def markdown(meta: list[dict], evals: list[dict], info: dict) -> str:
         lines.append(f"\nJudged on {meta[0]['stream']} seeds at the meta-training lifetimes N = {meta[0]['lifetimes']}, normalized "
                      "AUC (1 = PPO's reference gain), paired; temporal variation: mean |D(n/N = 1) − D(n/N = 0)| / mean |D| "
                      "over a fixed (r, A) grid (0 for a drift that ignores n/N).")
+    if versus:
+        lifetimes = [r["lifetime"] for r in versus if r["run"] == versus[0]["run"]]
+        lines += ["", "## TA-LPO against the LPO of its meta-seed (the same test seeds, paired; normalized AUC)", "",
+                  "| run | " + " | ".join(f"N = {n}" for n in lifetimes) + " |", "| --- |" + " --- |" * len(lifetimes)]
+        for run in dict.fromkeys(r["run"] for r in versus):
+            cells = [f"{r['difference']['iqm']:+.3f} [{r['difference']['ci'][0]:+.3f}, {r['difference']['ci'][1]:+.3f}] {r['verdict']}"
+                     for r in versus if r["run"] == run]
+            lines.append(f"| {run} | " + " | ".join(cells) + " |")
+        for arm in ARMS:
+            words = [r["verdict"] for r in versus if r["arm"] == arm and r["lifetime"] == "all"]
+            if words:
+                lines.append(f"\n{arm} vs LPO over all lifetimes: " + ", ".join(f"{words.count(w)} {w}" for w in
+                             ("better", "equivalent", "inconclusive", "worse") if words.count(w)) + f" (of {len(words)}).")
+    if not evals:
+        return "\n".join(lines)
     lines += ["", f"## Eval: every objective on the same {info['num_seeds']} {info['stream']} seeds (paired), AUC return", "",
               "Meta-seeds per arm with each verdict word (Holm-adjusted words in study.json):", "",
               "| env | N | arm | vs PPO | vs DPO | vs the LPO of its meta-seed |", "| --- | --- | --- | --- | --- | --- |"]
@@ -138,9 +182,10 @@ def main(argv=None) -> None:
     meta = meta_train_rows(root)
     evals, info = eval_rows(root) if (root / "eval" / "eval.npz").is_file() else ([], {"envs": [], "lifetimes": [], "stream": "",
                                                                                           "num_seeds": 0, "iqm": {}})
-    text = markdown(meta, evals, info)
+    versus = versus_lpo_rows(root)
+    text = markdown(meta, versus, evals, info)
     (root / "study.md").write_text(text + "\n")
-    (root / "study.json").write_text(json.dumps({"meta_train": meta, "eval": evals, "info": info}, indent=1) + "\n")
+    (root / "study.json").write_text(json.dumps({"meta_train": meta, "versus_lpo": versus, "eval": evals, "info": info}, indent=1) + "\n")
     print(text)
     print(f"wrote {root / 'study.md'}, study.json")
 

@@ -409,10 +409,15 @@ def is_complete(run: Run) -> bool:
     if run.command == "eval":
         return (run.run_dir / "eval.npz").is_file()
     summary = run.run_dir / "summary.json"
-    if run.command == "meta-train":  # runs from before summary.json: metrics up to the last generation
+    if run.command == "meta-train":
         last = run.config.num_generations
         if summary.is_file():
             return json.loads(summary.read_text()).get("generations", 0) >= last
+        # No summary: a run stopped after its last generation but before its verdict is not complete (rerun, it
+        # resumes there and judges); only runs from before verdicts and summary.json count by their metrics.
+        stored = run.run_dir / "config.json"
+        if not stored.is_file() or "verdict" in json.loads(stored.read_text()).get("config", {}):
+            return False
         metrics = run.run_dir / "metrics.jsonl"
         rows = metrics.read_text().splitlines() if metrics.is_file() else []
         return bool(rows) and json.loads(rows[-1])["generation"] + 1 >= last and any((run.run_dir / "learned").glob("*.msgpack"))

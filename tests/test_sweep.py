@@ -95,6 +95,11 @@ def test_an_interrupted_sweep_skips_complete_runs_and_resumes_the_other(tmp_path
         np.testing.assert_array_equal(a, b)  # resumed = uninterrupted, bit for bit
     assert _rows(run) == straight_rows
     assert (out / "sweep.png").is_file() and (out / "sweep.toml").read_text() == path.read_text()
+    # stopped after its last generation but before its verdict (no summary.json): pending, not complete
+    (out / "lpo_s0" / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(["metarl", "sweep", str(path), "--out", str(out), "--dry-run"]) == 0
+    assert "[ pending] stage 1 · lpo_s0" in capsys.readouterr().out
 
 
 def _leaves(tree):
