@@ -75,7 +75,7 @@ NUMERICS_VERSION = 1
 every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
 :func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
 change can move a score, and set the digest either way."""
-NUMERICS_DIGEST = "0f4272027fd5"
+NUMERICS_DIGEST = "c1841aaa21d7"
 NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
                     "curricula/base.py", "curricula/samplers.py", "plugins.py", "types.py", "stats.py")
 """The modules (relative to the package) whose code decides a PPO score, besides this module's scoring functions."""
