@@ -33,6 +33,13 @@ def seed_of(run: str) -> int:
     return int(run.rsplit("_s", 1)[1])
 
 
+def meta_training_seconds(run_dir: Path) -> float:
+    """Seconds the run's generations took, over every invocation that made them (summary.json's own "seconds" is the
+    last invocation's, near 0 for a run resumed only to be judged)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return float(sum(row.get("seconds_per_generation", 0.0) for row in rows))
+
+
 def meta_train_rows(root: Path) -> list[dict]:
     from metarl.analysis.drift import describe_file
 
@@ -44,7 +51,7 @@ def meta_train_rows(root: Path) -> list[dict]:
         summary = json.loads(summary_path.read_text())
         verdict = summary.get("verdict", {})
         row = {"run": run, "arm": arm_of(run), "seed": seed_of(run), "generations": summary["generations"],
-               "seconds": summary["seconds"], "stream": verdict.get("stream"), "lifetimes": verdict.get("lifetimes"),
+               "seconds": meta_training_seconds(summary_path.parent), "stream": verdict.get("stream"), "lifetimes": verdict.get("lifetimes"),
                **describe_file(summary["learned_file"])}
         for baseline, result in verdict.get("against", {}).items():
             row[baseline] = {"difference": result["difference"], "verdict": result["verdict"], "label": result["label"]}
@@ -130,7 +137,7 @@ def counts(rows: list[dict], **where) -> str:
 
 def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict) -> str:
     lines = ["## Meta-training verdicts (each run's summary.json)", "",
-             "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | wall s |", "| --- | --- | --- | --- | --- | --- |"]
+             "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | meta-training s |", "| --- | --- | --- | --- | --- | --- |"]
     for r in meta:
         cells = []
         for baseline in ("ppo", "tuned_ppo"):
