@@ -51,7 +51,8 @@ def meta_train_rows(root: Path) -> list[dict]:
         summary = json.loads(summary_path.read_text())
         verdict = summary.get("verdict", {})
         row = {"run": run, "arm": arm_of(run), "seed": seed_of(run), "generations": summary["generations"],
-               "seconds": meta_training_seconds(summary_path.parent), "stream": verdict.get("stream"), "lifetimes": verdict.get("lifetimes"),
+               "seconds": meta_training_seconds(summary_path.parent), "stream": verdict.get("stream"),
+               "lifetimes": verdict.get("lifetimes"),
                **describe_file(summary["learned_file"])}
         for baseline, result in verdict.get("against", {}).items():
             row[baseline] = {"difference": result["difference"], "verdict": result["verdict"], "label": result["label"]}
@@ -88,44 +89,59 @@ def versus_lpo_rows(root: Path) -> list[dict]:
     return rows
 
 
+EVALS = ("eval", "eval_minatar")  # the eval stages' run folders (classic control; MinAtar at its CPU-scale inner loop)
+BASELINES = ("ppo", "tuned_ppo", "dpo")
+
+
 def eval_rows(root: Path) -> tuple[list[dict], dict]:
+    """Every discovered objective against PPO, tuned PPO and DPO, and each TA-LPO against the LPO of its meta-seed,
+    per env and lifetime, from every eval folder there is (each on the same judging seeds, paired); Holm over all."""
     from metarl.evaluation import load_eval
     from metarl.stats import iqm
     from metarl.verdict import paired_comparison, with_holm
 
-    data = load_eval(root / "eval" / "eval.npz")
-    config = json.loads((root / "eval" / "config.json").read_text())["config"]
-    labels = [str(label) for label in data["objectives"]]
-    runs = {}
-    for label, entry in zip(labels, config["objectives"], strict=True):
-        runs[label] = Path(entry).parent.parent.name if entry.endswith(".msgpack") else label
-    by_run = {runs[label]: i for i, label in enumerate(labels)}
-    envs, lifetimes = [str(e) for e in data["envs"]], [int(n) for n in data["lifetimes"]]
-    pairs = []
-    for run in by_run:
-        if arm_of(run) is None:
-            continue
-        pairs += [(run, "ppo"), (run, "dpo")]
-        if arm_of(run) != "LPO" and f"lpo_s{seed_of(run)}" in by_run:
-            pairs.append((run, f"lpo_s{seed_of(run)}"))
-    rows = []
-    for candidate, baseline in pairs:
-        for e, env in enumerate(envs):
-            for li, n in enumerate(lifetimes):
-                base = data["scores"][by_run[baseline], e, li]
-                margin = RELATIVE_MARGIN * abs(float(iqm(base[np.isfinite(base)])))
-                result = paired_comparison(data["scores"][by_run[candidate], e, li], base, margin=margin)
-                rows.append({"candidate": candidate, "arm": arm_of(candidate), "against": "lpo (same meta-seed)"
-                             if baseline.startswith("lpo_s") else baseline, "env": env, "lifetime": n,
-                             "stream": config["heldout"], "iqm": result["candidate"]["iqm"],
-                             "baseline_iqm": result["baseline"]["iqm"], "difference": result["difference"],
-                             "verdict": result["verdict"], "p_difference": result["p_difference"],
-                             "p_equivalence": result["p_equivalence"], "margin": margin})
-    rows = with_holm(rows)
-    iqms = {run: {f"{env}/{n}": float(iqm(data["scores"][i, e, li])) for e, env in enumerate(envs)
-                  for li, n in enumerate(lifetimes)} for run, i in by_run.items()}
-    return rows, {"envs": envs, "lifetimes": lifetimes, "stream": config["heldout"], "num_seeds": int(config["num_seeds"]),
-                  "iqm": iqms}
+    rows, envs, lifetimes, iqms, streams, seeds, unscored = [], [], [], {}, set(), set(), set()
+    for folder in [root / name for name in EVALS if (root / name / "eval.npz").is_file()]:
+        data = load_eval(folder / "eval.npz")
+        config = json.loads((folder / "config.json").read_text())["config"]
+        labels = [str(label) for label in data["objectives"]]
+        entries = list(config["objectives"]) + labels[len(config["objectives"]):]  # tuned_ppo comes after the given ones
+        by_run = {Path(entry).parent.parent.name if entry.endswith(".msgpack") else label: i
+                  for i, (label, entry) in enumerate(zip(labels, entries, strict=True))}
+        folder_envs, folder_lifetimes = [str(e) for e in data["envs"]], [int(n) for n in data["lifetimes"]]
+        envs += [e for e in folder_envs if e not in envs]
+        lifetimes += [n for n in folder_lifetimes if n not in lifetimes]
+        streams.add(config["heldout"])
+        seeds.add(int(config["num_seeds"]))
+        pairs = []
+        for run in by_run:
+            if arm_of(run) is None:
+                continue
+            pairs += [(run, baseline) for baseline in BASELINES if baseline in by_run]
+            if arm_of(run) != "LPO" and f"lpo_s{seed_of(run)}" in by_run:
+                pairs.append((run, f"lpo_s{seed_of(run)}"))
+        for candidate, baseline in pairs:
+            for e, env in enumerate(folder_envs):
+                for li, n in enumerate(folder_lifetimes):
+                    base, scores = data["scores"][by_run[baseline], e, li], data["scores"][by_run[candidate], e, li]
+                    if not (np.isfinite(base).any() or np.isfinite(scores).any()):  # no episode ended: nothing to compare
+                        unscored.add((env, n))
+                        continue
+                    margin = RELATIVE_MARGIN * abs(float(iqm(base[np.isfinite(base)])))
+                    result = paired_comparison(scores, base, margin=margin)
+                    rows.append({"candidate": candidate, "arm": arm_of(candidate), "against": "lpo (same meta-seed)"
+                                 if baseline.startswith("lpo_s") else baseline, "env": env, "lifetime": n, "eval": folder.name,
+                                 "stream": config["heldout"], "iqm": result["candidate"]["iqm"],
+                                 "baseline_iqm": result["baseline"]["iqm"], "difference": result["difference"],
+                                 "verdict": result["verdict"], "p_difference": result["p_difference"],
+                                 "p_equivalence": result["p_equivalence"], "margin": margin})
+        for run, i in by_run.items():
+            iqms.setdefault(run, {}).update({f"{env}/{n}": float(iqm(data["scores"][i, e, li])) for e, env in enumerate(folder_envs)
+                                             for li, n in enumerate(folder_lifetimes)})
+    if len(streams) > 1 or len(seeds) > 1:
+        raise SystemExit(f"the evals were judged on other streams or seed counts ({sorted(streams)}, {sorted(seeds)}): not one study")
+    return with_holm(rows), {"envs": envs, "lifetimes": sorted(lifetimes), "stream": streams.pop() if streams else "",
+                             "num_seeds": seeds.pop() if seeds else 0, "iqm": iqms, "unscored": sorted(unscored)}
 
 
 def counts(rows: list[dict], **where) -> str:
@@ -137,7 +153,8 @@ def counts(rows: list[dict], **where) -> str:
 
 def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict) -> str:
     lines = ["## Meta-training verdicts (each run's summary.json)", "",
-             "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | meta-training s |", "| --- | --- | --- | --- | --- | --- |"]
+             "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | meta-training s |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in meta:
         cells = []
         for baseline in ("ppo", "tuned_ppo"):
@@ -168,17 +185,24 @@ def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict
         return "\n".join(lines)
     lines += ["", f"## Eval: every objective on the same {info['num_seeds']} {info['stream']} seeds (paired), AUC return", "",
               "Meta-seeds per arm with each verdict word (Holm-adjusted words in study.json):", "",
-              "| env | N | arm | vs PPO | vs DPO | vs the LPO of its meta-seed |", "| --- | --- | --- | --- | --- | --- |"]
+              "| env | N | arm | vs PPO | vs tuned PPO | vs DPO | vs the LPO of its meta-seed |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for env in info["envs"]:
         for n in info["lifetimes"]:
+            if (env, n) in info["unscored"]:
+                lines.append(f"| {env} | {n} | every arm | no score: no episode ended within the lifetime on any seed | | | |")
+                continue
             for arm in ARMS:
                 versus_lpo = "—" if arm == "LPO" else counts(evals, env=env, lifetime=n, arm=arm, against="lpo (same meta-seed)")
-                lines.append(f"| {env} | {n} | {arm} | {counts(evals, env=env, lifetime=n, arm=arm, against='ppo')} "
-                             f"| {counts(evals, env=env, lifetime=n, arm=arm, against='dpo')} | {versus_lpo} |")
+                if not any(r["env"] == env and r["lifetime"] == n for r in evals):
+                    continue
+                cells = " | ".join(counts(evals, env=env, lifetime=n, arm=arm, against=b) for b in BASELINES)
+                lines.append(f"| {env} | {n} | {arm} | {cells} | {versus_lpo} |")
     lines += ["", "IQM per run (eval):", "", "| run | " + " | ".join(f"{e} N={n}" for e in info["envs"] for n in info["lifetimes"]) + " |",
               "| --- |" + " --- |" * (len(info["envs"]) * len(info["lifetimes"]))]
     for run, values in info["iqm"].items():
-        lines.append(f"| {run} | " + " | ".join(f"{values[f'{e}/{n}']:.1f}" for e in info["envs"] for n in info["lifetimes"]) + " |")
+        lines.append(f"| {run} | " + " | ".join(f"{values[f'{e}/{n}']:.1f}" if f"{e}/{n}" in values else "—"
+                                                  for e in info["envs"] for n in info["lifetimes"]) + " |")
     return "\n".join(lines)
 
 
@@ -187,8 +211,7 @@ def main(argv=None) -> None:
     parser.add_argument("root", nargs="?", default="results/ta_study")
     root = Path(parser.parse_args(argv).root)
     meta = meta_train_rows(root)
-    evals, info = eval_rows(root) if (root / "eval" / "eval.npz").is_file() else ([], {"envs": [], "lifetimes": [], "stream": "",
-                                                                                          "num_seeds": 0, "iqm": {}})
+    evals, info = eval_rows(root)
     versus = versus_lpo_rows(root)
     text = markdown(meta, versus, evals, info)
     (root / "study.md").write_text(text + "\n")

@@ -524,6 +524,42 @@ class VerdictConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """Tuned PPO's grid where a command other than meta-train tunes it (``metarl eval --tuned-ppo``): the search of
+    meta-train's verdict, per env and lifetime, with its ``--verdict.tuned-*`` flags under shorter names."""
+
+    selection_seeds: int = VerdictConfig.selection_seeds
+    """Seeds on which the cell is picked (the selection stream, apart from every judging seed)."""
+    lrs: tuple[float, ...] = VerdictConfig.tuned_lrs
+    """Learning rates (where the grid starts)."""
+    clips: tuple[float, ...] = VerdictConfig.tuned_clips
+    """Clip ranges ε (where the grid starts)."""
+    epochs: tuple[int, ...] = VerdictConfig.tuned_epochs
+    """Epochs per update (where the grid starts)."""
+    anneal: tuple[bool, ...] = VerdictConfig.tuned_anneal
+    """Learning-rate annealing to 0 over the lifetime, or not."""
+    extend: bool = VerdictConfig.tuned_extend
+    """Extend the grid along lr, clip ε or epochs while the best cell sits on that axis's edge, within the bounds."""
+    lr_bounds: tuple[float, float] = VerdictConfig.tuned_lr_bounds
+    clip_bounds: tuple[float, float] = VerdictConfig.tuned_clip_bounds
+    epochs_bounds: tuple[int, int] = VerdictConfig.tuned_epochs_bounds
+
+    def as_verdict(self) -> VerdictConfig:
+        """The same grid as a VerdictConfig (what metarl.verdict.tuned_ppo reads)."""
+        return VerdictConfig(selection_seeds=self.selection_seeds, tuned_lrs=tuple(self.lrs), tuned_clips=tuple(self.clips),
+                             tuned_epochs=tuple(self.epochs), tuned_anneal=tuple(self.anneal), tuned_extend=self.extend,
+                             tuned_lr_bounds=tuple(self.lr_bounds), tuned_clip_bounds=tuple(self.clip_bounds),
+                             tuned_epochs_bounds=tuple(self.epochs_bounds))
+
+    def validate(self) -> TuningConfig:
+        try:
+            self.as_verdict().validate()
+        except ConfigError as error:  # name this config's flags, not the verdict's
+            raise ConfigError(str(error).replace("verdict.tuned_", "tuning.").replace("verdict.", "tuning.")) from None
+        return self
+
+
+@dataclass(frozen=True)
 class TaskDistribution:
     """What each member is trained on: envs x lifetimes x seeds."""
 

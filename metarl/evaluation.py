@@ -12,6 +12,7 @@ per update (``category_fraction``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from metarl.config import (
     PPOConfig,
     ShapingConfig,
     TrainConfig,
+    TuningConfig,
     _positive_int,
     _require,
     to_dict,
@@ -78,6 +80,14 @@ class EvalConfig:
     equivalence_margin: float = 0.05
     """With verdict_against: 'equivalent' when the CI of the difference lies inside ± this fraction of the baseline's
     IQM (eval scores are raw returns, so the margin is relative), 'inconclusive' otherwise; 0: never 'equivalent'."""
+    tuned_ppo: bool = False
+    """Also evaluate tuned PPO (label 'tuned_ppo', a valid ``verdict_against``): per env and lifetime, PPO at the best
+    cell of the ``tuning`` grid, picked on the selection stream, trained on this eval's ``heldout`` seeds (paired with
+    every objective). The search and the scores are kept in ``reference_store``, where any later eval or meta-train
+    verdict with the same inner config, env, lifetime and score reads them."""
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    reference_store: str = "results/references"
+    """Folder of stored baseline measurements (tuned PPO's search and scores) ('': measure every time, store nothing)."""
     seed: int = 0
     out: str = "results/eval"
     name: str = "eval"
@@ -113,18 +123,30 @@ class EvalConfig:
                  f"must be none, validation or test, got {self.heldout!r}")
         _require(math.isfinite(self.equivalence_margin) and self.equivalence_margin >= 0, "equivalence_margin",
                  f"must be a finite number >= 0, got {self.equivalence_margin!r}")
+        if self.tuned_ppo:
+            _require(self.heldout in ("validation", "test"), "heldout",
+                     "tuned PPO is trained on a judging seed stream: --heldout validation or --heldout test, "
+                     f"got {self.heldout!r}")
+            _require("tuned_ppo" not in self.objectives, "objectives", "'tuned_ppo' is the label of --tuned-ppo; drop it")
+            _require(self.curricula == ("none",) and self.shapings == ("none",), "tuned_ppo",
+                     "compares objectives: give no curricula and no shapings")
+            self.tuning.validate()
         if self.verdict_against:
             _require(self.heldout in ("validation", "test"), "heldout",
                      "a verdict needs its seed stream named: --heldout validation (a design choice) or --heldout test "
                      f"(a final verdict), got {self.heldout!r}")
-            _require(self.verdict_against in self.objectives, "verdict_against",
-                     f"must be one of the evaluated objectives ({', '.join(self.objectives)}), got {self.verdict_against!r}")
-            _require(len(self.objectives) >= 2 and self.num_seeds >= 2, "verdict_against",
+            _require(self.verdict_against in self.labels(), "verdict_against",
+                     f"must be one of the evaluated objectives ({', '.join(self.labels())}), got {self.verdict_against!r}")
+            _require(len(self.labels()) >= 2 and self.num_seeds >= 2, "verdict_against",
                      "needs at least one other objective and num_seeds >= 2")
             _require(len(self.curricula) == 1 and len(self.shapings) == 1, "verdict_against",
                      "compares objectives: give one curriculum and one shaping")
         self.inner_config().validate()
         return self
+
+    def labels(self) -> tuple[str, ...]:
+        """The evaluated objectives as given, then 'tuned_ppo' with ``tuned_ppo``."""
+        return tuple(self.objectives) + (("tuned_ppo",) if self.tuned_ppo else ())
 
     def inner_config(self) -> PPOConfig:
         return dataclasses.replace(self.ppo, total_timesteps=max(self.lifetimes) * self.ppo.batch_size)
@@ -242,6 +264,11 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
             if verbose:
                 means = ", ".join(f"N={n}: {m:.3f}" for n, m in zip(config.lifetimes, np.nanmean(scores[v, e], -1), strict=True))
                 print(f"{labels[-1]:>24} · {env_name}: {means}", flush=True)
+    if config.tuned_ppo:
+        tuned, cells = tuned_ppo_scores(config, verbose)
+        scores, labels = np.concatenate([scores, tuned[None]]), labels + ["tuned_ppo"]
+        curves = np.concatenate([curves, np.full((1,) + curves.shape[1:], np.nan)])  # tuned PPO's curves are not recorded
+        (run_dir / "tuned_ppo.json").write_text(json.dumps({"stream": "selection", "cells": cells}, indent=1) + "\n")
     extra_arrays = {}
     if fractions:
         categories = max(f.shape[-1] for f in fractions.values())
@@ -252,10 +279,10 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
     np.savez(run_dir / "eval.npz", scores=scores, objectives=np.array(labels), envs=np.array(config.envs),
              lifetimes=np.array(config.lifetimes), batch_size=inner.batch_size, score=config.score, curves=curves, **extra_arrays)
     summary = summary_table(run_dir / "eval.npz")
+    if config.tuned_ppo:
+        summary += "\n" + tuned_cells_markdown(cells)
     if config.verdict_against:
-        import json
-
-        verdicts = verdict_table(scores, labels, config.objectives.index(config.verdict_against), config.envs, config.lifetimes,
+        verdicts = verdict_table(scores, labels, config.labels().index(config.verdict_against), config.envs, config.lifetimes,
                                  config.equivalence_margin, config.heldout)
         (run_dir / "verdict.json").write_text(json.dumps(verdicts, indent=2) + "\n")
         summary += "\n" + verdict_markdown(verdicts)
@@ -265,6 +292,34 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
     if verbose:
         print(f"wrote {run_dir}/eval.npz, summary.md" + (", verdict.json" if config.verdict_against else ""))
     return run_dir
+
+
+def tuned_ppo_scores(config: EvalConfig, verbose: bool = True) -> tuple[np.ndarray, dict[str, dict[str, dict]]]:
+    """Tuned PPO's scores (E, L, S) on the eval's judging seeds and its cell per env and lifetime (picked on the
+    selection stream, each env and lifetime searched alone; metarl.verdict.tuned_ppo_alone)."""
+    from metarl.verdict import Store, tuned_ppo_alone
+
+    store = Store(config.reference_store or None)
+    scores = np.zeros((len(config.envs), len(config.lifetimes), config.num_seeds))
+    cells: dict[str, dict[str, dict]] = {}
+    for e, env in enumerate(config.envs):
+        for li, n in enumerate(config.lifetimes):
+            scores[e, li], cells.setdefault(env, {})[str(n)] = tuned_ppo_alone(
+                config.ppo, env, int(n), config.score, config.tuning.as_verdict(), config.heldout, config.num_seeds, store,
+                progress=(lambda line: print(line, flush=True)) if verbose else None)
+            if verbose:
+                cell = cells[env][str(n)]
+                print(f"{'tuned_ppo':>24} · {env} · N={n}: {np.nanmean(scores[e, li]):.3f} (lr {cell['lr']:g}, clip "
+                      f"{cell['clip_eps']:g}, {cell['update_epochs']} epochs{', annealed' if cell['anneal_lr'] else ''})", flush=True)
+    return scores, cells
+
+
+def tuned_cells_markdown(cells: dict[str, dict[str, dict]]) -> str:
+    lines = ["Tuned PPO's cells (picked per env and lifetime on the selection stream):", "",
+             "| env | N | lr | clip ε | epochs | lr annealed |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {env} | {n} | {c['lr']:g} | {c['clip_eps']:g} | {c['update_epochs']} | {c['anneal_lr']} |"
+              for env, per_lifetime in cells.items() for n, c in per_lifetime.items()]
+    return "\n".join(lines) + "\n"
 
 
 def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, lifetimes, margin: float = 0.05,
@@ -315,14 +370,19 @@ def summary_table(path: str | Path) -> str:
 
     data = load_eval(path)
     lines = ["| env | N | objective | mean | IQM | 95% CI (IQM) |", "| --- | --- | --- | --- | --- | --- |"]
+    unscored = False
     for e, env in enumerate(data["envs"]):
         for li, n in enumerate(data["lifetimes"]):
             for o, objective in enumerate(data["objectives"]):
                 values = data["scores"][o, e, li]
                 values = values[np.isfinite(values)]
                 if values.size == 0:
-                    lines.append(f"| {env} | {n} | {objective} | diverged | | |")
+                    lines.append(f"| {env} | {n} | {objective} | no score | | |")
+                    unscored = True
                     continue
                 low, high = bootstrap_ci(values)
                 lines.append(f"| {env} | {n} | {objective} | {values.mean():.2f} | {iqm(values):.2f} | [{low:.2f}, {high:.2f}] |")
+    if unscored:
+        lines += ["", "no score: on every seed the agent diverged or, for a return score, no episode ended within the lifetime "
+                  "(e.g. Acrobot's 500-step episodes in 2 updates of 128 steps)."]
     return "\n".join(lines) + "\n"

@@ -694,6 +694,23 @@ def _tuned_scores(config: MetaTrainConfig, env_specs, lifetimes, best: dict[str,
     return scores
 
 
+def tuned_ppo_alone(ppo: PPOConfig, env: str, lifetime: int, score: str, tuning: VerdictConfig, stream: str, num_seeds: int,
+                    store: Store | None = None, progress=None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Tuned PPO for one env at one lifetime (``metarl eval --tuned-ppo``): the best cell of ``tuning``'s grid, picked on
+    the selection stream by the IQM of the raw ``score`` (the search a meta-train verdict makes, at this lifetime alone),
+    then trained on ``num_seeds`` seeds of the judging ``stream``: (scores (S,), the cell). Both go to ``store``."""
+    from metarl import envs
+    from metarl.config import TaskDistribution
+    from metarl.meta.tasks import References
+
+    alone = MetaTrainConfig(ppo=dataclasses.replace(ppo, total_timesteps=lifetime * ppo.batch_size),
+                            tasks=TaskDistribution(envs=(env,), lifetimes=(lifetime,), fitness=score, normalize=False),
+                            verdict=dataclasses.replace(tuning, num_seeds=num_seeds, stream=stream, tuned=True, transfer_envs=()))
+    spec = [envs.make(env)]
+    best = tuned_ppo(alone, spec, References(np.zeros(1), np.ones(1)), store, progress)["best"]
+    return _tuned_scores(alone, spec, [lifetime], best, stream, store)[0, 0], best[env][str(lifetime)]
+
+
 def tuned_label(best: dict[str, dict[str, dict]]) -> dict[str, Any]:
     """The tuned cell when one serves every env and lifetime (as a cell), else the per-env, per-lifetime table."""
     cells = [cell for per_lifetime in best.values() for cell in per_lifetime.values()]

@@ -317,6 +317,7 @@ def small_verdict(**overrides) -> VerdictConfig:
 
 
 @pytest.mark.heavy
+@pytest.mark.slow  # the longest end-to-end checks (36-100 s each on 2 cores) run in CI's slow step
 def test_a_multi_env_run_is_judged_on_each_env_alone_and_on_an_unseen_one(tmp_path, capsys):
     """Per env: the slice of the whole verdict's scores, against that env's own tuned cells; transfer: the baselines a
     run meta-trained on that env alone compares against (the store shares them), with that env's own references."""
@@ -457,6 +458,42 @@ def test_eval_compares_objectives_on_the_named_stream(tmp_path, monkeypatch):
         EvalConfig(objectives=("ppo", "dpo"), verdict_against="lpo", heldout="test").validate()
     with pytest.raises(ConfigError, match="heldout"):  # a verdict names its stream
         EvalConfig(objectives=("ppo", "dpo"), verdict_against="ppo").validate()
+
+
+@pytest.mark.heavy
+def test_eval_tunes_ppo_per_env_and_lifetime_and_pairs_it_with_every_objective(tmp_path):
+    """--tuned-ppo: one search per env and lifetime on the selection stream, its cell trained on the eval's own judging
+    seeds. A one-cell grid at PPO's own settings gives PPO's scores seed for seed (the same seeds, the same training),
+    and a second eval reads the searches and the scores from the store instead of training again."""
+    from metarl.config import TuningConfig
+    from metarl.evaluation import EvalConfig, run_eval
+
+    ppo = tiny(lr=0.01, anneal_lr=False)
+    own_cell = TuningConfig(selection_seeds=2, lrs=(0.01,), clips=(0.2,), epochs=(ppo.update_epochs,), anneal=(False,), extend=False)
+    config = EvalConfig(objectives=("ppo",), envs=("CartPole-v1",), lifetimes=(1, 2), num_seeds=4, ppo=ppo, score="auc",
+                        heldout="validation", tuned_ppo=True, tuning=own_cell, verdict_against="tuned_ppo",
+                        reference_store=str(tmp_path / "store"), out=str(tmp_path), name="first")
+    run_dir = run_eval(config, ["metarl", "eval"], verbose=False)
+    data = np.load(run_dir / "eval.npz")
+    assert list(data["objectives"]) == ["ppo", "tuned_ppo"]
+    np.testing.assert_allclose(data["scores"][1], data["scores"][0], rtol=1e-5)
+    rows = json.loads((run_dir / "verdict.json").read_text())
+    assert [(r["objective"], r["baseline_objective"], r["lifetime"]) for r in rows] == [("ppo", "tuned_ppo", 1), ("ppo", "tuned_ppo", 2)]
+    cells = json.loads((run_dir / "tuned_ppo.json").read_text())["cells"]
+    assert cells == {"CartPole-v1": {n: {"lr": 0.01, "clip_eps": 0.2, "update_epochs": ppo.update_epochs, "anneal_lr": False}
+                                     for n in ("1", "2")}}
+    assert "Tuned PPO's cells" in (run_dir / "summary.md").read_text()
+    searches = [json.loads(p.read_text())["key"] for p in (tmp_path / "store").glob("tuned_ppo-*.json")]
+    assert sorted(key["lifetimes"] for key in searches) == [[1], [2]]  # each lifetime searched alone
+    assert {key["stream"] for key in searches} == {verdict.SELECTION_STREAM}
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "store").glob("*.json")}
+    again = run_eval(dataclasses.replace(config, name="again"), ["metarl", "eval"], verbose=False)
+    assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "store").glob("*.json")}  # read, nothing measured
+    np.testing.assert_array_equal(np.load(again / "eval.npz")["scores"][1], data["scores"][1])
+    with pytest.raises(ConfigError, match="heldout"):
+        dataclasses.replace(config, heldout="none", verdict_against="").validate()
+    with pytest.raises(ConfigError, match="tuning.lrs"):
+        dataclasses.replace(config, tuning=TuningConfig(lrs=())).validate()
 
 
 BENCHMARK_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
