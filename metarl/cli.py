@@ -13,10 +13,10 @@ from pathlib import Path
 
 from metarl.commandline import outer_args
 from metarl.config import MetaTrainConfig, TrainConfig
-from metarl.errors import ConfigError, LearnedFileError, RegistryError
+from metarl.errors import ConfigError, LearnedFileError, RegistryError, StorageError
 from metarl.train import run_train  # the library function, re-exported for scripts that import it from here
 
-USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
+USER_ERRORS = (ConfigError, RegistryError, LearnedFileError, StorageError)
 
 
 def _flag_value(args: list[str], flag: str) -> str | None:
@@ -283,14 +283,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"metarl {command}: error: {error}", file=sys.stderr)
         _leave_peers(2)
         return 2
-    except BaseException:
-        if _has_peers():
-            import traceback
+    except Exception as error:
+        from metarl.io.results import disk_error
 
-            traceback.print_exc()
-            _leave_peers(1)
+        cause = disk_error(error)  # a write the disk refused, outside the guarded ones: one line, not a library's traceback
+        if cause is None or _has_peers():
+            _tell_peers()
+            raise
+        where = f" {cause.filename}" if cause.filename else ""
+        print(f"metarl {command}: error: could not write{where}: {cause.strerror or cause}", file=sys.stderr)
+        return 2
+    except BaseException:
+        _tell_peers()
         raise
     return 0
+
+
+def _tell_peers() -> None:
+    """Before an unexpected exception propagates: with peer processes (several hosts), print it and tell them to leave."""
+    if _has_peers():
+        import traceback
+
+        traceback.print_exc()
+        _leave_peers(1)
 
 
 def run_verdict_reprint(args: list[str]) -> int:

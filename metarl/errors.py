@@ -14,3 +14,7 @@ class RegistryError(KeyError):
 
 class LearnedFileError(ValueError):
     """A learned-component file does not match what was asked for (family, name or shapes)."""
+
+
+class StorageError(OSError):
+    """A write failed (a full disk, a quota, a read-only folder). The message names the folder and says what is intact."""

@@ -1,7 +1,7 @@
 """shared/RELIABILITY.md items that had no test of their own (the others are named in the docstrings of their
 tests): 8 (no jax_debug_nans, no NaN replaced by a big number), 9 (unknown shaping / outer loop), 10 (an
 indivisible population names both numbers), 11 (non-positive lifetimes, a meta-gradient learning rate <= 0),
-13 (eval's earlier run folder), 18 (a generation's memory grows linearly), 19 (a sweep started twice).
+13 (eval's earlier run folder), 18 (a generation's memory grows linearly), 19 (a sweep started twice), 21 (a full disk).
 Item 17 for every outer loop: test_outer_loops.py::
 test_every_registered_loop_meta_trains_compiles_its_step_once_and_resumes_bit_identically."""
 
@@ -244,3 +244,71 @@ def test_a_sweep_started_twice_is_refused_at_once_naming_the_holder_and_writes_n
     run_sweep(path, out=str(out), plot=False, verbose=False)
     assert [(r["run"], r["status"]) for r in read_index(out / "index.csv")] == [("cartpole_s0", "complete"), ("cartpole_s1", "complete")]
     assert TINY.num_updates == len((out / "cartpole_s0" / "metrics.jsonl").read_text().splitlines())
+
+
+# --- 21: a full disk during a checkpoint is one line naming the folder, and the same command resumes -------------
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_same_command_resumes(tmp_path, capsys, monkeypatch):
+    import errno
+    import json
+
+    import orbax.checkpoint as ocp
+
+    original = ocp.CheckpointManager.save
+
+    def full_disk_at_step_2(self, step, *args, **kwargs):
+        if step == 2:  # as tensorstore reports it: a ValueError quoting the OS error
+            raise ValueError(f"Error writing {self.directory}/2/state: [errno {errno.ENOSPC}] No space left on device")
+        return original(self, step, *args, **kwargs)
+
+    argv = ["metarl", "meta-train", *TINY_META_FLAGS, "--num-generations", "3", "--chunk-size", "1", "--eval-seeds", "0",
+            "--out", str(tmp_path), "--name", "run"]
+    monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk_at_step_2)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "No space left on device" in lines[0] and str(tmp_path / "run") in lines[0] and "the checkpoint of generation 1 is intact" in lines[0]
+    rows = [json.loads(line)["generation"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [0, 1]  # the failed chunk's row was written before its checkpoint; the rerun truncates it
+    monkeypatch.setattr(ocp.CheckpointManager, "save", original)  # space freed
+    assert main(argv) == 0
+    rows = [json.loads(line)["generation"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [0, 1, 2]
+
+
+def test_disk_errors_are_found_behind_a_library_and_nothing_else_is_taken_for_one():
+    import errno
+
+    from metarl.errors import StorageError
+    from metarl.io.results import disk_error, writing
+
+    try:
+        try:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded", "/x/metrics.jsonl")
+        except OSError as inner:
+            raise RuntimeError("the storage library failed") from inner
+    except RuntimeError as outer:
+        assert disk_error(outer).errno == errno.EDQUOT
+    assert disk_error(ValueError("shape mismatch")) is None
+    with pytest.raises(StorageError, match="could not write to /runs/a: No space left on device; the checkpoint is intact"):
+        with writing("/runs/a", "the checkpoint is intact"):
+            raise ValueError("write failed: No space left on device")
+    with pytest.raises(KeyError):  # not a disk error: passes through untouched
+        with writing("/runs/a"):
+            raise KeyError("generation")
+
+
+def test_a_full_disk_under_any_other_command_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import numpy as np
+
+    def full_disk(path, **arrays):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    assert main(["metarl", "eval", *EVAL_FLAGS, "--out", str(tmp_path), "--name", "grid"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"metarl eval: error: could not write {tmp_path / 'grid' / 'eval.npz'}: No space left on device"]

@@ -2,19 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from metarl.errors import ConfigError
+from metarl.errors import ConfigError, StorageError
 
 _PACKAGES = ("metarl", "jax", "jaxlib", "flax", "optax", "chex", "evosax", "gymnax", "orbax-checkpoint")
+
+
+def disk_error(error: BaseException) -> OSError | None:
+    """The OSError behind ``error`` (itself or in its cause / context chain), or one rebuilt from a storage library's
+    message that only quotes it (tensorstore reports a full disk as a ValueError naming ENOSPC)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and not isinstance(error, StorageError):
+            return error
+        text = str(error)
+        for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            if os.strerror(code) in text:
+                return OSError(code, os.strerror(code))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@contextlib.contextmanager
+def writing(folder: str | Path, intact: str = "what was written before is intact") -> Iterator[None]:
+    """Writes into ``folder``: a failure of the disk (full, over quota, read-only, any OSError, also from inside a
+    storage library) becomes one :class:`StorageError` naming the folder, the reason and what is intact, instead of a
+    library's traceback. Anything else passes through."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as error:
+        cause = disk_error(error)
+        if cause is None:
+            raise
+        reason = cause.strerror or str(cause)
+        raise StorageError(f"could not write to {folder}: {reason}; {intact}. Free space (or fix the folder) and run the "
+                           "same command again to resume") from error
 
 
 def package_versions() -> dict[str, str]:

@@ -249,7 +249,7 @@ class _Run:
         import numpy as np
 
         from metarl import objectives, plugins
-        from metarl.io.results import write_metrics
+        from metarl.io.results import write_metrics, writing
 
         config, chunk = self.config, len(chunk_metrics)
         self.generation += chunk
@@ -266,27 +266,33 @@ class _Run:
             if offset == chunk - 1 and self.last_eval is not None:
                 row["mean_params_fitness"] = self.last_eval
             rows.append(row)
-        if is_writer():
-            write_metrics(self.run_dir, rows, append=True)
-            for row in rows:
-                self.tracker.log(row["generation"], row)
+        # A full disk here is one line naming the folder: the rows, checkpoint and learned files of earlier chunks are
+        # intact, and the same command resumes from the last checkpoint (it truncates metrics.jsonl to it).
+        steps = self.checkpoints.steps()
+        intact = (f"the checkpoint of generation {steps[-1]} is intact" if steps else "no checkpoint was written yet")
+        with writing(self.run_dir, intact):
+            if is_writer():
+                write_metrics(self.run_dir, rows, append=True)
+                for row in rows:
+                    self.tracker.log(row["generation"], row)
         streak = int(self.loop.status(self.state).nonfinite_streak)
         if streak >= self.loop.max_nonfinite:
             raise NonFiniteFitnessError(
                 f"{self.loop.nonfinite_what} non-finite for {streak} generations in a row (generation {self.generation}); "
                 f"stopping. The last good checkpoint in {self.checkpoints.directory} is intact."
             )
-        self.checkpoints.save(self.generation, self.state, {"generation": self.generation})
-        if is_writer():
-            info = {"generation": self.generation, "mean_params_fitness": self.last_eval, "run": str(self.run_dir)}
-            objectives.save(self.learned_path, config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
-            # Every chunk's mean, kept: how good was the discovery at generation g (on seeds of one's choosing)?
-            objectives.save(self.learned_path.parent / "history" / f"{self.learned_path.stem}_g{self.generation:04d}.msgpack",
-                            config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
-            parts = (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping))
-            for family, part, params in parts:
-                if jax.tree.leaves(params):
-                    plugins.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
+        with writing(self.run_dir, intact):
+            self.checkpoints.save(self.generation, self.state, {"generation": self.generation})
+            if is_writer():
+                info = {"generation": self.generation, "mean_params_fitness": self.last_eval, "run": str(self.run_dir)}
+                objectives.save(self.learned_path, config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
+                # Every chunk's mean, kept: how good was the discovery at generation g (on seeds of one's choosing)?
+                objectives.save(self.learned_path.parent / "history" / f"{self.learned_path.stem}_g{self.generation:04d}.msgpack",
+                                config.objective, config.objective_kwargs_dict(), mean_params.objective, info)
+                parts = (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping))
+                for family, part, params in parts:
+                    if jax.tree.leaves(params):
+                        plugins.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
         if self.verbose:
             self.progress.chunk(self.label + progress_line(config, self.loop, self.generation, rows[-1], self.last_eval, seconds))
 
