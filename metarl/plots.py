@@ -90,7 +90,7 @@ def plot_drift_schedule(learned_file: str | Path, out: str | Path | None = None,
     learned_file = Path(learned_file)
     objective, params, _ = objectives.load(learned_file)
     grid = drift_grid(objective, params, PROGRESS, num_updates)
-    fig, axes = plt.subplots(1, len(PROGRESS), figsize=(3.0 * len(PROGRESS), 3.2), sharey=True)
+    fig, axes = plt.subplots(1, len(PROGRESS), figsize=(3.0 * len(PROGRESS), 3.4), sharey=True, layout="constrained")
     extent = (RATIOS[0], RATIOS[-1], ADVANTAGES[0], ADVANTAGES[-1])
     vmax = max(float(grid.max()), 1e-8)
     for ax, progress, values in zip(axes, PROGRESS, grid, strict=True):

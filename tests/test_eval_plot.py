@@ -73,6 +73,7 @@ def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
 
 
 @pytest.mark.heavy
+@pytest.mark.slow  # the longest end-to-end checks (36-100 s each on 2 cores) run in CI's slow step
 def test_plot_regenerates_every_figure_from_the_committed_results_alone(tmp_path):
     runs = [p.parent for p in RESULTS.rglob("config.json")]
     assert runs, "results/ holds no run folders"

@@ -36,6 +36,7 @@ def train_vmapped_over_seeds_and_members():
 
 
 @pytest.mark.heavy
+@pytest.mark.slow  # the longest end-to-end checks (36-100 s each on 2 cores) run in CI's slow step
 def test_vmapped_training_finishes_in_a_fresh_process():
     try:
         output = in_default_codegen(__file__, "train_vmapped_over_seeds_and_members", timeout=240)

@@ -85,6 +85,7 @@ def test_bad_plugin_kwargs_name_the_field(tmp_path, capsys):
 
 
 @pytest.mark.heavy
+@pytest.mark.slow  # the longest end-to-end checks (36-100 s each on 2 cores) run in CI's slow step
 def test_meta_train_writes_learned_files_that_train_and_eval_read(tmp_path, capsys):
     from metarl.cli import main
 
