@@ -41,7 +41,8 @@ def meta_training_seconds(run_dir: Path) -> float:
 
 
 def meta_train_rows(root: Path) -> list[dict]:
-    from metarl.analysis.drift import describe_file
+    from metarl import objectives
+    from metarl.analysis.drift import describe_file, schedule_profile
 
     rows = []
     for summary_path in sorted(root.glob("*/summary.json")):
@@ -53,7 +54,7 @@ def meta_train_rows(root: Path) -> list[dict]:
         row = {"run": run, "arm": arm_of(run), "seed": seed_of(run), "generations": summary["generations"],
                "seconds": meta_training_seconds(summary_path.parent), "stream": verdict.get("stream"),
                "lifetimes": verdict.get("lifetimes"),
-               **describe_file(summary["learned_file"])}
+               **describe_file(summary["learned_file"]), "schedule": schedule_profile(*objectives.load(summary["learned_file"])[:2])}
         for baseline, result in verdict.get("against", {}).items():
             row[baseline] = {"difference": result["difference"], "verdict": result["verdict"], "label": result["label"]}
         rows.append(row)
@@ -168,6 +169,19 @@ def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict
         lines.append(f"\nJudged on {meta[0]['stream']} seeds at the meta-training lifetimes N = {meta[0]['lifetimes']}, normalized "
                      "AUC (1 = PPO's reference gain), paired; temporal variation: mean |D(n/N = 1) − D(n/N = 0)| / mean |D| "
                      "over a fixed (r, A) grid (0 for a drift that ignores n/N).")
+    if meta:
+        def ends(values):
+            return f"{values[0]:.3f} → {values[-1]:.3f}"
+
+        lines += ["", "## What each schedule does (metarl.analysis.drift.schedule_profile; n/N = 0 → 1)", "",
+                  "| run | mean D where A > 0 | mean D where A < 0 | rollback share |", "| --- | --- | --- | --- |"]
+        for r in meta:
+            p = r["schedule"]
+            lines.append(f"| {r['run']} | {ends(p['penalty_positive_advantage'])} | {ends(p['penalty_negative_advantage'])} "
+                         f"| {ends(p['rollback_share'])} |")
+        lines.append("\nMean D: how strictly the drift holds the ratio near 1 on each side (PPO's clip: 0.052 on both at every "
+                     "n/N); rollback share: the grid points where the objective pushes r back towards 1 (PPO: 0). The paper "
+                     "describes permissive early, strict late, and rollback.")
     if versus:
         lifetimes = [r["lifetime"] for r in versus if r["run"] == versus[0]["run"]]
         lines += ["", "## TA-LPO against the LPO of its meta-seed (the same test seeds, paired; normalized AUC)", "",

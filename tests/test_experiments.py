@@ -34,3 +34,33 @@ def test_time_varying_members_are_told_apart_by_name():
     script = load_script("ta_headroom")
     assert [script.is_time_varying(n) for n in ("ppo_clip0.3to0.05", "ppo_anneal_lr", "ppo_clip0.2", "dpo", "ppo_clip0.1")] == [
         True, True, False, False, False]
+
+
+def assert_close(computed, stored, where="") -> None:
+    if isinstance(stored, dict):
+        assert isinstance(computed, dict) and computed.keys() == stored.keys(), where
+        for key in stored:
+            assert_close(computed[key], stored[key], f"{where}.{key}")
+    elif isinstance(stored, list):
+        assert isinstance(computed, list) and len(computed) == len(stored), where
+        for i, (c, s) in enumerate(zip(computed, stored, strict=True)):
+            assert_close(c, s, f"{where}[{i}]")
+    elif isinstance(stored, float):
+        assert computed == pytest.approx(stored, rel=1e-5, abs=1e-7, nan_ok=True), where
+    else:
+        assert computed == stored, where
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "ta_study" / "study.json").is_file(), reason="study not stored")
+def test_the_temporally_aware_study_tables_regenerate_from_its_runs(monkeypatch):
+    script = load_script("ta_study")
+    monkeypatch.chdir(ROOT)  # the tables name the learned files as the script's users do, relative to the project
+    root = Path("results") / "ta_study"
+    meta, versus = script.meta_train_rows(root), script.versus_lpo_rows(root)
+    evals, info = script.eval_rows(root)
+    stored = json.loads((root / "study.json").read_text())
+    # The drift numbers come from jax on the tests' cheap code generation (conftest.py): equal to the last bits or so.
+    assert_close(json.loads(json.dumps({"meta_train": meta, "versus_lpo": versus, "eval": evals, "info": info})), stored)
+    assert (root / "study.md").read_text() == script.markdown(meta, versus, evals, info) + "\n"
+    assert {r["stream"] for r in meta} == {r["stream"] for r in versus} == {"test"}  # final verdicts: the test stream
+    assert {r["stream"] for r in evals} <= {"test"}

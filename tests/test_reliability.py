@@ -269,7 +269,8 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_same_command_resume
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert "No space left on device" in lines[0] and str(tmp_path / "run") in lines[0] and "the checkpoint of generation 1 is intact" in lines[0]
+    assert "No space left on device" in lines[0] and str(tmp_path / "run") in lines[0]
+    assert "the checkpoint of generation 1 is intact" in lines[0]
     rows = [json.loads(line)["generation"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows == [0, 1]  # the failed chunk's row was written before its checkpoint; the rerun truncates it
     monkeypatch.setattr(ocp.CheckpointManager, "save", original)  # space freed

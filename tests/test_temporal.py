@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metarl import objectives
-from metarl.analysis.drift import PROGRESS, drift_grid, temporal_variation
+from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, schedule_profile, temporal_variation
 from metarl.config import MetaTrainConfig, TaskDistribution
 from metarl.errors import ConfigError
 from metarl.objectives import DriftInputs, drift_objective
@@ -154,6 +154,25 @@ def hand_made(drift):
 ])
 def test_temporal_variation_of_hand_made_drifts(drift, expected):
     assert temporal_variation(hand_made(drift), {}) == pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+
+def test_schedule_profile_of_ppo_and_of_a_drift_that_tightens_and_rolls_back():
+    """PPO: constant penalties, and its clip stops the ratio without pushing it back (no rollback). A quadratic penalty
+    c·(n/N)·(r − 1)² is 0 at the start and grows; it rolls back exactly where the slope A − 2c·(n/N)·(r − 1) is
+    against A (by more than 1 % of |A|)."""
+    ppo = schedule_profile(objectives.make("ppo"), {})
+    assert len(set(ppo["penalty_positive_advantage"])) == 1 and ppo["penalty_positive_advantage"][0] > 0
+    assert ppo["rollback_share"] == [0.0] * len(PROGRESS)
+    c = 4.0
+    profile = schedule_profile(hand_made(lambda r, a, p: c * p * (r - 1.0) ** 2), {})
+    assert profile["penalty_positive_advantage"][0] == 0.0
+    assert np.all(np.diff(profile["penalty_positive_advantage"]) > 0)
+    np.testing.assert_allclose(profile["penalty_positive_advantage"], profile["penalty_negative_advantage"], rtol=1e-6)
+    r, a = np.meshgrid(RATIOS[1:-1], ADVANTAGES)
+    for progress, share in zip(PROGRESS, profile["rollback_share"], strict=True):
+        expected = (np.sign(a) * (a - 2.0 * c * progress * (r - 1.0)) < -0.01 * np.abs(a))[ADVANTAGES != 0].mean()
+        assert share == pytest.approx(expected, abs=1e-9)
+    assert profile["rollback_share"][0] == 0.0 and profile["rollback_share"][-1] > 0.3
 
 
 def test_temporal_variation_of_the_family():
