@@ -542,8 +542,9 @@ def search_grid(score_cells: Callable[[list[dict[str, Any]]], np.ndarray], axes:
 
     ``score_cells(cells) -> (C, G)``: a score per cell and group (a group is one env and lifetime; its best
     cell is chosen on its own), called only for cells not measured yet. Returns the final grid (``axes``),
-    every measured cell with its scores (``table``), the best cell per group (``best_per_group``), the edges
-    a bound stopped (``stopped_by_bound``) and the number of rounds. ``measured_before``: cells (with their
+    every measured cell with its scores (``table``), the best cell per group (``best_per_group``; ``informative``
+    false where every cell scored alike, so the first cell stands in and does not extend the grid), the edges a bound
+    stopped (``stopped_by_bound``) and the number of rounds. ``measured_before``: cells (with their
     ``scores``) an interrupted search measured, not measured again; ``after_round(cells)`` is handed every cell
     measured so far after each round (to keep them: a long search resumes where it stopped).
     """
@@ -565,18 +566,22 @@ def search_grid(score_cells: Callable[[list[dict[str, Any]]], np.ndarray], axes:
         table = np.stack([measured[tuple(c[a] for a in AXES)] for c in cells])  # (C, G)
         safe = np.where(np.isfinite(table), table, -np.inf)
         bests = [cells[int(np.argmax(safe[:, g]))] for g in range(table.shape[1])]
-        new_axes, new_stops = extend_axes(axes, bests, bounds)
+        # A group in which every cell scores alike (e.g. no seed finished an episode: all NaN) names no best cell:
+        # its "best" is the first cell, on every edge, and following it would walk every axis to its bounds.
+        informative = [bool(np.isfinite(table[:, g]).any() and np.nanmax(table[:, g]) > np.nanmin(table[:, g]))
+                       for g in range(table.shape[1])]
+        new_axes, new_stops = extend_axes(axes, [b for b, told in zip(bests, informative, strict=True) if told], bounds)
         for axis, sides in new_stops.items():
             stopped[axis] = sorted({*stopped.get(axis, []), *sides})
         if progress:
-            progress(f"  tuned PPO grid, round {rounds}: {len(cells)} cells; best " +
-                     "; ".join(_cell_text(b) for b in bests))
+            named = [_cell_text(b) if told else "none (every cell scored alike)" for b, told in zip(bests, informative, strict=True)]
+            progress(f"  tuned PPO grid, round {rounds}: {len(cells)} cells; best " + "; ".join(named))
         if new_axes == axes or rounds >= max_rounds:
             break
         axes = new_axes
     return {"axes": {name: list(values) for name, values in axes.items()},
             "table": [{**c, "scores": measured[tuple(c[a] for a in AXES)].tolist()} for c in cells],
-            "best_per_group": bests, "stopped_by_bound": stopped, "rounds": rounds,
+            "best_per_group": bests, "stopped_by_bound": stopped, "rounds": rounds, "informative": informative,
             "interior": {axis: [_is_interior(axes[axis], best[axis]) for best in bests] for axis in NUMERIC_AXES}}
 
 

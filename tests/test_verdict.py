@@ -246,6 +246,21 @@ def test_the_tuned_grid_stops_at_its_bound_and_says_so():
     assert result["interior"]["lr"] == [False]
 
 
+def test_a_group_where_every_cell_scores_alike_does_not_walk_the_grid_to_its_bounds():
+    """No seed finished an episode (every score NaN), or a flat score: no best cell, so no extension from it."""
+    for flat in (np.nan, 1.0):
+        result = verdict.search_grid(lambda cells, flat=flat: np.full((len(cells), 1), flat), AXES,
+                                     {"lr": (1e-5, 0.1), "clip_eps": (0.05, 0.6), "update_epochs": (1, 16)})
+        assert result["rounds"] == 1 and result["informative"] == [False]
+        assert result["axes"] == {k: list(v) for k, v in AXES.items()}
+    # beside an informative group, the flat one leaves the informative group's search as it would be alone
+    bounds = {"lr": (1e-5, 0.1), "clip_eps": (0.05, 0.6), "update_epochs": (1, 16)}
+    both = verdict.search_grid(lambda cells: np.asarray([[np.nan, -abs(np.log(c["lr"] / 0.03))] for c in cells]), AXES, bounds)
+    alone = verdict.search_grid(lambda cells: np.asarray([[-abs(np.log(c["lr"] / 0.03))] for c in cells]), AXES, bounds)
+    assert both["informative"] == [False, True] and both["best_per_group"][1] == alone["best_per_group"][0]
+    assert both["axes"] == alone["axes"] and both["rounds"] == alone["rounds"]
+
+
 def test_each_group_gets_its_own_best_cell():
     def score_cells(cells):
         return np.asarray([[-abs(c["lr"] - 0.003), -abs(c["lr"] - 0.0011)] for c in cells])
