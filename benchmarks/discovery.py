@@ -133,7 +133,8 @@ def main() -> None:
     import jax  # only for the platform's name (the runs start their own processes)
 
     platform = jax.devices()[0].platform
-    extra = list(args.extra)
+    # Every run reads the shared store (its runs' own --out is elsewhere: by default a store would follow it there).
+    extra = ["--reference-store", str(Path("results") / "references"), *args.extra]
     if args.env:
         extra = ["--tasks.envs", *args.env, *extra]
     if args.transfer_env:

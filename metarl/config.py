@@ -523,6 +523,16 @@ class VerdictConfig:
         return self
 
 
+def store_folder(reference_store: str, out: str) -> str | None:
+    """Where a command with ``--reference-store reference_store --out out`` keeps baseline measurements (None: nowhere).
+    ``auto``: beside the run folders of a results tree (``results/references`` for ``out`` = ``results/NAME``), else
+    inside ``out``: a run started anywhere writes nothing outside the folder it was given."""
+    if reference_store != "auto":
+        return reference_store or None
+    out_path = Path(out)
+    return str(out_path.parent / "references" if out_path.parent.name == "results" else out_path / "references")
+
+
 @dataclass(frozen=True)
 class TuningConfig:
     """Tuned PPO's grid where a command other than meta-train tunes it (``metarl eval --tuned-ppo``): the search of
@@ -666,9 +676,11 @@ class MetaTrainConfig:
     """Seeds on which the current mean meta-parameters are evaluated at each chunk end (0: off)."""
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     """The held-out verdict printed and stored (summary.json) when the run ends."""
-    reference_store: str = "results/references"
+    reference_store: str = "auto"
     """Folder of stored baseline measurements (PPO references, PPO and tuned PPO on the judging seeds), reused by
-    every run with an identical inner config ('': measure every time, store nothing)."""
+    every run with an identical inner config. auto: the results tree's store for an ``out`` inside a folder named
+    results (results/references for --out results/NAME, the committed one), else OUT/references, so nothing is written
+    outside ``out``; '': measure every time, store nothing."""
     seed: int = 0
     """Seed of the whole run."""
     host_devices: int = 0

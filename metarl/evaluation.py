@@ -30,6 +30,7 @@ from metarl.config import (
     TuningConfig,
     _positive_int,
     _require,
+    store_folder,
     to_dict,
 )
 from metarl.errors import ConfigError
@@ -86,8 +87,9 @@ class EvalConfig:
     every objective). The search and the scores are kept in ``reference_store``, where any later eval or meta-train
     verdict with the same inner config, env, lifetime and score reads them."""
     tuning: TuningConfig = field(default_factory=TuningConfig)
-    reference_store: str = "results/references"
-    """Folder of stored baseline measurements (tuned PPO's search and scores) ('': measure every time, store nothing)."""
+    reference_store: str = "auto"
+    """Folder of stored baseline measurements (tuned PPO's search and scores); auto, a folder or '' as meta-train's
+    (auto: results/references for an ``out`` inside results/, else OUT/references)."""
     seed: int = 0
     out: str = "results/eval"
     name: str = "eval"
@@ -299,7 +301,7 @@ def tuned_ppo_scores(config: EvalConfig, verbose: bool = True) -> tuple[np.ndarr
     selection stream, each env and lifetime searched alone; metarl.verdict.tuned_ppo_alone)."""
     from metarl.verdict import Store, tuned_ppo_alone
 
-    store = Store(config.reference_store or None)
+    store = Store(store_folder(config.reference_store, config.out))
     scores = np.zeros((len(config.envs), len(config.lifetimes), config.num_seeds))
     cells: dict[str, dict[str, dict]] = {}
     for e, env in enumerate(config.envs):

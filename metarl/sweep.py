@@ -397,8 +397,9 @@ def _stored_differences(run: Run) -> list[str]:
         return differing_fields(plain(stored["identity"]), plain(run.config.identity()))
     current, defaults = plain(to_dict(run.config)), plain(to_dict(type(run.config)()))
     previous = {**{k: v for k, v in defaults.items() if k not in stored["config"]}, **stored["config"]}
-    for values in (current, previous):
+    for values in (current, previous):  # how a command runs, not what it computes (the store's keys hold all of that)
         values.pop("force", None)
+        values.pop("reference_store", None)
     previous.pop("kind", None)  # early eval folders recorded it inside the config
     return differing_fields(previous, current)
 

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from metarl.config import MetaTrainConfig, PPOConfig, VerdictConfig, to_dict
+from metarl.config import MetaTrainConfig, PPOConfig, VerdictConfig, store_folder, to_dict
 from metarl.stats import iqm
 
 SELECTION_STREAM = 0x5E1E_C7ED  # seeds on which the tuned baseline's grid cell is chosen
@@ -945,7 +945,7 @@ def trace_history(config: MetaTrainConfig, run_dir: str | Path, num_seeds: int, 
         raise ValueError("trace_history follows a learned objective; the history keeps no curriculum or shaping parameters")
     run_dir = Path(run_dir)
     traced = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, stream=stream))
-    store = Store(config.reference_store)
+    store = Store(store_folder(config.reference_store, config.out))
     env_specs = [envs.make(name) for name in config.tasks.envs]
     references = references_from_store(traced, env_specs, store)
     refs = References(np.asarray(references.initial), np.asarray(references.ppo))
@@ -980,7 +980,7 @@ def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None,
     from metarl.checks import validate
 
     validate(config)
-    store = Store(config.reference_store)
+    store = Store(store_folder(config.reference_store, config.out))
     env_specs = [envs.make(name) for name in config.tasks.envs]
     references = references_from_store(config, env_specs, store, command)
     lifetimes = evaluation_lifetimes(config)

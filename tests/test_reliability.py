@@ -1,7 +1,8 @@
 """shared/RELIABILITY.md items that had no test of their own (the others are named in the docstrings of their
 tests): 8 (no jax_debug_nans, no NaN replaced by a big number), 9 (unknown shaping / outer loop), 10 (an
 indivisible population names both numbers), 11 (non-positive lifetimes, a meta-gradient learning rate <= 0),
-13 (eval's earlier run folder), 18 (a generation's memory grows linearly), 19 (a sweep started twice), 21 (a full disk).
+13 (eval's earlier run folder), 18 (a generation's memory grows linearly), 19 (a sweep started twice), 21 (a full disk),
+24 (nothing written outside the folders a command is given).
 Item 17 for every outer loop: test_outer_loops.py::
 test_every_registered_loop_meta_trains_compiles_its_step_once_and_resumes_bit_identically."""
 
@@ -313,3 +314,27 @@ def test_a_full_disk_under_any_other_command_is_one_line_naming_the_file(tmp_pat
     assert main(["metarl", "eval", *EVAL_FLAGS, "--out", str(tmp_path), "--name", "grid"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"metarl eval: error: could not write {tmp_path / 'grid' / 'eval.npz'}: No space left on device"]
+
+
+# --- 24: nothing is written outside the folders a command was given -------------------------------------------
+
+
+def test_the_baseline_store_follows_the_run_not_the_current_directory():
+    from metarl.config import store_folder
+
+    assert store_folder("auto", "results/meta_train") == "results/references"  # the committed store, as before
+    assert store_folder("auto", "results/ta_study") == "results/references"
+    assert store_folder("auto", "../scratch") == "../scratch/references"
+    assert store_folder("auto", "/tmp/runs/results/x") == "/tmp/runs/results/references"
+    assert store_folder("shared/refs", "../scratch") == "shared/refs" and store_folder("", "../scratch") is None
+
+
+def test_a_run_started_elsewhere_creates_no_results_folder_where_it_was_started(tmp_path, monkeypatch, capsys):
+    """A meta-train with its references normalized (measured and stored) and an --out outside the current folder."""
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    flags = [flag for flag in TINY_META_FLAGS if flag not in ("--tasks.no-normalize", "--reference-store", "")]
+    assert main(["metarl", "meta-train", *flags, "--tasks.reference-seeds", "2", "--num-generations", "1", "--eval-seeds", "0",
+                 "--out", str(tmp_path / "scratch"), "--name", "run", "outer:es", "--outer.population-size", "4"]) == 0
+    assert list((tmp_path / "here").iterdir()) == []
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "scratch" / "references").iterdir()) == ["reference"]

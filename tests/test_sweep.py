@@ -192,7 +192,8 @@ def stored_config_differences(command: str, config, stored: dict) -> list[str]:
     run's config. A meta-training run's trajectory is compared by its identity (MetaTrainConfig.identity: the
     checkpoint's notion of the same run, which keeps older runs' identity across renamed fields and changed
     defaults), every other field as stored; a field added to metarl after a run was made counts as equal when
-    ``config`` has its default. ``force`` (start again) is how a command runs, not what it runs."""
+    ``config`` has its default. ``force`` (start again) and ``reference_store`` (where baselines are cached, under keys
+    that hold everything their numbers depend on) are how a command runs, not what it runs."""
     from metarl.config import to_dict
     from metarl.io.checkpoint import differing_fields
 
@@ -209,6 +210,7 @@ def stored_config_differences(command: str, config, stored: dict) -> list[str]:
         previous = {key: previous.get(key) for key in current}
     for values in (current, previous):
         values.pop("force", None)
+        values.pop("reference_store", None)
     previous.pop("kind", None)  # early eval folders recorded it inside the config
     return differences + differing_fields(previous, current)
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from metarl.config import MetaTrainConfig, to_dict
+from metarl.config import MetaTrainConfig, store_folder, to_dict
 from metarl.errors import ConfigError
 from metarl.meta.base import OuterLoop, Problem
 
@@ -207,7 +207,7 @@ class _Run:
         stored_references = reference_path.is_file()  # looked at before process 0 may write it
         barrier("metarl-run-dir")  # the other processes read the folder process 0 prepared
         init_key, _, self.run_key, self.eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
-        self.store = Store(config.reference_store)
+        self.store = Store(store_folder(config.reference_store, config.out))
         self.env_names = list(config.tasks.envs)
         if not config.tasks.normalize:
             self.references = References(jnp.zeros(len(self.env_names)), jnp.ones(len(self.env_names)))
