@@ -439,14 +439,18 @@ def headline(run: Run) -> str:
 
 
 def _write_index(sweep: Sweep, status: dict[str, str], seconds: dict[str, float]) -> Path:
+    """index.csv: a row per run. A complete run not run by this invocation keeps the seconds an earlier one recorded
+    (a rerun in place, or one that adds a stage, would otherwise blank every earlier run's time)."""
     path = sweep.out / "index.csv"
+    earlier = {row["run"]: row.get("seconds", "") for row in read_index(path)} if path.is_file() else {}
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=INDEX_FIELDS)
         writer.writeheader()
         for run in sweep.runs:
             writer.writerow({
                 "stage": run.stage, "command": run.command, "run": run.name, "status": status[run.name],
-                "seconds": f"{seconds[run.name]:.1f}" if run.name in seconds else "", "result": headline(run),
+                "seconds": f"{seconds[run.name]:.1f}" if run.name in seconds
+                else earlier.get(run.name, "") if status[run.name] == "complete" else "", "result": headline(run),
                 "overrides": json.dumps(run.overrides, sort_keys=True), "command_line": shlex.join(run.command_line()),
             })
     return path

@@ -73,6 +73,8 @@ def test_an_interrupted_sweep_skips_complete_runs_and_resumes_the_other(tmp_path
     run_sweep(path, out=str(out), verbose=False)
     index = read_index(out / "index.csv")
     assert [(r["run"], r["status"]) for r in index] == [("lpo_s0", "complete"), ("ta_lpo_s0", "complete")]
+    lpo_seconds = index[0]["seconds"]
+    assert float(lpo_seconds) > 0
     straight = _final_params(out / "ta_lpo_s0")
     straight_rows = _rows(out / "ta_lpo_s0")
     # Interrupt ta_lpo after generation 1: drop its last checkpoint, its summary and the last metrics row.
@@ -91,6 +93,7 @@ def test_an_interrupted_sweep_skips_complete_runs_and_resumes_the_other(tmp_path
     printed = capsys.readouterr().out
     assert "resuming" in printed and "from generation 1" in printed and "== sweep: lpo_s0" not in printed
     assert run_files() == lpo_files  # skipped: untouched
+    assert read_index(out / "index.csv")[0]["seconds"] == lpo_seconds  # and its recorded time kept
     for a, b in zip(_leaves(straight), _leaves(_final_params(run)), strict=True):
         np.testing.assert_array_equal(a, b)  # resumed = uninterrupted, bit for bit
     assert _rows(run) == straight_rows
