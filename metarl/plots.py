@@ -164,17 +164,20 @@ def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
     scores = data["scores"]  # (objective, env, lifetime, seed)
     envs = [str(e) for e in data["envs"]]
     fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.5), squeeze=False)
+    colors = plt.get_cmap("tab20" if len(names) > 10 else "tab10").colors  # one color per objective
     for e, (ax, env) in enumerate(zip(axes[0], envs, strict=True)):
         for o, name in enumerate(names):
             values = np.where(np.isfinite(scores[o, e]), scores[o, e], np.nan)
             centre = np.array([iqm(v[np.isfinite(v)]) if np.isfinite(v).any() else np.nan for v in values])
             bands = [bootstrap_ci(v[np.isfinite(v)]) if np.isfinite(v).sum() > 1 else (np.nan, np.nan) for v in values]
-            ax.plot(data["lifetimes"], centre, "o-", label=name)
-            ax.fill_between(data["lifetimes"], [b[0] for b in bands], [b[1] for b in bands], alpha=0.2)
+            color = colors[o % len(colors)]
+            ax.plot(data["lifetimes"], centre, "o-", label=name, color=color)
+            ax.fill_between(data["lifetimes"], [b[0] for b in bands], [b[1] for b in bands], alpha=0.2, color=color)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("lifetime N (agent updates)")
         ax.set_title(env)
-    axes[0][0].set_ylabel("final return (IQM over seeds, 95% CI)")
+    score = str(data["score"]) if "score" in data else "final_return"
+    axes[0][0].set_ylabel(f"{score.replace('_', ' ')} (IQM over seeds, 95% CI)")
     axes[0][0].legend(fontsize=8)
     return _save(fig, Path(out) if out else eval_dir / "eval.png")
 
@@ -192,7 +195,8 @@ def plot_curves(eval_dir: str | Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.5), squeeze=False)
     for e, (ax, env) in enumerate(zip(axes[0], envs, strict=True)):
         for v, name in enumerate(names):
-            ax.plot(np.nanmean(data["curves"][v, e], axis=0), label=name)
+            if np.isfinite(data["curves"][v, e]).any():  # tuned PPO's curves are not recorded
+                ax.plot(np.nanmean(data["curves"][v, e], axis=0), label=name)
         ax.set_xlabel("update")
         ax.set_title(env)
     axes[0][0].set_ylabel("env return (mean over seeds)")
