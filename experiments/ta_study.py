@@ -125,10 +125,12 @@ def eval_rows(root: Path) -> tuple[list[dict], dict]:
             for e, env in enumerate(folder_envs):
                 for li, n in enumerate(folder_lifetimes):
                     base, scores = data["scores"][by_run[baseline], e, li], data["scores"][by_run[candidate], e, li]
-                    if not (np.isfinite(base).any() or np.isfinite(scores).any()):  # no episode ended: nothing to compare
+                    if "ppo" in by_run and not np.isfinite(data["scores"][by_run["ppo"], e, li]).any():
+                        # PPO finished no episode on any seed (Acrobot at N = 2): the cell measures no learning
                         unscored.add((env, n))
                         continue
-                    margin = RELATIVE_MARGIN * abs(float(iqm(base[np.isfinite(base)])))
+                    finite = base[np.isfinite(base)]  # a baseline with no score has no scale: nothing is "equivalent" to it
+                    margin = RELATIVE_MARGIN * abs(float(iqm(finite))) if finite.size else 0.0
                     result = paired_comparison(scores, base, margin=margin)
                     rows.append({"candidate": candidate, "arm": arm_of(candidate), "against": "lpo (same meta-seed)"
                                  if baseline.startswith("lpo_s") else baseline, "env": env, "lifetime": n, "eval": folder.name,
@@ -204,7 +206,7 @@ def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict
     for env in info["envs"]:
         for n in info["lifetimes"]:
             if (env, n) in info["unscored"]:
-                lines.append(f"| {env} | {n} | every arm | no score: no episode ended within the lifetime on any seed | | | |")
+                lines.append(f"| {env} | {n} | every arm | not measured: PPO finished no episode within the lifetime on any seed | | | |")
                 continue
             for arm in ARMS:
                 versus_lpo = "—" if arm == "LPO" else counts(evals, env=env, lifetime=n, arm=arm, against="lpo (same meta-seed)")
