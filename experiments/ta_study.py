@@ -35,7 +35,8 @@ def seed_of(run: str) -> int:
 
 def meta_training_seconds(run_dir: Path) -> float:
     """Seconds the run's generations took, over every invocation that made them (summary.json's own "seconds" is the
-    last invocation's, near 0 for a run resumed only to be judged)."""
+    last invocation's, near 0 for a run resumed only to be judged). Runs stepped together (a sweep vmaps the seeds of
+    one arm) record their batch's time."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return float(sum(row.get("seconds_per_generation", 0.0) for row in rows))
 
@@ -156,7 +157,7 @@ def counts(rows: list[dict], **where) -> str:
 
 def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict) -> str:
     lines = ["## Meta-training verdicts (each run's summary.json)", "",
-             "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | meta-training s |",
+             "| run | arm | temporal variation | vs PPO (same settings) | vs tuned PPO | meta-training s (its batch) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in meta:
         cells = []
@@ -170,7 +171,9 @@ def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict
     if meta:
         lines.append(f"\nJudged on {meta[0]['stream']} seeds at the meta-training lifetimes N = {meta[0]['lifetimes']}, normalized "
                      "AUC (1 = PPO's reference gain), paired; temporal variation: mean |D(n/N = 1) − D(n/N = 0)| / mean |D| "
-                     "over a fixed (r, A) grid (0 for a drift that ignores n/N).")
+                     "over a fixed (r, A) grid (0 for a drift that ignores n/N). Meta-training seconds: the sum of the "
+                     "run's seconds per generation; the sweep steps the meta-seeds of an arm together, so each is the time "
+                     "of its whole batch, not of one run.")
     if meta:
         def ends(values):
             return f"{values[0]:.3f} → {values[-1]:.3f}"

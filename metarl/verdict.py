@@ -567,8 +567,9 @@ def search_grid(score_cells: Callable[[list[dict[str, Any]]], np.ndarray], axes:
         safe = np.where(np.isfinite(table), table, -np.inf)
         bests = [cells[int(np.argmax(safe[:, g]))] for g in range(table.shape[1])]
         # A group in which every cell scores alike (e.g. no seed finished an episode: all NaN) names no best cell:
-        # its "best" is the first cell, on every edge, and following it would walk every axis to its bounds.
-        informative = [bool(np.isfinite(table[:, g]).any() and np.nanmax(table[:, g]) > np.nanmin(table[:, g]))
+        # its "best" is the first cell, on every edge, and following it would walk every axis to its bounds. A grid of
+        # one scored cell still extends from it.
+        informative = [bool(len(set(safe[:, g].tolist())) > 1 or (len(cells) == 1 and np.isfinite(table[0, g])))
                        for g in range(table.shape[1])]
         new_axes, new_stops = extend_axes(axes, [b for b, told in zip(bests, informative, strict=True) if told], bounds)
         for axis, sides in new_stops.items():

@@ -294,6 +294,7 @@ def test_disk_errors_are_found_behind_a_library_and_nothing_else_is_taken_for_on
     except RuntimeError as outer:
         assert disk_error(outer).errno == errno.EDQUOT
     assert disk_error(ValueError("shape mismatch")) is None
+    assert disk_error(FileNotFoundError(errno.ENOENT, "No such file or directory", "x.msgpack")) is None  # a read, not the disk
     with pytest.raises(StorageError, match="could not write to /runs/a: No space left on device; the checkpoint is intact"):
         with writing("/runs/a", "the checkpoint is intact"):
             raise ValueError("write failed: No space left on device")

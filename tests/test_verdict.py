@@ -259,6 +259,10 @@ def test_a_group_where_every_cell_scores_alike_does_not_walk_the_grid_to_its_bou
     alone = verdict.search_grid(lambda cells: np.asarray([[-abs(np.log(c["lr"] / 0.03))] for c in cells]), AXES, bounds)
     assert both["informative"] == [False, True] and both["best_per_group"][1] == alone["best_per_group"][0]
     assert both["axes"] == alone["axes"] and both["rounds"] == alone["rounds"]
+    # one scored cell is a start, not a tie: the search still extends from it (cells that did not score rank last)
+    one = verdict.search_grid(lambda cells: np.asarray([[-abs(np.log(c["lr"] / 0.03))] for c in cells]),
+                              {"lr": (0.01,), "clip_eps": (0.2,), "update_epochs": (4,), "anneal_lr": (False,)}, bounds)
+    assert one["rounds"] > 1 and one["best_per_group"][0]["lr"] == 0.03
 
 
 def test_each_group_gets_its_own_best_cell():

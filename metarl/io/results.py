@@ -20,16 +20,22 @@ from metarl.errors import ConfigError, StorageError
 _PACKAGES = ("metarl", "jax", "jaxlib", "flax", "optax", "chex", "evosax", "gymnax", "orbax-checkpoint")
 
 
+# What the storage refuses: full, over quota, read-only, a file too large, an I/O error. Not a missing file or a
+# refused connection (an OSError too, but no write the disk failed).
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
+
+
 def disk_error(error: BaseException) -> OSError | None:
-    """The OSError behind ``error`` (itself or in its cause / context chain), or one rebuilt from a storage library's
-    message that only quotes it (tensorstore reports a full disk as a ValueError naming ENOSPC)."""
+    """The storage failure behind ``error`` (itself or in its cause / context chain): an OSError with one of
+    :data:`STORAGE_ERRNOS`, or one rebuilt from a storage library's message that only quotes it (tensorstore reports a
+    full disk as a ValueError naming ENOSPC). None for anything else."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, OSError) and not isinstance(error, StorageError):
+        if isinstance(error, OSError) and not isinstance(error, StorageError) and error.errno in STORAGE_ERRNOS:
             return error
         text = str(error)
-        for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        for code in STORAGE_ERRNOS:
             if os.strerror(code) in text:
                 return OSError(code, os.strerror(code))
         error = error.__cause__ or error.__context__
@@ -38,8 +44,8 @@ def disk_error(error: BaseException) -> OSError | None:
 
 @contextlib.contextmanager
 def writing(folder: str | Path, intact: str = "what was written before is intact") -> Iterator[None]:
-    """Writes into ``folder``: a failure of the disk (full, over quota, read-only, any OSError, also from inside a
-    storage library) becomes one :class:`StorageError` naming the folder, the reason and what is intact, instead of a
+    """Writes into ``folder``: a failure of the disk (full, over quota, read-only, :data:`STORAGE_ERRNOS`, also from
+    inside a storage library) becomes one :class:`StorageError` naming the folder, the reason and what is intact, instead of a
     library's traceback. Anything else passes through."""
     try:
         yield
