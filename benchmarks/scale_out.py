@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale_out-cpu.json"))
     options = parser.parse_args()
     steps_per_generation = options.population * options.total_timesteps  # one seed per member
-    args = ["--objective", "lpo", "--ppo.total-timesteps", str(options.total_timesteps), "--es.population-size",
+    args = ["--objective", "lpo", "--ppo.total-timesteps", str(options.total_timesteps), "--outer.population-size",
             str(options.population), "--tasks.seeds-per-member", "1", "--tasks.no-normalize", "--eval-seeds", "0",
             "--num-generations", str(options.generations), "--chunk-size", "1", "--name", "run"]
     layouts = [(1, 1), (2, 1), (4, 1), (1, 2)]  # (devices per process, processes)

@@ -11,7 +11,7 @@ OUT=${OUT:-results/lpg_gridworld}
 GENERATIONS=${GENERATIONS:-40}
 PPO=(--ppo.num-envs 16 --ppo.num-steps 20 --ppo.total-timesteps $((16 * 20 * 60)) --ppo.update-epochs 1
      --ppo.num-minibatches 1 --ppo.lr 0.01 --ppo.hidden-sizes 32 --ppo.activation relu)
-ES=(--es.population-size 16 --es.fitness-shaping pairwise_rank --es.sigma 0.1 --es.lr 0.01)
+ES=(--outer.population-size 16 --outer.fitness-shaping pairwise_rank --outer.sigma 0.1 --outer.lr 0.01)
 TASKS=(--tasks.envs GridWorld-train --tasks.lifetimes 10 60 --tasks.lifetime-sampling log_uniform --tasks.no-normalize)
 # The defaults these runs were made with, before the discovery recipe (lr 0.01 constant, AUC fitness) became the default.
 LEGACY=(--ppo.anneal-lr --tasks.fitness final_return --tasks.reference-seeds 4)

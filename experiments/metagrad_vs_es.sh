@@ -12,8 +12,8 @@ TASKS=(--tasks.lifetimes 16 64 --tasks.lifetime-sampling log_uniform --ppo.lr 0.
        --tasks.reference-seeds 4 --objective-kwargs '{"mirror": false}')
 
 metarl meta-train --objective ta_lpo --name es "${TASKS[@]}" --num-generations "${GENERATIONS:-30}" --chunk-size 5 --out "$OUT"
-metarl meta-train --objective ta_lpo --name metagrad --outer metagrad "${TASKS[@]}" --metagrad.num-agents 8 \
-  --metagrad.truncation 5 --metagrad.lr 0.001 --num-generations "${STEPS:-150}" --chunk-size 25 --out "$OUT"
+metarl meta-train --objective ta_lpo --name metagrad "${TASKS[@]}" --num-generations "${STEPS:-150}" --chunk-size 25 \
+  --out "$OUT" outer:metagrad --outer.num-agents 8 --outer.truncation 5 --outer.lr 0.001
 metarl eval --objectives ppo "$OUT/es/learned/ta_lpo.msgpack" "$OUT/metagrad/learned/ta_lpo.msgpack" \
   --envs CartPole-v1 --lifetimes 16 32 64 --num-seeds 8 --out "$OUT" --name eval
 metarl plot "$OUT"

@@ -12,7 +12,7 @@ set -euo pipefail
 OUT=${OUT:-results/shaping}
 GENERATIONS=${GENERATIONS:-15}
 # The defaults these runs were made with, before the discovery recipe (lr 0.01 constant, AUC fitness) became the default.
-ES=(--es.population-size 16 --es.sigma 0.05 --es.lr 0.05 --ppo.lr 0.00025 --ppo.anneal-lr --tasks.fitness final_return --tasks.reference-seeds 4)
+ES=(--outer.population-size 16 --outer.sigma 0.05 --outer.lr 0.05 --ppo.lr 0.00025 --ppo.anneal-lr --tasks.fitness final_return --tasks.reference-seeds 4)
 MAZE_PPO=(--ppo.num-envs 8 --ppo.num-steps 48)
 CARTPOLE_PPO=(--ppo.num-envs 4 --ppo.num-steps 128)
 

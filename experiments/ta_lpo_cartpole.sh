@@ -11,7 +11,7 @@ set -euo pipefail
 OUT=${OUT:-results/ta_lpo_cartpole}
 GENERATIONS=${GENERATIONS:-60}
 # The defaults these runs were made with, before the discovery recipe (lr 0.01 constant, AUC fitness) became the default.
-COMMON=(--num-generations "$GENERATIONS" --es.population-size 32 --chunk-size 5 --out "$OUT" --ppo.lr 0.00025 --ppo.anneal-lr
+COMMON=(--num-generations "$GENERATIONS" --outer.population-size 32 --chunk-size 5 --out "$OUT" --ppo.lr 0.00025 --ppo.anneal-lr
         --tasks.fitness final_return --tasks.reference-seeds 4 --objective-kwargs '{"mirror": false}')
 
 metarl meta-train --objective lpo --name lpo "${COMMON[@]}"

@@ -14,7 +14,6 @@ from pathlib import Path
 from metarl.commandline import outer_args
 from metarl.config import MetaTrainConfig, TrainConfig
 from metarl.errors import ConfigError, LearnedFileError, RegistryError, StorageError
-from metarl.train import run_train  # the library function, re-exported for scripts that import it from here
 
 USER_ERRORS = (ConfigError, RegistryError, LearnedFileError, StorageError)
 
@@ -95,9 +94,11 @@ def compile_cache(args: list[str], command: str) -> list[str]:
     loads its programs instead of compiling them); ``--no-compile-cache`` (any command) turns it off.
     The cache changes no number: a cached program is the program the compiler would build. A cache folder
     set already (JAX_COMPILATION_CACHE_DIR, or by the calling program) is kept."""
+    from metarl.commands import COMMANDS
+
     if COMPILE_CACHE_FLAG in args:
         return [a for a in args if a != COMPILE_CACHE_FLAG]
-    if command in ("train", "meta-train", "eval", "sweep"):
+    if command in COMMANDS and COMMANDS[command].compiles:
         import jax
 
         if jax.config.jax_compilation_cache_dir:
@@ -107,6 +108,23 @@ def compile_cache(args: list[str], command: str) -> list[str]:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     return args
+
+
+def set_up_devices(args: list[str]) -> None:
+    """XLA's CPU device count from ``--host-devices`` (0 or absent: one per core), set before anything starts
+    jax's backend. An explicit count that cannot take effect (the backend already started, or XLA_FLAGS already
+    sets another count) is refused: the population would silently not be sharded as asked."""
+    from metarl.distributed import configure_host_devices
+
+    requested = _flag_value(args, "--host-devices")
+    if requested is not None and not (requested.isdigit()):
+        raise ConfigError(f"--host-devices: must be a whole number >= 0 (0: one per core), got {requested!r}")
+    count = int(requested or 0)
+    got = configure_host_devices(count)
+    if count and got != count:
+        why = (f"XLA_FLAGS already sets {got} host devices" if got is not None else
+               "jax's backend had already started (in a program that imported jax before calling metarl)")
+        raise ConfigError(f"--host-devices {count}: cannot take effect: {why}; drop the flag or start a fresh process")
 
 
 def parse_train_config(args: list[str]) -> TrainConfig:
@@ -161,126 +179,117 @@ def run_list() -> None:
     print("es algorithms (outer:es --outer.algorithm):", ", ".join(algorithm_names()))
 
 
-def parse_sweep_args(args: list[str]):
-    import argparse
+def parse_eval_config(args: list[str]):
+    import tyro
 
-    parser = argparse.ArgumentParser(prog="metarl sweep", description="Run every run of a sweep file (sweeps/*.toml).")
-    parser.add_argument("file", help="the sweep file (TOML)")
-    parser.add_argument("--dry-run", action="store_true", help="validate and list the runs (with their status and command); run nothing")
-    parser.add_argument("--force", action="store_true", help="start again the runs whose folder holds another config")
-    parser.add_argument("--no-vmap", action="store_true",
-                        help="run variants differing only in seed, sigma, learning rates or entropy one by one, not vmapped")
-    parser.add_argument("--no-plot", action="store_true", help="do not redraw the figures at the end")
-    parser.add_argument("--out", default=None, help="results folder (default: the file's 'out', else results/<file name>)")
-    parser.add_argument("--host-devices", type=int, default=0, help="CPU only: XLA host devices (0: one per core)")
-    parser.add_argument("--coordinator", default=None, help="several hosts: host:port of process 0, or 'auto'")
-    parser.add_argument("--num-processes", type=int, default=0, help="several hosts: number of processes")
-    parser.add_argument("--process-id", type=int, default=-1, help="several hosts: this process's id")
-    parser.add_argument("--heartbeat-timeout", type=int, default=30, help="seconds before a dead peer stops the others")
-    return parser.parse_args(args)
+    from metarl.evaluation import EvalConfig
+
+    return tyro.cli(EvalConfig, args=args, prog="metarl eval", description="Evaluate objectives on a grid.")
 
 
-def _usage() -> str:
-    from metarl.commands import usage
+def parse_sweep_options(args: list[str]):
+    import tyro
 
-    return usage()
+    from metarl.sweep import SweepOptions
+
+    return tyro.cli(SweepOptions, args=args, prog="metarl sweep", description="Run every run of a sweep file (sweeps/*.toml).")
 
 
-# `metarl <command> --help` of the commands that parse their few arguments by hand (`plot --help` once redrew the
-# figures of ./results instead).
-PLAIN_HELP = {
-    "plot": "usage: metarl plot [FOLDER ...]\n\nRedraw every figure below each FOLDER (default: results) from its stored files\n"
-            "(meta-train and eval run folders, sweep folders); prints each file written.",
-    "list": "usage: metarl list\n\nList the registered envs, objectives, curricula, shapings and heuristics, outer loops and\n"
-            "ES algorithms (plug-ins too, with --import FILE.py).",
-    "info": "usage: metarl info [--json]\n\nBackend, devices and their memory, processes, package versions and the compile cache.\n"
-            "  --json   a machine-readable copy",
-}
+def meta_train_main(config: MetaTrainConfig, argv: list[str]) -> int:
+    from metarl.distributed import initialize
+    from metarl.meta.run import NonFiniteFitnessError, run_meta_train
+
+    config.distributed.validate()
+    initialize(config.distributed)
+    try:
+        run_meta_train(config, argv)
+    except NonFiniteFitnessError as error:
+        print(f"metarl meta-train: stopped: {error}", file=sys.stderr)
+        _leave_peers(3)
+        return 3
+    return 0
+
+
+def train_main(config: TrainConfig, argv: list[str]) -> int:
+    from metarl.train import run_train
+
+    run_train(config, argv)
+    return 0
+
+
+def eval_main(config, argv: list[str]) -> int:
+    from metarl.evaluation import run_eval
+
+    run_eval(config, argv)
+    return 0
+
+
+def sweep_main(options, argv: list[str]) -> int:
+    from metarl.distributed import initialize
+    from metarl.sweep import SweepFailed, run_sweep
+
+    options.distributed.validate()
+    initialize(options.distributed)
+    try:
+        run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force, vmap=options.vmap,
+                  plot=options.plot)
+    except SweepFailed as error:
+        print(f"metarl sweep: {error}", file=sys.stderr)
+        _leave_peers(3)
+        return 3
+    return 0
+
+
+def plot_main(args: list[str], argv: list[str]) -> int:
+    from metarl.plots import plot_all
+
+    roots = [a for a in args if not a.startswith("-")] or ["results"]
+    for root in roots:
+        if not Path(root).is_dir():
+            raise ConfigError(f"plot: {root!r} is not a folder")
+        for path in plot_all(root):
+            print(f"wrote {path}")
+    return 0
+
+
+def list_main(args: list[str], argv: list[str]) -> int:
+    run_list()
+    return 0
+
+
+def info_main(args: list[str], argv: list[str]) -> int:
+    from metarl.info import print_info
+
+    print_info(as_json="--json" in args, cache_dir=compile_cache_dir())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`metarl <command> ...`: devices first (before any module can start jax's backend), then the user's
+    ``--import`` modules, the compile cache, the command's parser and its run, all from :data:`metarl.commands.COMMANDS`."""
+    from metarl.commands import COMMANDS, resolve, usage
+
     argv = sys.argv if argv is None else argv
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
-        print(_usage())
+        print(usage())
         return 0
-    command, args = argv[1], argv[2:]
-    if command in PLAIN_HELP and any(a in ("-h", "--help") for a in args):  # commands without a parser of their own
-        print(PLAIN_HELP[command])
+    name, args = argv[1], argv[2:]
+    command = COMMANDS.get(name)
+    if command is None:
+        print(f"metarl: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    if command.help and any(a in ("-h", "--help") for a in args):  # commands without a parser of their own
+        print(command.help)
         return 0
     try:
-        if command in ("meta-train", "train", "sweep"):
-            # Before any --import module runs: one that imports jax's backend (metarl.meta.tasks does) would
-            # otherwise fix the device count at 1 and --host-devices would be lost without a word.
-            from metarl.distributed import configure_host_devices
-
-            requested = _flag_value(args, "--host-devices")
-            configure_host_devices(int(requested) if requested and requested.isdigit() else 0)
+        if command.devices:
+            set_up_devices(args)
         args = load_plugins(args)
-        args = compile_cache(args, command)
-        if command == "meta-train":
-            from metarl.distributed import configure_host_devices, initialize
-            from metarl.meta.run import NonFiniteFitnessError, run_meta_train
-
-            config = parse_meta_train_config(args)
-            config.distributed.validate()
-            configure_host_devices(config.host_devices)  # before jax initializes
-            initialize(config.distributed)
-            try:
-                run_meta_train(config, argv)
-            except NonFiniteFitnessError as error:
-                print(f"metarl meta-train: stopped: {error}", file=sys.stderr)
-                _leave_peers(3)
-                return 3
-        elif command == "train":
-            from metarl.distributed import configure_host_devices
-
-            config = parse_train_config(args)
-            configure_host_devices(config.host_devices)  # before jax initializes
-            run_train(config, argv)
-        elif command == "sweep":
-            from metarl.distributed import DistributedConfig, configure_host_devices, initialize
-            from metarl.sweep import SweepFailed, run_sweep
-
-            options = parse_sweep_args(args)
-            distributed = DistributedConfig(options.coordinator, options.num_processes, options.process_id, options.heartbeat_timeout)
-            distributed.validate()
-            configure_host_devices(options.host_devices)  # before jax initializes
-            initialize(distributed)
-            try:
-                run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force,
-                          vmap=not options.no_vmap, plot=not options.no_plot)
-            except SweepFailed as error:
-                print(f"metarl sweep: {error}", file=sys.stderr)
-                _leave_peers(3)
-                return 3
-        elif command == "eval":
-            import tyro
-
-            from metarl.evaluation import EvalConfig, run_eval
-
-            run_eval(tyro.cli(EvalConfig, args=args, prog="metarl eval", description="Evaluate objectives on a grid."), argv)
-        elif command == "plot":
-            from metarl.plots import plot_all
-
-            roots = [a for a in args if not a.startswith("-")] or ["results"]
-            for root in roots:
-                if not Path(root).is_dir():
-                    raise ConfigError(f"plot: {root!r} is not a folder")
-                for path in plot_all(root):
-                    print(f"wrote {path}")
-        elif command == "verdict":
-            return run_verdict_reprint(args)
-        elif command == "list":
-            run_list()
-        elif command == "info":
-            from metarl.info import print_info
-
-            print_info(as_json="--json" in args, cache_dir=compile_cache_dir())
-        else:
-            print(f"metarl: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
-            return 2
+        args = compile_cache(args, name)
+        parsed = resolve(command.parse)(args) if command.parse else args
+        return resolve(command.main)(parsed, argv) or 0
     except USER_ERRORS as error:
-        print(f"metarl {command}: error: {error}", file=sys.stderr)
+        print(f"metarl {name}: error: {error}", file=sys.stderr)
         _leave_peers(2)
         return 2
     except Exception as error:
@@ -291,12 +300,11 @@ def main(argv: list[str] | None = None) -> int:
             _tell_peers()
             raise
         where = f" {cause.filename}" if cause.filename else ""
-        print(f"metarl {command}: error: could not write{where}: {cause.strerror or cause}", file=sys.stderr)
+        print(f"metarl {name}: error: could not write{where}: {cause.strerror or cause}", file=sys.stderr)
         return 2
     except BaseException:
         _tell_peers()
         raise
-    return 0
 
 
 def _tell_peers() -> None:
@@ -308,7 +316,7 @@ def _tell_peers() -> None:
         _leave_peers(1)
 
 
-def run_verdict_reprint(args: list[str]) -> int:
+def verdict_main(args: list[str], argv: list[str] | None = None) -> int:
     """`metarl verdict PATH...`: every stored verdict recomputed from its per-seed scores; exit 1 when one differs
     from what its file says."""
     rewrite = "--rewrite" in args

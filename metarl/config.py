@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from metarl.compat import OBJECTIVE_DEFAULT_CHANGES
+from metarl.compat import LEGACY_IDENTITY, OBJECTIVE_DEFAULT_CHANGES
 from metarl.errors import ConfigError
 
 # Flags win; then metarl's variables; then jax's own (what `jax.distributed.initialize` reads itself).
@@ -617,10 +617,6 @@ class TaskDistribution:
         return self
 
 
-# Fields added after runs were stored, with the value that reproduces what those runs did: a run whose
-# field has that value keeps the identity (checkpoint hash) it had before the field existed.
-LEGACY_IDENTITY = {"es.adam_b1": 0.9, "es.sigma_floor": 0.0, "es.lr_floor": 0.0, "tasks.reference_seeds": 4,
-                   "metagrad.max_nonfinite_generations": 3, "init_from": None}
 
 def objective_identity(objective: str, objective_kwargs: str) -> dict[str, Any]:
     """How a run's objective arguments enter its identity: an argument given at its old default counts as not

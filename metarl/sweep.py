@@ -3,7 +3,10 @@
 A sweep file is data only. It names stages, each one command (meta-train, train or eval) with a ``base``
 table of config fields, a ``grid`` (every combination of the listed values) and/or a list of ``runs``
 (one override table each); every run is base ⊕ run ⊕ grid point. Keys are config fields, dotted or as
-nested tables (``es.sigma`` or ``[stage.base.es] sigma``), with ``_`` or ``-``. String values may use
+nested tables (``ppo.lr`` or ``[stage.base.ppo] lr``), with ``_`` or ``-``; ``outer = "metagrad"`` (or
+``outer.name``) picks the outer loop and ``outer.x`` sets its fields. A run's keys become the arguments of its
+command (``ppo.lr = 0.01``: ``--ppo.lr 0.01``), parsed by that command's own parser: the command line that
+index.csv records is the one that built the run's config. String values may use
 ``{out}`` (the sweep's results folder); a stage's ``name`` is a template over the run's config fields,
 e.g. ``"{objective}_s{seed}"``. A file holding one stage may put its keys at the top level.
 
@@ -11,7 +14,7 @@ e.g. ``"{objective}_s{seed}"``. A file holding one stage may put its keys at the
     [[stage]]
     command = "meta-train"
     name = "{objective}"
-    base = { num_generations = 60, "es.population_size" = 32 }
+    base = { num_generations = 60, "outer.population_size" = 32 }
     grid = { objective = ["lpo", "ta_lpo"] }
 
 Before any run starts, every run's config is built and validated, and every run folder that already
@@ -33,6 +36,7 @@ import csv
 import dataclasses
 import itertools
 import json
+import re
 import shlex
 import shutil
 import time
@@ -41,10 +45,11 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from metarl.commandline import outer_args
-from metarl.commands import RUNNABLE
+import tyro
+
+from metarl.config import DistributedConfig
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
 from metarl.io.results import read_index  # noqa: F401  (re-exported: sweeps and their tests read it here)
 
@@ -53,6 +58,30 @@ USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
 STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap")
 TOP_KEYS = ("description", "out", "plot", "stage")
 RESERVED = ("out", "name", "force")  # set by the sweep itself
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """`metarl sweep FILE [options]`."""
+
+    file: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="FILE")]
+    """The sweep file (TOML)."""
+    dry_run: bool = False
+    """Validate and list the runs (with their status and command); run nothing."""
+    force: bool = False
+    """Start again the runs whose folder holds another config."""
+    vmap: bool = True
+    """Step ES runs that differ only in seed, σ, learning rates or entropy together (vmapped); --no-vmap: one by one."""
+    plot: bool = True
+    """Redraw the figures at the end."""
+    out: str | None = None
+    """Results folder (default: the file's 'out', else results/<file name>)."""
+    host_devices: int = 0
+    """CPU only: XLA host devices (0: one per core)."""
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    """Several hosts: every process runs the same sweep (meta-training runs use all of them)."""
+
+
 class SweepFailed(RuntimeError):
     """Some runs stopped (every member non-finite); the others completed, and index.csv says which."""
 
@@ -73,10 +102,12 @@ class Run:
     def run_dir(self) -> Path:
         return Path(self.config.out) / self.name
 
+    args: tuple[str, ...] = ()
+    """The arguments of its command that built ``config`` (:func:`build_config`)."""
+
     def command_line(self) -> list[str]:
-        """The `metarl <command> ...` that makes this run alone."""
-        args = [*cli_args(self.overrides), "--out", str(self.config.out), "--name", self.name]
-        return ["metarl", self.command, *(outer_args(args) if self.command == "meta-train" else args)]
+        """The `metarl <command> ...` that makes this run alone: the very argv its config was parsed from."""
+        return ["metarl", self.command, *self.args]
 
 
 @dataclass(frozen=True)
@@ -104,12 +135,6 @@ def _flatten(table: dict[str, Any], where: str, prefix: str = "") -> dict[str, A
     return flat
 
 
-def _config_class(command: str):
-    from metarl.commands import config_class
-
-    return config_class(command)
-
-
 def _describe(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Literal:
@@ -121,106 +146,72 @@ def _describe(hint: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """``value`` as the field's type, or a ConfigError naming the key and the type expected."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    ok, result = False, value
-    if origin is typing.Literal:
-        ok = value in args
-    elif origin is tuple:
-        if isinstance(value, list):
-            result, ok = tuple(_coerce(v, args[0], key) for v in value), True
-    elif origin in (typing.Union, types.UnionType):
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                continue
-    elif hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        result = float(value) if ok else value
-    elif hint is str:
-        ok = isinstance(value, str)
-    if not ok:
-        raise ConfigError(f"key {key!r}: expected {_describe(hint)}, got {value!r}")
-    return result
+OUTER_NAME_KEYS = ("outer", "outer.name")  # the loop a meta-train run uses: its argv token outer:NAME
 
 
-def _set(obj: Any, parts: list[str], value: Any, key: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    name, owner = parts[0], key[: len(key) - len(".".join(parts))].rstrip(".")
-    if name not in fields:
-        allowed = ", ".join(sorted(f for f in fields if owner or f not in RESERVED))
-        raise ConfigError(f"unknown key {key!r}; allowed keys{' of ' + owner if owner else ''}: {allowed}")
-    child = getattr(obj, name)
-    if len(parts) > 1:
-        if not dataclasses.is_dataclass(child):
-            raise ConfigError(f"unknown key {key!r}: {name!r} is not a table of fields")
-        return dataclasses.replace(obj, **{name: _set(child, parts[1:], value, key)})
-    if dataclasses.is_dataclass(child):
-        raise ConfigError(f"key {key!r}: is a table; set its fields ({', '.join(f.name for f in dataclasses.fields(child))})")
-    hint = typing.get_type_hints(type(obj))[name]
-    return dataclasses.replace(obj, **{name: _coerce(value, hint, key)})
+def _field_hint(cls: type, key: str, skip: int = 0) -> Any:
+    """The type of the config field ``key`` (dotted; its first ``skip`` parts lead to ``cls``), or a ConfigError
+    naming the key and the allowed ones."""
+    parts = key.split(".")
+    owner, parts = ".".join(parts[:skip]), parts[skip:]
+    for depth, name in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if name not in fields:
+            allowed = ", ".join(sorted(f for f in fields if owner or f not in RESERVED))
+            raise ConfigError(f"unknown key {key!r}; allowed keys{' of ' + owner if owner else ''}: {allowed}")
+        hint = typing.get_type_hints(cls)[name]
+        nested = hint if dataclasses.is_dataclass(hint) else None
+        if depth < len(parts) - 1:
+            if nested is None:
+                raise ConfigError(f"unknown key {key!r}: {name!r} is not a table of fields")
+            cls, owner = nested, ".".join(filter(None, [owner, name]))
+        elif nested is not None:
+            raise ConfigError(f"key {key!r}: is a table; set its fields ({', '.join(f.name for f in dataclasses.fields(nested))})")
+    return hint
 
 
-def build_config(command: str, overrides: dict[str, Any]) -> Any:
-    """The config a command gets from these overrides (a train run starts from its env's PPO preset)."""
-    cls = _config_class(command)
-    for key in overrides:
-        if key in RESERVED:
-            raise ConfigError(f"key {key!r} is set by the sweep (out: the sweep's 'out'; name: the stage's 'name')")
-    if command == "train":
-        from metarl.presets import ppo_preset
-
-        env = overrides.get("env", cls.env)
-        config = cls(env=env, ppo=ppo_preset(env)) if isinstance(env, str) else cls()
+def _check_shape(value: Any, hint: Any, key: str) -> None:
+    """TOML values the command line cannot spell for this field (a list for a number, a string for a switch) are
+    refused here, naming the key; the values themselves are parsed by the command's own parser."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        hints = [a for a in typing.get_args(hint) if a is not type(None)]
     else:
-        config = cls()
-    if command == "meta-train":
-        config, overrides = _choose_outer(config, overrides)
-    for key, value in overrides.items():
-        config = _set(config, key.split("."), value, key)
-    return config
+        hints = [hint]
+    listed = any(typing.get_origin(h) is tuple for h in hints)
+    if isinstance(value, bool) != (bool in hints) or (isinstance(value, list) and not listed) or (listed and not isinstance(value, list)):
+        raise ConfigError(f"key {key!r}: expected {_describe(hint)}, got {value!r}")
 
 
-# Keys of the outer loop's settings before they became one field ("es.sigma", "metagrad.lr": now "outer.sigma", ...).
-LEGACY_OUTER_KEYS = {"es": "es", "metagrad": "metagrad"}
+def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
+    """A run's overrides as the arguments of its command, in the command line's spelling: ``ppo.lr = 0.01`` is
+    ``--ppo.lr 0.01``, a false switch ``--ppo.no-anneal-lr``, a list its values, and the outer loop (``outer`` or
+    ``outer.name``) its subcommand ``outer:NAME``. Unknown keys and values of the wrong shape are refused here,
+    naming the key."""
+    from metarl.commands import config_class
 
+    cls = config_class(command)
+    loop = None
+    for key in OUTER_NAME_KEYS:
+        if key in overrides:
+            from metarl.meta import loops
 
-def _choose_outer(config: Any, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The loop a meta-train run names (``outer = "metagrad"`` or ``outer.name``, implied by legacy ``es.x`` /
-    ``metagrad.x`` keys) with its default settings, and the other overrides with ``outer.x`` keys."""
-    from metarl.meta import loops
-
-    name, rest = None, {}
-    for key, value in overrides.items():
-        head, _, tail = key.partition(".")
-        if key in ("outer", "outer.name"):
-            if not isinstance(value, str) or value not in loops.names():
-                raise ConfigError(f"key {key!r}: expected one of {', '.join(map(repr, loops.names()))}, got {value!r}")
-            chosen = value
-        elif head in LEGACY_OUTER_KEYS and tail:
-            chosen, key = LEGACY_OUTER_KEYS[head], f"outer.{tail}"
-            rest[key] = value
-        else:
-            rest[key] = value
-            continue
-        if name is not None and name != chosen:
-            raise ConfigError(f"key {key!r}: sets outer loop {chosen!r}, but the run already names {name!r}")
-        name = chosen
-    if name is not None and name != config.outer.name:
-        config = dataclasses.replace(config, outer=loops.config_class(name)())
-    return config, rest
-
-
-def cli_args(overrides: dict[str, Any]) -> list[str]:
-    """Overrides as `metarl` flags (tyro's spelling: dashes, --no-x for false booleans)."""
+            loop = overrides[key]
+            if command != "meta-train" or not isinstance(loop, str) or loop not in loops.names():
+                raise ConfigError(f"key {key!r}: expected one of {', '.join(map(repr, loops.names()))}, got {loop!r}")
     args = []
     for key, value in overrides.items():
+        if key in RESERVED:
+            raise ConfigError(f"key {key!r} is set by the sweep (out: the sweep's 'out'; name: the stage's 'name')")
+        if key in OUTER_NAME_KEYS:
+            continue
+        if key.startswith("outer."):
+            from metarl.meta import loops
+
+            hint = _field_hint(loops.config_class(loop or cls().outer.name), key, skip=1)
+        else:
+            hint = _field_hint(cls, key)
+        _check_shape(value, hint, key)
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             head, _, last = flag.rpartition(".")
@@ -229,7 +220,40 @@ def cli_args(overrides: dict[str, Any]) -> list[str]:
             args += [flag, *map(str, value)]
         else:
             args += [flag, str(value)]
-    return args
+    return args + ([f"outer:{loop}"] if loop else [])
+
+
+def parse_run(command: str, args: list[str]) -> Any:
+    """``args`` parsed by the command's own parser (:func:`metarl.commands.parse`, the one `metarl <command>` uses),
+    its complaint (printed by tyro on the command line) turned into one ConfigError."""
+    import contextlib
+    import io
+
+    from metarl.commands import parse
+
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
+            return parse(command, args)
+    except SystemExit:
+        raise ConfigError(_parser_complaint(printed.getvalue(), command)) from None
+
+
+def _parser_complaint(text: str, command: str) -> str:
+    """The lines of tyro's error panel that say what is wrong, flags spelled as sweep keys."""
+    lines = [line.strip() for line in text.splitlines()]
+    rules = [i for i, line in enumerate(lines) if line and set(line) <= {"-", "─", "━"}]
+    body = lines[rules[0] + 1: rules[1]] if len(rules) >= 2 else [line for line in lines if line]
+    message = " ".join(line for line in body if line) or f"metarl {command} refused the arguments"
+    message = message.replace("for argument ", "for ")
+    return re.sub(r"'?--((?:[a-z0-9-]+\.)*)(?:no-)?([a-z0-9-]+)'?",
+                  lambda m: "key '" + (m.group(1) + m.group(2)).replace("-", "_") + "'", message)
+
+
+def build_config(command: str, overrides: dict[str, Any]) -> Any:
+    """The config `metarl <command>` builds from these overrides (its own parser; a train run starts from its env's
+    PPO preset, as on the command line)."""
+    return parse_run(command, run_args(command, overrides))
 
 
 def _template_fields(config: Any, out: Path) -> dict[str, Any]:
@@ -237,9 +261,6 @@ def _template_fields(config: Any, out: Path) -> dict[str, Any]:
         return "+".join(map(str, value)) if isinstance(value, tuple) else value
 
     fields = {f.name: show(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    outer = getattr(config, "outer", None)
-    if outer is not None:  # {es.sigma}: a loop's settings also by its name, as sweep files wrote them before `outer`
-        fields.setdefault(outer.name, outer)
     return {**fields, "out": str(out)}
 
 
@@ -317,6 +338,8 @@ def _validate(run: Run, planned: set[str]) -> None:
 
 def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
     """Read, expand and validate every run of a sweep file; nothing is run or written."""
+    from metarl.commands import runnable
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep: file {str(path)!r} does not exist")
@@ -341,15 +364,16 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
         if unknown:
             raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {', '.join(STAGE_KEYS)}")
         command = stage.get("command")
-        if command not in RUNNABLE:
-            raise ConfigError(f"{where}: command must be one of {', '.join(RUNNABLE)}; got {command!r}")
+        if command not in runnable():
+            raise ConfigError(f"{where}: command must be one of {', '.join(runnable())}; got {command!r}")
         expanded = _stage_overrides(stage, where, root)
         varying = [k for k in dict.fromkeys(k for o, _ in expanded for k in o) if len({json.dumps(o.get(k)) for o, _ in expanded}) > 1]
         template = stage.get("name")
         for number, (overrides, given_name) in enumerate(expanded, 1):
             run_where = f"{where} run {number}"
             try:
-                config = build_config(command, overrides)
+                args = run_args(command, overrides)
+                config = parse_run(command, args)
                 if given_name is not None:
                     name = given_name
                 elif template:
@@ -361,8 +385,17 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
             except (KeyError, AttributeError, IndexError, ValueError) as error:
                 raise ConfigError(f"{where}: name {template!r}: cannot be filled in ({error!r}); use config fields, e.g. "
                                   "'{objective}_s{seed}'") from None
-            config = dataclasses.replace(config, out=str(root), name=name)
-            runs.append(Run(index, command, name, config, overrides, bool(stage.get("vmap", True))))
+            # The run's command line, parsed once more: the config is by construction the one this argv builds.
+            args = [*args, "--out", str(root), "--name", name]
+            if command == "meta-train":
+                from metarl.commandline import outer_args
+
+                args = outer_args(args)  # as a user writes it: the loop's subcommand, then its own flags, last
+            try:
+                config = parse_run(command, args)
+            except USER_ERRORS as error:
+                raise ConfigError(f"{run_where}: {error}") from None
+            runs.append(Run(index, command, name, config, overrides, bool(stage.get("vmap", True)), tuple(args)))
     names = [r.name for r in runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -61,7 +61,7 @@ num_generations = 2
 chunk_size = 1
 eval_seeds = 0
 ppo = { num_envs = 4, num_steps = 16, total_timesteps = 192, update_epochs = 2, num_minibatches = 2, hidden_sizes = [16] }
-es = { population_size = 4, antithetic = false }
+outer = { population_size = 4, antithetic = false }
 tasks = { normalize = false }
 verdict = { num_seeds = 0 }
 """

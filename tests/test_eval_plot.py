@@ -60,7 +60,7 @@ def test_eval_checks_the_curricula_and_shapings_it_names(tmp_path, capsys):
 
 
 def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
-    assert main(["metarl", "meta-train", "--es.population-size", "5", "--out", str(tmp_path)]) == 2
+    assert main(["metarl", "meta-train", "--outer.population-size", "5", "--out", str(tmp_path)]) == 2
     assert "outer.population_size: must be even" in capsys.readouterr().err
     assert main(["metarl", "meta-train", "--objective", "ppo", "--out", str(tmp_path)]) == 2
     assert "has no meta-parameters" in capsys.readouterr().err

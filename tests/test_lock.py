@@ -33,7 +33,7 @@ def holder(tmp_path):
 def test_a_second_process_is_refused_with_the_holder_and_writes_nothing(tmp_path, holder, capsys):
     with pytest.raises(RunFolderBusy, match=rf"in use by process {holder.pid} on host {socket.gethostname()}"):
         run_train(TrainConfig(ppo=TINY, out=str(tmp_path), name="run"), verbose=False)
-    tiny = ["--ppo.num-envs", "4", "--ppo.num-steps", "16", "--ppo.total-timesteps", "192", "--es.population-size", "4",
+    tiny = ["--ppo.num-envs", "4", "--ppo.num-steps", "16", "--ppo.total-timesteps", "192", "--outer.population-size", "4",
             "--verdict.num-seeds", "0", "--tasks.no-normalize"]
     assert main(["metarl", "meta-train", *tiny, "--out", str(tmp_path), "--name", "run"]) == 2
     assert f"in use by process {holder.pid}" in capsys.readouterr().err

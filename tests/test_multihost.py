@@ -17,7 +17,7 @@ from conftest import TINY_META
 from metarl import objectives
 
 TINY = ["--ppo.num-envs", "4", "--ppo.num-steps", "16", "--ppo.total-timesteps", "192", "--ppo.update-epochs", "2",
-        "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--es.population-size", "4", "--es.no-antithetic",
+        "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--outer.population-size", "4", "--outer.no-antithetic",
         "--tasks.no-normalize", "--chunk-size", "1", "--verdict.num-seeds", "0", "--name", "run"]
 
 
@@ -104,8 +104,9 @@ def test_a_sweep_runs_unchanged_on_two_processes(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text(TINY_META + 'objective = "lpo"\n[grid]\nseed = [0, 1]\n')  # runs lpo_s0, lpo_s1
     port = free_port()
-    processes = [metarl(["sweep", str(sweep), "--out", str(tmp_path / "two"), "--coordinator", f"127.0.0.1:{port}",
-                         "--num-processes", "2", "--process-id", str(i)], 1, tmp_path / f"s{i}.log") for i in range(2)]
+    processes = [metarl(["sweep", str(sweep), "--out", str(tmp_path / "two"), "--distributed.coordinator", f"127.0.0.1:{port}",
+                         "--distributed.num-processes", "2", "--distributed.process-id", str(i)], 1, tmp_path / f"s{i}.log")
+                 for i in range(2)]
     single = metarl(["sweep", str(sweep), "--out", str(tmp_path / "one")], 2, tmp_path / "single.log")
     for process in [*processes, single]:
         assert process.wait(timeout=600) == 0, (tmp_path / "s0.log").read_text()[-3000:]

@@ -108,17 +108,19 @@ def test_a_loop_whose_config_is_not_named_for_it_is_refused(plugin):
         loops.register("random_search", module.make_random_search, module.RandomSearchConfig)
 
 
-def test_outer_flags_in_any_order_and_the_older_spellings():
+def test_outer_flags_in_any_order_and_the_removed_spellings_are_refused_naming_the_current_one():
     from metarl.cli import parse_meta_train_config
 
     parsed = parse_meta_train_config(["outer:es", "--outer.sigma", "0.1", "--seed", "3"])
     assert parsed.outer == ESConfig(sigma=0.1) and parsed.seed == 3
-    legacy = parse_meta_train_config(["--outer", "metagrad", "--metagrad.truncation", "3", "--seed", "2"])
-    assert legacy.outer == MetaGradConfig(truncation=3) and legacy.seed == 2
-    assert parse_meta_train_config(["--es.no-antithetic"]).outer == ESConfig(antithetic=False)
+    later = parse_meta_train_config(["--outer.truncation", "3", "outer:metagrad", "--seed", "2"])
+    assert later.outer == MetaGradConfig(truncation=3) and later.seed == 2
+    assert parse_meta_train_config(["--outer.no-antithetic"]).outer == ESConfig(antithetic=False)
     assert parse_meta_train_config([]).outer == ESConfig()
     with pytest.raises(ConfigError, match="already chose"):
-        parse_meta_train_config(["outer:metagrad", "--es.sigma", "0.1"])
+        parse_meta_train_config(["outer:metagrad", "outer:es"])
+    with pytest.raises(ConfigError, match="write outer:NAME"):
+        parse_meta_train_config(["--outer", "metagrad"])
 
 
 def test_es_and_metagrad_runs_keep_the_identity_of_their_stored_runs():

@@ -93,7 +93,7 @@ def test_meta_train_writes_learned_files_that_train_and_eval_read(tmp_path, caps
             "--ppo.num-minibatches", "1", "--ppo.hidden-sizes", "16"]
     assert main(["metarl", "meta-train", "--objective", "ppo", "--curriculum.name", "learned", "--shaping.name", "blend",
                  "--shaping.heuristic", "goal_distance", "--tasks.envs", "Maze-levels", "--tasks.fitness", "heldout_return",
-                 "--tasks.no-normalize", "--tasks.seeds-per-member", "1", "--es.population-size", "2", "--num-generations", "1",
+                 "--tasks.no-normalize", "--tasks.seeds-per-member", "1", "--outer.population-size", "2", "--num-generations", "1",
                  "--eval-seeds", "0", "--verdict.num-seeds", "0", "--out", str(tmp_path), "--name", "joint", *base]) == 0
     learned = tmp_path / "joint" / "learned"
     assert {p.name for p in learned.glob("*.msgpack")} == {"ppo.msgpack", "curriculum_learned.msgpack", "shaping_blend.msgpack"}

@@ -63,7 +63,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, straight):
     command = [sys.executable, "-m", "metarl.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),
                "--ppo.update-epochs", "2", "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--tasks.no-normalize",
                "--ppo.lr", str(BASE.ppo.lr), "--ppo.anneal-lr",  # the in-process run's PPOConfig, not meta-train's defaults
-               "--es.population-size", "4", "--num-generations", str(BASE.num_generations), "--chunk-size", "1", "--eval-seeds", "1",
+               "--outer.population-size", "4", "--num-generations", str(BASE.num_generations), "--chunk-size", "1", "--eval-seeds", "1",
                "--verdict.num-seeds", "0",
                "--host-devices", "2", "--out", str(tmp_path), "--name", "killed"]
     checkpoints = tmp_path / "killed" / "checkpoints"
