@@ -131,11 +131,13 @@ def parse_train_config(args: list[str]) -> TrainConfig:
     """tyro parse with the env's PPO preset as defaults, so `--env X` alone trains well."""
     import tyro
 
-    from metarl.presets import ppo_preset
+    from metarl.presets import expand_preset, ppo_preset
 
+    args = expand_preset("train", args)
     env = _flag_value(args, "--env") or TrainConfig.env
     default = TrainConfig(env=env, ppo=ppo_preset(env))
-    return tyro.cli(TrainConfig, args=args, default=default, prog="metarl train", description="Train an agent with one objective.")
+    return tyro.cli(TrainConfig, args=args, default=default, prog="metarl train",
+                    description="Train an agent with one objective. --preset smoke: every stage at the smallest size (seconds).")
 
 
 def meta_train_cli_type():
@@ -159,9 +161,13 @@ def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
 
     import tyro
 
+    from metarl.presets import expand_preset
+
+    args = expand_preset("meta-train", args)
     parsed = tyro.cli(meta_train_cli_type(), args=outer_args(args), prog="metarl meta-train",
                       description="Discover an objective's meta-parameters with an outer loop: outer:es (evolution strategies, "
-                                  "the default) or outer:metagrad (meta-gradients); `metarl meta-train outer:es --help` lists its flags.")
+                                  "the default) or outer:metagrad (meta-gradients); `metarl meta-train outer:es --help` lists its flags. "
+                                  "--preset smoke: every stage, verdict included, at the smallest size (a minute or two on a laptop).")
     return MetaTrainConfig(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(MetaTrainConfig)})
 
 
@@ -183,8 +189,10 @@ def parse_eval_config(args: list[str]):
     import tyro
 
     from metarl.evaluation import EvalConfig
+    from metarl.presets import expand_preset
 
-    return tyro.cli(EvalConfig, args=args, prog="metarl eval", description="Evaluate objectives on a grid.")
+    return tyro.cli(EvalConfig, args=expand_preset("eval", args), prog="metarl eval",
+                    description="Evaluate objectives on a grid. --preset smoke: every stage at the smallest size (seconds).")
 
 
 def parse_sweep_options(args: list[str]):

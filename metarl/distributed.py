@@ -13,7 +13,7 @@ import os
 import re
 import sys
 
-from metarl.config import DistributedConfig  # the settings live with the other configs; re-exported here
+from metarl.config import DistributedConfig
 from metarl.errors import ConfigError
 
 _FLAG = "--xla_force_host_platform_device_count"

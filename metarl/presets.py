@@ -39,3 +39,53 @@ def ppo_preset(env: str) -> PPOConfig:
         return PENDULUM
     return CLASSIC_CONTROL
 
+
+
+# --- command presets: `metarl <command> --preset NAME` ---------------------------------------------------------
+# A preset is a list of flags put before the user's own (a later flag wins), so it is spelled in the one
+# configuration language, printed by `--preset NAME --help`'s defaults, and recorded in the run's command.
+
+_SMALL_PPO = ["--ppo.num-envs", "4", "--ppo.num-steps", "32", "--ppo.total-timesteps", "1024", "--ppo.hidden-sizes", "16",
+              "--ppo.update-epochs", "2", "--ppo.num-minibatches", "2"]
+
+PRESETS: dict[str, dict[str, list[str]]] = {
+    # smoke: every stage of the command at the smallest size, to check a set-up or a plug-in in seconds (numbers
+    # from it mean nothing)
+    "train": {"smoke": [*_SMALL_PPO, "--num-seeds", "2"]},
+    "meta-train": {"smoke": [*_SMALL_PPO, "--num-generations", "2", "--chunk-size", "1", "--eval-seeds", "2",
+                             "--tasks.seeds-per-member", "1", "--tasks.reference-seeds", "2", "--verdict.num-seeds", "4",
+                             "--verdict.selection-seeds", "2", "--verdict.tuned-lrs", "0.01", "--verdict.tuned-clips", "0.2",
+                             "--verdict.tuned-epochs", "2", "--verdict.tuned-anneal", "False", "--verdict.no-tuned-extend"]},
+    "eval": {"smoke": [*_SMALL_PPO, "--lifetimes", "4", "8", "--num-seeds", "2", "--tuning.selection-seeds", "2",
+                       "--tuning.lrs", "0.01", "--tuning.clips", "0.2", "--tuning.epochs", "2", "--tuning.anneal", "False",
+                       "--tuning.no-extend"]},
+}
+# the outer loop's own flags, by loop (a preset cannot name the fields of a loop the run does not use)
+OUTER_PRESETS: dict[str, dict[str, list[str]]] = {
+    "smoke": {"es": ["--outer.population-size", "4"], "metagrad": ["--outer.num-agents", "2", "--outer.truncation", "2"]},
+}
+
+
+def expand_preset(command: str, args: list[str]) -> list[str]:
+    """``args`` with ``--preset NAME`` replaced by that preset's flags, put first so the user's own flags win."""
+    from metarl.errors import ConfigError
+
+    names, rest, i = [], [], 0
+    while i < len(args):
+        if args[i] == "--preset" or args[i].startswith("--preset="):
+            value = args[i].split("=", 1)[1] if "=" in args[i] else (args[i + 1] if i + 1 < len(args) else "")
+            i += 1 if "=" in args[i] else 2
+            known = PRESETS.get(command, {})
+            if value not in known:
+                raise ConfigError(f"--preset: {value!r} is not a preset of metarl {command}; presets: {', '.join(known) or 'none'}")
+            names.append(value)
+            continue
+        rest.append(args[i])
+        i += 1
+    flags = []
+    for name in names:
+        flags += PRESETS[command][name]
+        if command == "meta-train":
+            loop = next((a.split(":", 1)[1] for a in rest if a.startswith("outer:")), "es")
+            flags += OUTER_PRESETS.get(name, {}).get(loop, [])
+    return flags + rest

@@ -51,7 +51,7 @@ import tyro
 
 from metarl.config import DistributedConfig
 from metarl.errors import ConfigError, LearnedFileError, RegistryError
-from metarl.io.results import read_index  # noqa: F401  (re-exported: sweeps and their tests read it here)
+from metarl.io.results import read_index
 
 USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
 

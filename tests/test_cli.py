@@ -187,3 +187,26 @@ identities of stored runs name the loop's settings by the loop, as metarl.compat
     found = [f"{path.relative_to(root)}: {match.group(0)!r}" for path in files if path.is_file()
              for spelling in REMOVED_SPELLINGS for match in re.finditer(spelling, path.read_text())]
     assert not found, found
+
+
+@pytest.mark.parametrize("command", ["train", "meta-train", "eval"])
+def test_the_smoke_preset_is_flags_the_users_own_flags_override(command):
+    """`--preset smoke` puts its flags before the user's: the config is what those flags build, a later flag wins,
+    and an unknown preset is refused naming the known ones."""
+    from metarl.commands import parse
+    from metarl.errors import ConfigError
+    from metarl.presets import PRESETS
+
+    smoke = parse(command, ["--preset", "smoke"])
+    assert smoke == parse(command, PRESETS[command]["smoke"] + (["--outer.population-size", "4"] if command == "meta-train" else []))
+    assert smoke.ppo.total_timesteps == 1024 and smoke != parse(command, [])
+    assert parse(command, ["--preset", "smoke", "--ppo.total-timesteps", "2048"]).ppo.total_timesteps == 2048
+    with pytest.raises(ConfigError, match="'huge' is not a preset of metarl .*; presets: smoke"):
+        parse(command, ["--preset", "huge"])
+
+
+def test_the_smoke_preset_sets_the_outer_loops_own_fields_for_the_loop_the_run_uses():
+    from metarl.cli import parse_meta_train_config
+
+    assert parse_meta_train_config(["--preset", "smoke", "outer:metagrad"]).outer.num_agents == 2
+    assert parse_meta_train_config(["outer:es", "--preset", "smoke"]).outer.population_size == 4

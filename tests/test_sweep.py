@@ -12,7 +12,8 @@ from conftest import TINY_META, in_default_codegen
 
 from metarl.cli import main
 from metarl.errors import ConfigError
-from metarl.sweep import load_sweep, read_index, run_sweep
+from metarl.io.results import read_index
+from metarl.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
