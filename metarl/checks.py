@@ -125,11 +125,11 @@ def check_meta_train(config: MetaTrainConfig) -> None:
     check_shaping(config.shaping, config.tasks.envs)
     check_transfer_envs(config)
     if isinstance(config.outer, ESConfig):
-        from metarl.meta import es  # the evosax adapter knows the algorithm names
+        from metarl.meta import evosax_adapter as es  # the evosax adapter knows the algorithm names
 
         es.check_algorithm(config.outer.algorithm)
     else:
-        from metarl.meta import loops
+        from metarl.meta import registry as loops
 
         loops.REGISTRY.check(config.outer.name)
     has_params = lambda name, **kwargs: bool(jax.tree.leaves(objectives.make(name, **kwargs).init(jax.random.PRNGKey(0))))

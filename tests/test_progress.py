@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny
 
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
-from metarl.progress import Progress
+from metarl.app.progress import Progress
 
 
 def test_live_mode_redraws_one_line_and_keeps_chunk_lines_above_it():

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import TINY_META, in_default_codegen
 
-from metarl.cli import main
+from metarl.app.cli import main
 from metarl.errors import ConfigError
 from metarl.io.results import read_index
-from metarl.sweep import load_sweep, run_sweep
+from metarl.app.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +125,7 @@ def check_numeric_variants(tmp_path: str) -> None:
     import os
 
     from metarl.meta import run as meta_run
-    from metarl.sweep import _batch_groups
+    from metarl.app.sweep import _batch_groups
 
     assert "optimization_level" not in os.environ["XLA_FLAGS"]
     tmp_path = Path(tmp_path)
@@ -224,7 +224,7 @@ def parse_command(command_line: str):
     with the command's library function replaced by one that keeps the config (nothing runs)."""
     import shlex
 
-    from metarl import evaluation, train
+    from metarl.app import evaluation, train
     from metarl.meta import run as meta_run
 
     argv = shlex.split(command_line)
@@ -261,7 +261,7 @@ def test_the_sweep_file_makes_exactly_the_stored_runs(study, monkeypatch):
     """Both ways: every run the sweep file makes is stored (folder and index row) with exactly the config it
     builds, and every stored run folder and index row is one of the sweep file's runs; `metarl sweep` run in
     place finds every run complete."""
-    from metarl.sweep import is_complete
+    from metarl.app.sweep import is_complete
 
     monkeypatch.chdir(ROOT)
     sweep = load_sweep(Path("sweeps") / f"{study}.toml")

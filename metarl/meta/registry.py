@@ -62,5 +62,5 @@ def _imported_when_used(module: str) -> Callable[[MetaTrainConfig, Problem], Out
     return make_loop
 
 
-register("es", _imported_when_used("metarl.meta.outer"), ESConfig)
+register("es", _imported_when_used("metarl.meta.es_loop"), ESConfig)
 register("metagrad", _imported_when_used("metarl.meta.metagrad"), MetaGradConfig)

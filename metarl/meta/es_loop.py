@@ -16,7 +16,7 @@ from flax import struct
 from metarl.config import ESConfig, MetaTrainConfig
 from metarl.meta import fitness as fit
 from metarl.meta.base import OuterLoop, Problem, default_status
-from metarl.meta.es import ESHparams, es_hparams, make_es, tree_is_finite
+from metarl.meta.evosax_adapter import ESHparams, es_hparams, make_es, tree_is_finite
 from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
 from metarl.types import InnerHparams
 
@@ -43,7 +43,7 @@ def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
     settings: ESConfig = config.outer
     make_es(settings, problem.meta_params)  # refuses an unknown algorithm or an impossible option before compiling
     mesh = population_mesh(settings.population_size)
-    evaluate_member = make_member_evaluator(config, problem.objective, problem.env_specs, config.tasks.seeds_per_member, problem.plugins)
+    evaluate_member = make_member_evaluator(config, problem.objective, problem.env_specs, config.tasks.seeds_per_member, problem.components)
     chunk = population_chunk(config, evaluate_member, problem.meta_params, mesh.size, problem.env_specs)
     hparams = ESLoopHparams(es_hparams(settings), inner_hparams(config.ppo))
     loop = make_es_outer_loop(config, evaluate_member, problem.meta_params, mesh, chunk)

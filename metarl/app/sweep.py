@@ -188,13 +188,13 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
     ``--ppo.lr 0.01``, a false switch ``--ppo.no-anneal-lr``, a list its values, and the outer loop (``outer`` or
     ``outer.name``) its subcommand ``outer:NAME``. Unknown keys and values of the wrong shape are refused here,
     naming the key."""
-    from metarl.commands import config_class
+    from metarl.app.commands import config_class
 
     cls = config_class(command)
     loop = None
     for key in OUTER_NAME_KEYS:
         if key in overrides:
-            from metarl.meta import loops
+            from metarl.meta import registry as loops
 
             loop = overrides[key]
             if command != "meta-train" or not isinstance(loop, str) or loop not in loops.names():
@@ -206,7 +206,7 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
         if key in OUTER_NAME_KEYS:
             continue
         if key.startswith("outer."):
-            from metarl.meta import loops
+            from metarl.meta import registry as loops
 
             hint = _field_hint(loops.config_class(loop or cls().outer.name), key, skip=1)
         else:
@@ -224,12 +224,12 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
 
 
 def parse_run(command: str, args: list[str]) -> Any:
-    """``args`` parsed by the command's own parser (:func:`metarl.commands.parse`, the one `metarl <command>` uses),
+    """``args`` parsed by the command's own parser (:func:`metarl.app.commands.parse`, the one `metarl <command>` uses),
     its complaint (printed by tyro on the command line) turned into one ConfigError."""
     import contextlib
     import io
 
-    from metarl.commands import parse
+    from metarl.app.commands import parse
 
     printed = io.StringIO()
     try:
@@ -338,7 +338,7 @@ def _validate(run: Run, planned: set[str]) -> None:
 
 def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
     """Read, expand and validate every run of a sweep file; nothing is run or written."""
-    from metarl.commands import runnable
+    from metarl.app.commands import runnable
 
     path = Path(path)
     if not path.is_file():
@@ -388,7 +388,7 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
             # The run's command line, parsed once more: the config is by construction the one this argv builds.
             args = [*args, "--out", str(root), "--name", name]
             if command == "meta-train":
-                from metarl.commandline import outer_args
+                from metarl.app.argv import outer_args
 
                 args = outer_args(args)  # as a user writes it: the loop's subcommand, then its own flags, last
             try:
@@ -511,7 +511,7 @@ def _batch_groups(runs: list[Run]) -> list[list[Run]]:
 
 
 def _start(run: Run, force: bool, verbose: bool) -> None:
-    from metarl.commands import runner
+    from metarl.app.commands import runner
 
     # train and eval are not resumable: an unfinished folder of the same config is started again
     fresh = force or (run.command != "meta-train" and run.run_dir.exists())
@@ -588,7 +588,7 @@ def _run_groups(sweep: Sweep, status: dict[str, str], changed: dict[str, list[st
         if verbose:
             print(f"wrote {index}")
         if sweep.plot and plot:
-            from metarl.plots import plot_all
+            from metarl.app.plots import plot_all
 
             for figure in plot_all(sweep.out):
                 if verbose:
