@@ -50,8 +50,8 @@ def is_time_varying(label: str) -> bool:
 
 def headroom(labels, scores, envs, lifetimes, baseline: str, stream: str, margin: float = 0.05) -> dict:
     from metarl.app.evaluation import verdict_table
-    from metarl.stats import iqm
     from metarl.app.verdict import paired_comparison
+    from metarl.stats import iqm
 
     if baseline not in labels:
         raise SystemExit(f"baseline {baseline!r} is not among the members: {', '.join(labels)}")

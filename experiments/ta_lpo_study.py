@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from metarl.app.evaluation import load_eval
-from metarl.stats import iqm
 from metarl.app.verdict import paired_comparison, with_holm
+from metarl.stats import iqm
 
 RELATIVE_MARGIN = 0.05  # equivalence margin: this fraction of the baseline's IQM (as metarl eval's default)
 

@@ -9,10 +9,10 @@ from conftest import TINY
 import metarl.inner
 from metarl import objectives
 from metarl.app.cli import main, parse_train_config
+from metarl.app.train import run_train
 from metarl.config import TrainConfig
 from metarl.errors import LearnedFileError
 from metarl.io.results import read_metrics
-from metarl.app.train import run_train
 
 
 def test_train_writes_config_and_per_update_metrics(tmp_path):

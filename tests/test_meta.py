@@ -13,8 +13,8 @@ from metarl.distributed import population_mesh
 from metarl.errors import ConfigError
 from metarl.meta import evosax_adapter as es_module
 from metarl.meta import fitness as fit
-from metarl.meta.evosax_adapter import make_es
 from metarl.meta.es_loop import make_es_outer_loop
+from metarl.meta.evosax_adapter import make_es
 from metarl.meta.run import build
 from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
 

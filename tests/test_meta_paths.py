@@ -44,8 +44,8 @@ tuned_extend = false
 
 @pytest.mark.heavy
 def test_meta_gradients_run_in_a_sweep_and_end_with_a_verdict(tmp_path):
-    from metarl.io.results import read_index
     from metarl.app.sweep import run_sweep
+    from metarl.io.results import read_index
 
     path = tmp_path / "metagrad.toml"
     path.write_text(METAGRAD_SWEEP)

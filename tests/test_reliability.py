@@ -239,8 +239,8 @@ def test_a_sweep_started_twice_is_refused_at_once_naming_the_holder_and_writes_n
         first.kill()
         first.wait()
     # the killed sweep's lock does not block the rerun, which runs both runs
-    from metarl.io.results import read_index
     from metarl.app.sweep import run_sweep
+    from metarl.io.results import read_index
 
     run_sweep(path, out=str(out), plot=False, verbose=False)
     assert [(r["run"], r["status"]) for r in read_index(out / "index.csv")] == [("cartpole_s0", "complete"), ("cartpole_s1", "complete")]

@@ -11,9 +11,9 @@ import pytest
 from conftest import TINY_META, in_default_codegen
 
 from metarl.app.cli import main
+from metarl.app.sweep import load_sweep, run_sweep
 from metarl.errors import ConfigError
 from metarl.io.results import read_index
-from metarl.app.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,8 +124,8 @@ def test_numeric_variants_stepped_together_equal_the_runs_one_by_one(tmp_path):
 def check_numeric_variants(tmp_path: str) -> None:
     import os
 
-    from metarl.meta import run as meta_run
     from metarl.app.sweep import _batch_groups
+    from metarl.meta import run as meta_run
 
     assert "optimization_level" not in os.environ["XLA_FLAGS"]
     tmp_path = Path(tmp_path)

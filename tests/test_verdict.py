@@ -16,10 +16,10 @@ from conftest import tiny
 
 from metarl import envs as metarl_envs
 from metarl.app import verdict
+from metarl.app.reprint import reprint_path
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
 from metarl.meta import tasks
-from metarl.app.reprint import reprint_path
 from metarl.stats import iqm
 
 SEEDS = 32
@@ -484,8 +484,8 @@ def test_eval_tunes_ppo_per_env_and_lifetime_and_pairs_it_with_every_objective(t
     """--tuned-ppo: one search per env and lifetime on the selection stream, its cell trained on the eval's own judging
     seeds. A one-cell grid at PPO's own settings gives PPO's scores seed for seed (the same seeds, the same training),
     and a second eval reads the searches and the scores from the store instead of training again."""
-    from metarl.config import TuningConfig
     from metarl.app.evaluation import EvalConfig, run_eval
+    from metarl.config import TuningConfig
 
     ppo = tiny(lr=0.01, anneal_lr=False)
     own_cell = TuningConfig(selection_seeds=2, lrs=(0.01,), clips=(0.2,), epochs=(ppo.update_epochs,), anneal=(False,), extend=False)

@@ -233,8 +233,8 @@ def eval_main(config, argv: list[str]) -> int:
 
 
 def sweep_main(options, argv: list[str]) -> int:
-    from metarl.distributed import initialize
     from metarl.app.sweep import SweepFailed, run_sweep
+    from metarl.distributed import initialize
 
     options.distributed.validate()
     initialize(options.distributed)

@@ -212,8 +212,7 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
     import jax
     import jax.numpy as jnp
 
-    from metarl import envs
-    from metarl import components
+    from metarl import components, envs
     from metarl.inner import level_task, make_train
     from metarl.meta.fitness import score
     from metarl.meta.tasks import diverged
@@ -328,8 +327,8 @@ def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, li
                   stream: str = "test") -> list[dict[str, Any]]:
     """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.app.verdict), with
     ``margin`` × |the baseline's IQM| as each row's equivalence margin and Holm's correction over all rows."""
-    from metarl.stats import iqm
     from metarl.app.verdict import paired_comparison, with_holm
+    from metarl.stats import iqm
 
     rows = []
     for v, label in enumerate(labels):

@@ -225,7 +225,7 @@ def shaping_report(learned_file: str | Path) -> Path:
     import jax
     import jax.numpy as jnp
 
-    from metarl import envs, components
+    from metarl import components, envs
     from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
     from metarl.config import ShapingConfig
 

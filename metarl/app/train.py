@@ -21,7 +21,7 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
     """Validate, build, compile and run `config`; write its run folder. Returns a summary dict."""
     import jax
 
-    from metarl import envs, objectives, components
+    from metarl import components, envs, objectives
     from metarl.checks import validate
     from metarl.io.results import prepare_run_dir
 

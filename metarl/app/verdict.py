@@ -75,7 +75,7 @@ NUMERICS_VERSION = 1
 every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
 :func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
 change can move a score, and set the digest either way."""
-NUMERICS_DIGEST = "98d6f4c18a53"
+NUMERICS_DIGEST = "5ac40ba462d6"
 NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
                     "curricula/base.py", "curricula/samplers.py", "components.py", "types.py", "stats.py")
 """The modules (relative to the package) whose code decides a PPO score, besides this module's scoring functions."""
@@ -352,10 +352,10 @@ def make_scorer(ppo: PPOConfig, spec, objective, components=None, *, kind: str, 
     import jax
     import jax.numpy as jnp
 
+    from metarl.components import inner_kwargs
     from metarl.inner import level_task, make_train
     from metarl.meta.fitness import score
     from metarl.meta.tasks import diverged
-    from metarl.components import inner_kwargs
 
     train = make_train(ppo, spec, objective, **(inner_kwargs(components) if components is not None else {}))
 
@@ -812,7 +812,7 @@ def transfer_verdict(config: MetaTrainConfig, env: str, candidate_objective, met
     PPO and tuned PPO, normalized by that env's own references."""
     import jax
 
-    from metarl import envs, components
+    from metarl import components, envs
 
     single = transfer_config(config, env)
     spec = envs.make(env)
@@ -939,7 +939,7 @@ def trace_history(config: MetaTrainConfig, run_dir: str | Path, num_seeds: int, 
     first generation at which the mean beats tuned PPO (None: never)."""
     import jax
 
-    from metarl import envs, objectives, components
+    from metarl import components, envs, objectives
     from metarl.meta.tasks import References
 
     if config.curriculum.name == "learned" or config.shaping.name in ("blend", "learned"):

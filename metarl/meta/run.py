@@ -89,7 +89,7 @@ def build_problem(config: MetaTrainConfig) -> Problem:
     """Objective, envs, and per env the curriculum and shaping with their initial η; η0 joins their parts."""
     import jax
 
-    from metarl import envs, objectives, components
+    from metarl import components, envs, objectives
 
     kwargs = config.objective_kwargs_dict()
     objective = objectives.make(config.objective, **kwargs)
@@ -125,8 +125,8 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_p
     import jax
     import jax.numpy as jnp
 
-    from metarl.meta.tasks import make_member_evaluator
     from metarl.app.verdict import evaluation_lifetimes
+    from metarl.meta.tasks import make_member_evaluator
 
     lifetimes = evaluation_lifetimes(config)
     evaluate = make_member_evaluator(config, objective, env_specs, config.eval_seeds, per_env_plugins)
@@ -195,11 +195,11 @@ class _Run:
         import jax
         import jax.numpy as jnp
 
+        from metarl.app.verdict import Store, references_from_store
         from metarl.distributed import barrier
         from metarl.io.checkpoint import Checkpoints
         from metarl.io.results import write_config
         from metarl.meta.tasks import References, as_dict
-        from metarl.app.verdict import Store, references_from_store
 
         if is_writer():
             write_config(self.run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
@@ -248,7 +248,7 @@ class _Run:
         import jax
         import numpy as np
 
-        from metarl import objectives, components
+        from metarl import components, objectives
         from metarl.io.results import write_metrics, writing
 
         config, chunk = self.config, len(chunk_metrics)

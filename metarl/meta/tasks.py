@@ -73,7 +73,8 @@ def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_spe
     from metarl.components import inner_kwargs
 
     components = components or [None] * len(env_specs)
-    trains = [make_train(config.ppo, spec, objective, **(inner_kwargs(p) if p else {})) for spec, p in zip(env_specs, components, strict=True)]
+    trains = [make_train(config.ppo, spec, objective, **(inner_kwargs(p) if p else {}))
+              for spec, p in zip(env_specs, components, strict=True)]
     tasks = config.tasks
 
     def evaluate(meta_params, num_updates, key, references: References, hparams=None):
