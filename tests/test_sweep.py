@@ -337,3 +337,12 @@ init_from = "{out}/lpo/learned/history/lpo_g%s.msgpack"
     with pytest.raises(ConfigError, match=r"run 'warm': .*lpo_g0015.msgpack"):
         load_sweep(write(tmp_path, text % "0015"), out=str(out))
     assert not out.exists()
+
+
+def test_an_objectives_keywords_may_be_a_toml_table(tmp_path):
+    """``objective_kwargs = { ppo_init = true }`` is the JSON string ``--objective-kwargs`` takes, in the run's command."""
+    path = write(tmp_path, 'command = "meta-train"\nname = "x"\n[base]\nobjective = "lpo"\n'
+                           'objective_kwargs = { ppo_init = true, clip_eps = 0.5 }\n')
+    (run,) = load_sweep(path).runs
+    assert json.loads(run.config.objective_kwargs) == {"ppo_init": True, "clip_eps": 0.5}
+    assert run.command_line()[run.command_line().index("--objective-kwargs") + 1] == '{"clip_eps": 0.5, "ppo_init": true}'

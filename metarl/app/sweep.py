@@ -4,7 +4,8 @@ A sweep file is data only. It names stages, each one command (meta-train, train 
 table of config fields, a ``grid`` (every combination of the listed values) and/or a list of ``runs``
 (one override table each); every run is base ⊕ run ⊕ grid point. Keys are config fields, dotted or as
 nested tables (``ppo.lr`` or ``[stage.base.ppo] lr``), with ``_`` or ``-``; ``outer = "metagrad"`` (or
-``outer.name``) picks the outer loop and ``outer.x`` sets its fields. A run's keys become the arguments of its
+``outer.name``) picks the outer loop and ``outer.x`` sets its fields; ``objective_kwargs`` may be a table
+(``{ ppo_init = true }``), written as the JSON its flag takes. A run's keys become the arguments of its
 command (``ppo.lr = 0.01``: ``--ppo.lr 0.01``), parsed by that command's own parser: the command line that
 index.csv records is the one that built the run's config. String values may use
 ``{out}`` (the sweep's results folder); a stage's ``name`` is a template over the run's config fields,
@@ -128,7 +129,9 @@ def _flatten(table: dict[str, Any], where: str, prefix: str = "") -> dict[str, A
     flat = {}
     for key, value in table.items():
         dotted = prefix + ".".join(part.replace("-", "_") for part in key.split("."))
-        if isinstance(value, dict):
+        if isinstance(value, dict) and dotted in JSON_KEYS:
+            flat[dotted] = json.dumps(value, sort_keys=True)  # a factory's keywords: the JSON its flag takes
+        elif isinstance(value, dict):
             flat.update(_flatten(value, where, dotted + "."))
         else:
             flat[dotted] = value
@@ -146,7 +149,8 @@ def _describe(hint: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-OUTER_NAME_KEYS = ("outer", "outer.name")  # the loop a meta-train run uses: its argv token outer:NAME
+OUTER_NAME_KEYS = ("outer", "outer.name")
+JSON_KEYS = ("objective_kwargs",)  # string fields holding a JSON object: a TOML table is accepted for them  # the loop a meta-train run uses: its argv token outer:NAME
 
 
 def _field_hint(cls: type, key: str, skip: int = 0) -> Any:
