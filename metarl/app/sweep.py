@@ -149,8 +149,8 @@ def _describe(hint: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-OUTER_NAME_KEYS = ("outer", "outer.name")
-JSON_KEYS = ("objective_kwargs",)  # string fields holding a JSON object: a TOML table is accepted for them  # the loop a meta-train run uses: its argv token outer:NAME
+OUTER_NAME_KEYS = ("outer", "outer.name")  # the loop a meta-train run uses: its argv token outer:NAME
+JSON_KEYS = ("objective_kwargs",)  # string fields holding a JSON object: a TOML table is accepted for them
 
 
 def _field_hint(cls: type, key: str, skip: int = 0) -> Any:
