@@ -179,7 +179,7 @@ def es_generation_seconds(population: int, env_name: str, ppo: PPOConfig, repeat
     build_seconds = time.perf_counter() - start
     key = jax.random.PRNGKey(0)
     problem, loop = built
-    chunk = population_chunk(config, make_member_evaluator(config, problem.objective, problem.env_specs, 1, problem.plugins),
+    chunk = population_chunk(config, make_member_evaluator(config, problem.objective, problem.env_specs, 1, problem.components),
                              problem.meta_params, loop.mesh.size, problem.env_specs)  # the chunk build chose (for the report)
     references = References(jnp.zeros(1), jnp.ones(1))
     state = place(loop.init(key, problem.meta_params), loop.mesh)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/device-<device kind>.json)")
     args = parser.parse_args(argv)
 
-    from metarl.info import describe
+    from metarl.app.info import describe
 
     budget = Budget(args.budget_seconds)
     size = sizes(args.smoke)

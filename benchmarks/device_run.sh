@@ -21,7 +21,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-    timeout 90 "$PYTHON" -m metarl.cli info
+    timeout 90 "$PYTHON" -m metarl.app.cli info
 } 2>&1 | tee "$OUT/info.txt"
 touch /tmp/device-run-start
 left=$((TOTAL - ($(date +%s) - start)))

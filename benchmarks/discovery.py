@@ -52,8 +52,8 @@ def measure_baselines(extra: list[str]) -> float:
     (the trace's), and those of every transfer env, in one process."""
     code = (
         "import dataclasses, sys, time\n"
-        "from metarl.cli import parse_meta_train_config\n"
-        "from metarl.verdict import measure_baselines, transfer_config\n"
+        "from metarl.app.cli import parse_meta_train_config\n"
+        "from metarl.app.verdict import measure_baselines, transfer_config\n"
         "config = parse_meta_train_config(sys.argv[1:])\n"
         "from metarl.distributed import configure_host_devices; configure_host_devices(config.host_devices)\n"
         "start = time.perf_counter()\n"
@@ -73,12 +73,12 @@ def trace(run_dir: Path, num_seeds: int) -> dict:
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from metarl.cli import parse_meta_train_config\n"
+        "from metarl.app.cli import parse_meta_train_config\n"
         "run_dir, num_seeds = Path(sys.argv[1]), int(sys.argv[2])\n"
         "command = json.loads((run_dir / 'config.json').read_text())['command'].split()[2:]\n"
         "config = parse_meta_train_config(command)\n"
         "from metarl.distributed import configure_host_devices; configure_host_devices(config.host_devices)\n"
-        "from metarl.verdict import trace_history\n"
+        "from metarl.app.verdict import trace_history\n"
         "print(json.dumps(trace_history(config, run_dir, num_seeds)))\n"
     )
     output = subprocess.run([sys.executable, "-c", code, str(run_dir), str(num_seeds)], check=True, capture_output=True, text=True,
@@ -100,7 +100,7 @@ def verdict_entry(against: dict) -> dict:
 
 def success(runs: list[dict], path: tuple[str, ...], baseline: str) -> dict:
     """How many runs were *better* than ``baseline`` in the verdict at ``path`` (e.g. ("per_env", "Acrobot-v1"))."""
-    from metarl.verdict import wilson_interval
+    from metarl.app.verdict import wilson_interval
 
     def verdict_at(run):
         node = run
@@ -129,7 +129,7 @@ def main() -> None:
         rebuild(Path(args.rebuild))
         return
 
-    metarl = [sys.executable, "-m", "metarl.cli", "meta-train"]
+    metarl = [sys.executable, "-m", "metarl.app.cli", "meta-train"]
     import jax  # only for the platform's name (the runs start their own processes)
 
     platform = jax.devices()[0].platform

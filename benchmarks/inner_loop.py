@@ -114,7 +114,7 @@ def whole_process_seconds(total_timesteps: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "metarl.cli", "train", "--env", "CartPole-v1", "--ppo.total-timesteps", str(total_timesteps),
+            [sys.executable, "-m", "metarl.app.cli", "train", "--env", "CartPole-v1", "--ppo.total-timesteps", str(total_timesteps),
              "--out", out], check=True, capture_output=True,
         )
         return time.perf_counter() - start

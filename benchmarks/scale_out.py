@@ -40,7 +40,7 @@ def launch(args: list[str], devices: int, processes: int, out: Path) -> float:
             extra = ["--distributed.coordinator", f"127.0.0.1:{port}", "--distributed.num-processes", str(processes),
                      "--distributed.process-id", str(process_id)]
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-        running.append(subprocess.Popen([sys.executable, "-m", "metarl.cli", "meta-train", *args, "--out", str(out), *extra],
+        running.append(subprocess.Popen([sys.executable, "-m", "metarl.app.cli", "meta-train", *args, "--out", str(out), *extra],
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     for process in running:
         output, _ = process.communicate(timeout=3600)

@@ -45,7 +45,7 @@ def main() -> None:
     rows = []
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
-            metarl = [sys.executable, "-m", "metarl.cli", "train", "--env", "CartPole-v1", "--ppo.total-timesteps", steps,
+            metarl = [sys.executable, "-m", "metarl.app.cli", "train", "--env", "CartPole-v1", "--ppo.total-timesteps", steps,
                       "--out", out, "--force"]
             reference = timed([sys.executable, "-c", REFERENCE, steps])
             cold = timed(metarl, {"METARL_CACHE_DIR": cache})

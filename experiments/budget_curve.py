@@ -27,8 +27,11 @@ def run_points(root: Path) -> list[dict]:
         config = json.loads((summary_path.parent / "config.json").read_text())["config"]
         outer, ppo = config["outer"], config["ppo"]
         verdict = summary["verdict"]
+        kwargs = json.loads(config.get("objective_kwargs") or "{}")
+        inner = "" if (ppo["lr"], ppo["update_epochs"]) == (0.01, 4) else f", lr {ppo['lr']:g}, {ppo['update_epochs']} epochs"
+        start = f"PPO (clip {kwargs.get('clip_eps', 0.2):g})" if kwargs.get("ppo_init") else "drift ≈ 0"
         point = {"run": summary_path.parent.name, "seed": config["seed"], "envs": verdict["envs"], "stream": verdict["stream"],
-                 "testbed": f"{ppo['num_envs']}x{ppo['num_steps']}", "population": outer["population_size"],
+                 "testbed": f"{ppo['num_envs']}x{ppo['num_steps']}{inner}", "start": start, "population": outer["population_size"],
                  "generations": summary["generations"], "budget": outer["population_size"] * summary["generations"],
                  "schedule": "constant" if outer.get("sigma_decay", 1.0) == 1.0 and outer.get("lr_decay", 1.0) == 1.0
                  else f"decay {outer['sigma_decay']:g}, beta1 {outer.get('adam_b1', 0.9):g}",
@@ -42,8 +45,8 @@ def run_points(root: Path) -> list[dict]:
 
 
 def table(points: list[dict]) -> str:
-    lines = ["| testbed | schedule | members x generations | meta-seed | learned IQM | vs PPO (same settings) | vs tuned PPO | wall s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| testbed | start | schedule | members x generations | meta-seed | learned IQM | vs PPO (same settings) | vs tuned PPO "
+             "| wall s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in sorted(points, key=lambda p: (p["testbed"], p["budget"], p["schedule"], p["seed"])):
         cells = []
         for name in ("ppo", "tuned_ppo"):
@@ -52,7 +55,7 @@ def table(points: list[dict]) -> str:
                 cells.append(f"{e['difference']:+.3f} [{e['ci'][0]:+.3f}, {e['ci'][1]:+.3f}] {e['verdict']}")
             else:
                 cells.append("—")
-        lines.append(f"| {p['testbed']} | {p['schedule']} | {p['population']} x {p['generations']} | {p['seed']} "
+        lines.append(f"| {p['testbed']} | {p['start']} | {p['schedule']} | {p['population']} x {p['generations']} | {p['seed']} "
                      f"| {p['ppo']['learned_iqm']:.3f} | {cells[0]} | {cells[1]} | {p['seconds']:.0f} |")
     streams = sorted({p["stream"] for p in points})
     lines += ["", f"Judged on 32 seeds of the {'/'.join(streams)} stream, paired; differences in normalized AUC (1 = PPO's reference "
@@ -66,7 +69,7 @@ def figure(points: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    testbeds = sorted({p["testbed"] for p in points}, key=lambda t: int(t.split("x")[0]))
+    testbeds = sorted({p["testbed"] for p in points}, key=lambda t: (int(t.split("x")[0]), t))
     fig, axes = plt.subplots(1, len(testbeds), figsize=(5 * len(testbeds), 3.6), squeeze=False, sharey=True)
     markers = {"constant": "o"}
     for ax, testbed in zip(axes[0], testbeds, strict=True):
@@ -85,7 +88,7 @@ def figure(points: list[dict], path: Path) -> None:
         ax.set_xticks([], minor=True)
         ax.set_xlim(min(budgets) / 1.5, max(budgets) * 1.5)
         ax.set_xlabel("outer budget (members x generations)")
-        ax.set_title(f"Acrobot-v1, {testbed} steps per update")
+        ax.set_title(f"Acrobot-v1, {testbed} (envs x steps per update)", fontsize=9)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("learned - tuned PPO (normalized AUC)\npaired difference, 95% CI")
     fig.tight_layout()

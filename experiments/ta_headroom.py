@@ -49,9 +49,9 @@ def is_time_varying(label: str) -> bool:
 
 
 def headroom(labels, scores, envs, lifetimes, baseline: str, stream: str, margin: float = 0.05) -> dict:
-    from metarl.evaluation import verdict_table
+    from metarl.app.evaluation import verdict_table
+    from metarl.app.verdict import paired_comparison
     from metarl.stats import iqm
-    from metarl.verdict import paired_comparison
 
     if baseline not in labels:
         raise SystemExit(f"baseline {baseline!r} is not among the members: {', '.join(labels)}")
@@ -75,7 +75,7 @@ def headroom(labels, scores, envs, lifetimes, baseline: str, stream: str, margin
 
 
 def markdown(result: dict) -> str:
-    from metarl.evaluation import verdict_markdown
+    from metarl.app.evaluation import verdict_markdown
 
     lines = ["| env | N | best member | best constant | best time-varying | time-varying − constant [95% CI] | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -3,7 +3,7 @@
     metarl sweep sweeps/ta_lpo_study.toml          # meta-train LPO and TA-LPO, then both evals (~18 min, 2 CPU cores)
     python experiments/ta_lpo_study.py              # writes results/ta_lpo_study/comparisons.{md,json}
 
-Both evals trained every objective on the same seeds of the validation stream (metarl.verdict: this study
+Both evals trained every objective on the same seeds of the validation stream (metarl.app.verdict: this study
 decides design questions, so it never looks at the test stream), so every pair of objectives, across the two
 evals too, is paired seed by seed: TA-LPO vs LPO, each learned objective vs PPO and vs tuned PPO, per env and
 lifetime, with the CI of the paired difference, the probability of improvement, the verdict (equivalent: the CI
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from metarl.evaluation import load_eval
+from metarl.app.evaluation import load_eval
+from metarl.app.verdict import paired_comparison, with_holm
 from metarl.stats import iqm
-from metarl.verdict import paired_comparison, with_holm
 
 RELATIVE_MARGIN = 0.05  # equivalence margin: this fraction of the baseline's IQM (as metarl eval's default)
 

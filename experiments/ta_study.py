@@ -65,8 +65,8 @@ def meta_train_rows(root: Path) -> list[dict]:
 def versus_lpo_rows(root: Path) -> list[dict]:
     """Each TA-LPO run against the LPO of its meta-seed on the meta-training verdict's own test seeds (the same seeds,
     paired), per lifetime and averaged over them, from the raw scores both summary.json files store."""
+    from metarl.app.verdict import paired_comparison, per_seed_score
     from metarl.meta.tasks import References
-    from metarl.verdict import paired_comparison, per_seed_score
 
     def verdict_of(run):
         path = root / run / "summary.json"
@@ -98,9 +98,9 @@ BASELINES = ("ppo", "tuned_ppo", "dpo")
 def eval_rows(root: Path) -> tuple[list[dict], dict]:
     """Every discovered objective against PPO, tuned PPO and DPO, and each TA-LPO against the LPO of its meta-seed,
     per env and lifetime, from every eval folder there is (each on the same judging seeds, paired); Holm over all."""
-    from metarl.evaluation import load_eval
+    from metarl.app.evaluation import load_eval
+    from metarl.app.verdict import paired_comparison, with_holm
     from metarl.stats import iqm
-    from metarl.verdict import paired_comparison, with_holm
 
     rows, envs, lifetimes, iqms, streams, seeds, unscored = [], [], [], {}, set(), set(), set()
     for folder in [root / name for name in EVALS if (root / name / "eval.npz").is_file()]:

@@ -14,7 +14,6 @@ from typing import Any
 from metarl.config import (
     HELDOUT_SCORES,
     CurriculumConfig,
-    ESConfig,
     MetaTrainConfig,
     ShapingConfig,
     TaskDistribution,
@@ -124,14 +123,9 @@ def check_meta_train(config: MetaTrainConfig) -> None:
     check_curriculum(config.curriculum, config.tasks.envs)
     check_shaping(config.shaping, config.tasks.envs)
     check_transfer_envs(config)
-    if isinstance(config.outer, ESConfig):
-        from metarl.meta import es  # the evosax adapter knows the algorithm names
+    from metarl.meta import registry as loops
 
-        es.check_algorithm(config.outer.algorithm)
-    else:
-        from metarl.meta import loops
-
-        loops.REGISTRY.check(config.outer.name)
+    loops.check(config.outer)  # the loop is registered, and its own check (ES: the evosax algorithm) accepts it
     has_params = lambda name, **kwargs: bool(jax.tree.leaves(objectives.make(name, **kwargs).init(jax.random.PRNGKey(0))))
     if not has_params(config.objective, **config.objective_kwargs_dict()) and not (
         config.curriculum.name == "learned" or config.shaping.name in ("blend", "learned")

@@ -338,7 +338,7 @@ HELDOUT_SCORES = ("heldout_return", "heldout_success")
 
 @dataclass(frozen=True)
 class OuterConfig:
-    """Base of every outer loop's settings. ``name`` is the loop's registry name (metarl.meta.loops); a run's
+    """Base of every outer loop's settings. ``name`` is the loop's registry name (metarl.meta.registry); a run's
     ``outer`` field holds one of these, and its stored config names the loop. Subclasses are frozen
     dataclasses whose fields all have defaults, with a ``validate()`` that returns self."""
 
@@ -452,7 +452,7 @@ class MetaGradConfig(OuterConfig):
 
 @dataclass(frozen=True)
 class VerdictConfig:
-    """The verdict at the end of meta-training (metarl.verdict): the discovered meta-parameters against PPO at
+    """The verdict at the end of meta-training (metarl.app.verdict): the discovered meta-parameters against PPO at
     the same inner settings and against tuned PPO, on seeds meta-training never used."""
 
     num_seeds: int = 32
@@ -555,7 +555,7 @@ class TuningConfig:
     epochs_bounds: tuple[int, int] = VerdictConfig.tuned_epochs_bounds
 
     def as_verdict(self) -> VerdictConfig:
-        """The same grid as a VerdictConfig (what metarl.verdict.tuned_ppo reads)."""
+        """The same grid as a VerdictConfig (what metarl.app.verdict.tuned_ppo reads)."""
         return VerdictConfig(selection_seeds=self.selection_seeds, tuned_lrs=tuple(self.lrs), tuned_clips=tuple(self.clips),
                              tuned_epochs=tuple(self.epochs), tuned_anneal=tuple(self.anneal), tuned_extend=self.extend,
                              tuned_lr_bounds=tuple(self.lr_bounds), tuned_clip_bounds=tuple(self.clip_bounds),
@@ -633,7 +633,7 @@ def objective_identity(objective: str, objective_kwargs: str) -> dict[str, Any]:
 
 
 def _small_cartpole() -> PPOConfig:
-    """The default recipe's inner loop (README, "Why this default"): 64 updates of 4 x 128 CartPole steps at a
+    """The default recipe's inner loop (docs/design.md, "Why this default"): 64 updates of 4 x 128 CartPole steps at a
     large constant learning rate. At PPO's usual 2.5e-4 annealed to 0 the policy barely moves per update
     (KL ~ 8e-5, the clip active on ~4e-7 of samples): no drift can matter there, so nothing can be discovered."""
     return PPOConfig(total_timesteps=4 * 128 * 64, lr=0.01, anneal_lr=False)
@@ -658,7 +658,7 @@ class MetaTrainConfig:
     """The task distribution."""
     outer: OuterConfig = field(default_factory=ESConfig)
     """The outer loop and its settings: ESConfig (evolution strategies, evosax), MetaGradConfig (truncated
-    meta-gradients, optax), or a registered plug-in's (metarl.meta.loops). On the command line:
+    meta-gradients, optax), or a registered plug-in's (metarl.meta.registry). On the command line:
     `outer:es --outer.sigma 0.1`, `outer:metagrad --outer.truncation 5` (see `metarl list`)."""
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     """Level sampler; a learned one is evolved jointly with the objective (meta-parameters {objective, curriculum, shaping})."""

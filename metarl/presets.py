@@ -55,7 +55,13 @@ PRESETS: dict[str, dict[str, list[str]]] = {
     "meta-train": {"smoke": [*_SMALL_PPO, "--num-generations", "2", "--chunk-size", "1", "--eval-seeds", "2",
                              "--tasks.seeds-per-member", "1", "--tasks.reference-seeds", "2", "--verdict.num-seeds", "4",
                              "--verdict.selection-seeds", "2", "--verdict.tuned-lrs", "0.01", "--verdict.tuned-clips", "0.2",
-                             "--verdict.tuned-epochs", "2", "--verdict.tuned-anneal", "False", "--verdict.no-tuned-extend"]},
+                             "--verdict.tuned-epochs", "2", "--verdict.tuned-anneal", "False", "--verdict.no-tuned-extend"],
+                   # ta_lpo: the temporally-aware study's recipe (results/ta_study): TA-LPO with n/N and log N (scaled over
+                   # the range), CartPole lifetimes drawn log-uniformly in 8..32 updates, 16 members x 30 generations; its
+                   # verdict at N = 8, 16, 32 against PPO at the same settings (tuned PPO per lifetime: `metarl eval
+                   # --tuned-ppo`, as the study's eval stage does; searched over three lifetimes at once it takes > 16 min)
+                   "ta_lpo": ["--objective", "ta_lpo", "--objective-kwargs", '{"log_horizon": true}', "--tasks.lifetimes", "8", "32",
+                              "--tasks.lifetime-sampling", "log_uniform", "--num-generations", "30", "--verdict.no-tuned"]},
     "eval": {"smoke": [*_SMALL_PPO, "--lifetimes", "4", "8", "--num-seeds", "2", "--tuning.selection-seeds", "2",
                        "--tuning.lrs", "0.01", "--tuning.clips", "0.2", "--tuning.epochs", "2", "--tuning.anneal", "False",
                        "--tuning.no-extend"]},

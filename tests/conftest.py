@@ -72,7 +72,7 @@ def member_evaluator(config, built):
     """The ES member evaluator of a built meta-train run (``metarl.meta.run.build``): what its loop evaluates."""
     from metarl.meta.tasks import make_member_evaluator
 
-    return make_member_evaluator(config, built.objective, built.env_specs, config.tasks.seeds_per_member, built.plugins)
+    return make_member_evaluator(config, built.objective, built.env_specs, config.tasks.seeds_per_member, built.components)
 
 
 def in_default_codegen(test_file: str, function: str, *args, timeout: int = 600) -> str:

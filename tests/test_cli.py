@@ -8,11 +8,11 @@ from conftest import TINY
 
 import metarl.inner
 from metarl import objectives
-from metarl.cli import main, parse_train_config
+from metarl.app.cli import main, parse_train_config
+from metarl.app.train import run_train
 from metarl.config import TrainConfig
 from metarl.errors import LearnedFileError
 from metarl.io.results import read_metrics
-from metarl.train import run_train
 
 
 def test_train_writes_config_and_per_update_metrics(tmp_path):
@@ -111,7 +111,7 @@ def test_config_is_frozen():
 
 
 def test_cli_runs_use_a_persistent_compile_cache_unless_told_not_to(tmp_path, monkeypatch):
-    from metarl.cli import compile_cache
+    from metarl.app.cli import compile_cache
 
     previous = jax.config.jax_compilation_cache_dir
     monkeypatch.setenv("METARL_CACHE_DIR", str(tmp_path / "cache"))
@@ -135,7 +135,7 @@ def test_cli_runs_use_a_persistent_compile_cache_unless_told_not_to(tmp_path, mo
 def test_a_command_registered_in_the_table_is_dispatched_with_its_parser(capsys):
     """`metarl <name>` runs whatever the table holds: a toy command added from here parses and runs through
     cli.main, with the user errors of every command (one line, exit 2)."""
-    from metarl.commands import Command, register, unregister
+    from metarl.app.commands import Command, register, unregister
     from metarl.errors import ConfigError
 
     def parse(args):
@@ -193,7 +193,7 @@ identities of stored runs name the loop's settings by the loop, as metarl.compat
 def test_the_smoke_preset_is_flags_the_users_own_flags_override(command):
     """`--preset smoke` puts its flags before the user's: the config is what those flags build, a later flag wins,
     and an unknown preset is refused naming the known ones."""
-    from metarl.commands import parse
+    from metarl.app.commands import parse
     from metarl.errors import ConfigError
     from metarl.presets import PRESETS
 
@@ -206,7 +206,21 @@ def test_the_smoke_preset_is_flags_the_users_own_flags_override(command):
 
 
 def test_the_smoke_preset_sets_the_outer_loops_own_fields_for_the_loop_the_run_uses():
-    from metarl.cli import parse_meta_train_config
+    from metarl.app.cli import parse_meta_train_config
 
     assert parse_meta_train_config(["--preset", "smoke", "outer:metagrad"]).outer.num_agents == 2
     assert parse_meta_train_config(["outer:es", "--preset", "smoke"]).outer.population_size == 4
+
+
+def test_the_ta_lpo_preset_is_the_temporally_aware_studys_recipe():
+    """`metarl meta-train --preset ta_lpo` makes the study's TA-LPO run (results/ta_study/ta_lpo_s0): the same identity,
+    so the same trajectory, bit for bit."""
+    from pathlib import Path
+
+    from metarl.app.cli import parse_meta_train_config
+    from metarl.io.checkpoint import differing_fields
+
+    stored = json.loads((Path(__file__).resolve().parents[1] / "results" / "ta_study" / "ta_lpo_s0" / "config.json").read_text())
+    config = parse_meta_train_config(["--preset", "ta_lpo"])
+    assert not differing_fields(stored["identity"], json.loads(json.dumps(config.identity())))
+    assert config.objective == "ta_lpo" and not config.verdict.tuned

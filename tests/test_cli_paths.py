@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from metarl.cli import main
-from metarl.commands import COMMANDS
+from metarl.app.cli import main
+from metarl.app.commands import COMMANDS
 from metarl.config import OuterConfig
-from metarl.meta import loops
+from metarl.meta import registry as loops
 
 STORED_RUN = Path(__file__).resolve().parents[1] / "results" / "metagrad_vs_es" / "metagrad"  # a small meta-train run
 
@@ -73,7 +73,7 @@ def test_help_of_every_command_exits_0_and_lists_its_options(command, tmp_path, 
     captured = capsys.readouterr()
     text = captured.out + captured.err
     if COMMANDS[command].config:
-        from metarl.commands import config_class
+        from metarl.app.commands import config_class
 
         missing = [flag for flag in _flags(config_class(command)) if flag not in text]
         assert not missing, missing
@@ -125,7 +125,7 @@ def test_host_devices_hold_when_an_imported_module_starts_jax(tmp_path):
     plugin = tmp_path / "starts_jax.py"
     plugin.write_text("import jax\nprint('DEVICES', len(jax.devices()), flush=True)\n")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the test session's own device flag must not decide
-    out = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--import", str(plugin), "--host-devices", "3",
+    out = subprocess.run([sys.executable, "-m", "metarl.app.cli", "train", "--import", str(plugin), "--host-devices", "3",
                           "--ppo.total-timesteps", "1024", "--out", str(tmp_path), "--name", "run"],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]

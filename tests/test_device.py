@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metarl import info
-from metarl.cli import compile_cache_dir, main
+from metarl.app import info
+from metarl.app.cli import compile_cache_dir, main
 from metarl.config import ESConfig, MetaTrainConfig
 from metarl.errors import ConfigError
 from metarl.meta import memory

@@ -7,9 +7,9 @@ import pytest
 from conftest import tiny
 
 from metarl import objectives
-from metarl.cli import main
-from metarl.evaluation import EvalConfig, load_eval, run_eval
-from metarl.plots import plot_all
+from metarl.app.cli import main
+from metarl.app.evaluation import EvalConfig, load_eval, run_eval
+from metarl.app.plots import plot_all
 from metarl.stats import bootstrap_ci, iqm
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -87,7 +87,7 @@ def test_plot_regenerates_every_figure_from_the_committed_results_alone(tmp_path
 
 
 def test_learned_objectives_are_labelled_apart_by_run_and_study():
-    from metarl.evaluation import objective_label
+    from metarl.app.evaluation import objective_label
 
     entries = ["ppo", "a/run_s0/learned/lpo.msgpack", "b/run_s0/learned/lpo.msgpack", "a/run_s1/learned/lpo.msgpack",
                "a/run_s0/learned/ta_lpo.msgpack"]

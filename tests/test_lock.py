@@ -12,10 +12,10 @@ import sys
 import pytest
 from conftest import TINY
 
-from metarl.cli import main
+from metarl.app.cli import main
+from metarl.app.train import run_train
 from metarl.config import TrainConfig
 from metarl.io.lock import LOCK_NAME, RunFolderBusy, hold
-from metarl.train import run_train
 
 HOLDER = "import sys, time\nfrom metarl.io.lock import hold\nhold(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(300)\n"
 

@@ -11,10 +11,10 @@ from metarl.checks import validate
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.distributed import population_mesh
 from metarl.errors import ConfigError
-from metarl.meta import es as es_module
+from metarl.meta import evosax_adapter as es_module
 from metarl.meta import fitness as fit
-from metarl.meta.es import make_es
-from metarl.meta.outer import make_es_outer_loop
+from metarl.meta.es_loop import make_es_outer_loop
+from metarl.meta.evosax_adapter import make_es
 from metarl.meta.run import build
 from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
 
@@ -128,7 +128,7 @@ def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
     cfg = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4, antithetic=False))
     problem, _ = build(cfg)
     objective, env_specs, meta_params = problem.objective, problem.env_specs, problem.meta_params
-    evaluate_member = make_member_evaluator(cfg, objective, env_specs, cfg.tasks.seeds_per_member, problem.plugins)
+    evaluate_member = make_member_evaluator(cfg, objective, env_specs, cfg.tasks.seeds_per_member, problem.components)
     results = []
     for devices in (1, 2):
         mesh = population_mesh(4, devices)

@@ -44,8 +44,8 @@ tuned_extend = false
 
 @pytest.mark.heavy
 def test_meta_gradients_run_in_a_sweep_and_end_with_a_verdict(tmp_path):
+    from metarl.app.sweep import run_sweep
     from metarl.io.results import read_index
-    from metarl.sweep import run_sweep
 
     path = tmp_path / "metagrad.toml"
     path.write_text(METAGRAD_SWEEP)
@@ -103,7 +103,7 @@ def test_last_k_mean_fitness_is_the_mean_of_the_last_k_returns_of_the_lifetime()
                              tasks=TaskDistribution(normalize=False, fitness="last_k_mean", last_k=k, seeds_per_member=seeds))
     problem = build_problem(config)
     spec = problem.env_specs[0]
-    evaluate = make_member_evaluator(config, problem.objective, problem.env_specs, seeds, problem.plugins)
+    evaluate = make_member_evaluator(config, problem.objective, problem.env_specs, seeds, problem.components)
     train = make_train(config.ppo, spec, problem.objective)
     references = References(jnp.zeros(1), jnp.ones(1))
 

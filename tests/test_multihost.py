@@ -31,7 +31,7 @@ def metarl(args: list[str], devices: int, log: Path) -> subprocess.Popen:
     """`metarl args` in a fresh process with `devices` host devices, compiled as the tests compile (conftest.py)."""
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
     env = dict(os.environ, XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={devices}".strip())
-    return subprocess.Popen([sys.executable, "-m", "metarl.cli", *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, "-m", "metarl.app.cli", *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
 def two_processes(args: list[str], tmp_path: Path, tag: str) -> list[subprocess.Popen]:

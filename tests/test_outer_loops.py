@@ -12,7 +12,7 @@ from conftest import tiny
 
 from metarl.config import ESConfig, MetaGradConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError, RegistryError
-from metarl.meta import loops
+from metarl.meta import registry as loops
 
 # --- the plug-in: the README's example, imported as a user's file would be ---------------------------
 
@@ -77,7 +77,7 @@ def test_a_plug_in_outer_loop_meta_trains_and_resumes_bit_identically(plugin, tm
 
 @pytest.mark.heavy
 def test_a_plug_in_outer_loop_runs_from_the_command_line(plugin, tmp_path, capsys):
-    from metarl.cli import main
+    from metarl.app.cli import main
 
     _unregister()  # the command imports the user's file itself
     code = main(["metarl", "meta-train", "--import", str(plugin[0]), "--ppo.num-envs", "4", "--ppo.num-steps", "16",
@@ -109,7 +109,7 @@ def test_a_loop_whose_config_is_not_named_for_it_is_refused(plugin):
 
 
 def test_outer_flags_in_any_order_and_the_removed_spellings_are_refused_naming_the_current_one():
-    from metarl.cli import parse_meta_train_config
+    from metarl.app.cli import parse_meta_train_config
 
     parsed = parse_meta_train_config(["outer:es", "--outer.sigma", "0.1", "--seed", "3"])
     assert parsed.outer == ESConfig(sigma=0.1) and parsed.seed == 3

@@ -10,7 +10,7 @@ from conftest import member_evaluator, tiny
 from metarl.checks import validate
 from metarl.config import CurriculumConfig, ESConfig, MetaTrainConfig, ShapingConfig, TaskDistribution, TrainConfig
 from metarl.errors import ConfigError, RegistryError
-from metarl.meta.outer import make_es_outer_loop
+from metarl.meta.es_loop import make_es_outer_loop
 from metarl.meta.run import build
 from metarl.meta.tasks import References
 from metarl.types import MetaParams
@@ -27,9 +27,9 @@ def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
         outer=ESConfig(population_size=4),
     ).validate()
     built = build(cfg)
-    from metarl import plugins
+    from metarl import components
 
-    meta_params = plugins.joint(built.objective.init(jax.random.PRNGKey(0)), built.plugins[0])
+    meta_params = components.joint(built.objective.init(jax.random.PRNGKey(0)), built.components[0])
     assert all(jax.tree.leaves(part) for part in meta_params)  # three non-empty parts
     evaluate_member = member_evaluator(cfg, built)
     loop = make_es_outer_loop(cfg, evaluate_member, meta_params, built.loop.mesh)
@@ -76,7 +76,7 @@ def test_bad_plugin_settings_fail_early_naming_the_field(config, field):
 
 
 def test_bad_plugin_kwargs_name_the_field(tmp_path, capsys):
-    from metarl.cli import main
+    from metarl.app.cli import main
 
     code = main(["metarl", "train", "--env", "Maze-levels", "--curriculum.name", "sec", "--curriculum.kwargs", '{"temperature": -1}',
                  "--out", str(tmp_path)])
@@ -87,7 +87,7 @@ def test_bad_plugin_kwargs_name_the_field(tmp_path, capsys):
 @pytest.mark.heavy
 @pytest.mark.slow  # the longest end-to-end checks (36-100 s each on 2 cores) run in CI's slow step
 def test_meta_train_writes_learned_files_that_train_and_eval_read(tmp_path, capsys):
-    from metarl.cli import main
+    from metarl.app.cli import main
 
     base = ["--ppo.num-envs", "4", "--ppo.num-steps", "24", "--ppo.total-timesteps", str(4 * 24 * 3), "--ppo.update-epochs", "1",
             "--ppo.num-minibatches", "1", "--ppo.hidden-sizes", "16"]

@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import tiny
 
+from metarl.app.progress import Progress
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
-from metarl.progress import Progress
 
 
 def test_live_mode_redraws_one_line_and_keeps_chunk_lines_above_it():

@@ -30,7 +30,7 @@ def test_readme_custom_objective_example_runs(tmp_path):
 def test_cli_import_flag_registers_a_users_objective(tmp_path):
     plugin = tmp_path / "my_objectives.py"
     plugin.write_text(readme_example("custom-objective").split("summary =")[0])
-    from metarl.cli import main
+    from metarl.app.cli import main
 
     code = main(["metarl", "train", "--import", str(plugin), "--objective", "spo", "--ppo.total-timesteps", "1024",
                  "--ppo.num-steps", "16", "--out", str(tmp_path / "cli")])
@@ -42,7 +42,7 @@ def test_cli_import_flag_registers_a_users_objective(tmp_path):
 
 
 def test_import_of_a_missing_plugin_is_a_clear_error(capsys):
-    from metarl.cli import main
+    from metarl.app.cli import main
 
     assert main(["metarl", "train", "--import", "nowhere/missing.py"]) == 2
     assert "--import: file 'nowhere/missing.py' does not exist" in capsys.readouterr().err

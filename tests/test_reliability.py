@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import pytest
 from conftest import TINY, tiny
 
-from metarl.cli import main
+from metarl.app.cli import main
 from metarl.config import ESConfig, MetaGradConfig, MetaTrainConfig, PPOConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
 
@@ -35,14 +35,14 @@ def test_no_code_turns_on_jax_debug_nans():
     purpose (updates past a lifetime, no episode finished yet), which debug_nans would raise on."""
     users = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "debug_nans" in p.read_text() or "nan_to_num" in p.read_text()]
     assert users == [], users
-    import metarl.cli  # noqa: F401  (everything a command imports at start)
+    import metarl.app.cli  # noqa: F401  (everything a command imports at start)
 
     assert not jax.config.jax_debug_nans
 
 
 def test_a_nan_member_is_counted_and_ranked_worst_not_scored_as_a_big_negative_number():
     from metarl.meta import fitness as fit
-    from metarl.meta.outer import make_es_outer_loop
+    from metarl.meta.es_loop import make_es_outer_loop
     from metarl.meta.tasks import References
 
     clean, count = fit.sanitize(jnp.array([1000.0, jnp.nan, 1002.0]))
@@ -75,7 +75,7 @@ def test_an_unknown_shaping_or_heuristic_is_refused_listing_the_known_names(tmp_
 
 
 def test_an_unknown_outer_loop_is_refused_listing_the_known_loops(tmp_path, capsys):
-    from metarl.meta import loops
+    from metarl.meta import registry as loops
 
     with pytest.raises(SystemExit) as exit_:
         main(["metarl", "meta-train", "--out", str(tmp_path), "outer:evolution"])
@@ -86,7 +86,7 @@ def test_an_unknown_outer_loop_is_refused_listing_the_known_loops(tmp_path, caps
 
 
 def test_an_unknown_outer_loop_in_a_sweep_file_is_refused_listing_the_known_loops(tmp_path):
-    from metarl.sweep import load_sweep
+    from metarl.app.sweep import load_sweep
 
     path = tmp_path / "sweep.toml"
     path.write_text('command = "meta-train"\nname = "x"\n[base]\nouter = "evolution"\n')
@@ -158,7 +158,7 @@ def test_eval_refuses_the_folder_of_an_earlier_run_unless_forced(tmp_path, capsy
     assert "already holds an earlier run; pass --force" in capsys.readouterr().err
     assert (earlier / "eval.npz").read_bytes() == b"an earlier run"
     assert main(["metarl", "eval", *EVAL_FLAGS, "--out", str(tmp_path), "--name", "grid", "--force"]) == 0
-    from metarl.evaluation import load_eval
+    from metarl.app.evaluation import load_eval
 
     assert load_eval(earlier / "eval.npz")["scores"].shape[-1] == 2  # the new run's, 2 seeds
 
@@ -183,7 +183,7 @@ def test_a_generations_memory_grows_linearly_with_members_and_envs():
                         hidden_sizes=(8,))
         config = MetaTrainConfig(ppo=ppo, tasks=TaskDistribution(normalize=False, seeds_per_member=1), verdict=VerdictConfig(num_seeds=0))
         problem = build_problem(config)
-        evaluate = make_member_evaluator(config, problem.objective, problem.env_specs, 1, problem.plugins)
+        evaluate = make_member_evaluator(config, problem.objective, problem.env_specs, 1, problem.components)
         return memory.measured_member_bytes(evaluate, problem.meta_params, members, references) * members
 
     one, two, four = (generation_bytes(p, 2) for p in (1, 2, 4))
@@ -198,14 +198,14 @@ def test_a_generations_memory_grows_linearly_with_members_and_envs():
 
 HOLDING_SWEEP = """
 import sys, time
-import metarl.train
+import metarl.app.train
 
 def hold_the_run(*args, **kwargs):  # the run folder is locked by now: stand in for a long training
     print("running", flush=True)
     time.sleep(300)
 
-metarl.train._train_and_write = hold_the_run
-from metarl.sweep import run_sweep
+metarl.app.train._train_and_write = hold_the_run
+from metarl.app.sweep import run_sweep
 run_sweep(sys.argv[1], out=sys.argv[2], plot=False, verbose=False)
 """
 
@@ -239,8 +239,8 @@ def test_a_sweep_started_twice_is_refused_at_once_naming_the_holder_and_writes_n
         first.kill()
         first.wait()
     # the killed sweep's lock does not block the rerun, which runs both runs
+    from metarl.app.sweep import run_sweep
     from metarl.io.results import read_index
-    from metarl.sweep import run_sweep
 
     run_sweep(path, out=str(out), plot=False, verbose=False)
     assert [(r["run"], r["status"]) for r in read_index(out / "index.csv")] == [("cartpole_s0", "complete"), ("cartpole_s1", "complete")]

@@ -60,7 +60,7 @@ def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path, strai
 
 @pytest.mark.heavy
 def test_resume_after_sigkill_is_bit_identical(tmp_path, straight):
-    command = [sys.executable, "-m", "metarl.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),
+    command = [sys.executable, "-m", "metarl.app.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),
                "--ppo.update-epochs", "2", "--ppo.num-minibatches", "2", "--ppo.hidden-sizes", "16", "--tasks.no-normalize",
                "--ppo.lr", str(BASE.ppo.lr), "--ppo.anneal-lr",  # the in-process run's PPOConfig, not meta-train's defaults
                "--outer.population-size", "4", "--num-generations", str(BASE.num_generations), "--chunk-size", "1", "--eval-seeds", "1",

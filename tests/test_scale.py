@@ -9,7 +9,7 @@ from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictCo
 from metarl.distributed import population_mesh
 from metarl.errors import ConfigError
 from metarl.meta import memory
-from metarl.meta.es import make_es
+from metarl.meta.evosax_adapter import make_es
 from metarl.meta.run import build
 from metarl.meta.tasks import References, make_population_evaluator, sample_member_tasks
 

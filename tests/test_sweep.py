@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import TINY_META, in_default_codegen
 
-from metarl.cli import main
+from metarl.app.cli import main
+from metarl.app.sweep import load_sweep, run_sweep
 from metarl.errors import ConfigError
 from metarl.io.results import read_index
-from metarl.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,8 +124,8 @@ def test_numeric_variants_stepped_together_equal_the_runs_one_by_one(tmp_path):
 def check_numeric_variants(tmp_path: str) -> None:
     import os
 
+    from metarl.app.sweep import _batch_groups
     from metarl.meta import run as meta_run
-    from metarl.sweep import _batch_groups
 
     assert "optimization_level" not in os.environ["XLA_FLAGS"]
     tmp_path = Path(tmp_path)
@@ -224,7 +224,7 @@ def parse_command(command_line: str):
     with the command's library function replaced by one that keeps the config (nothing runs)."""
     import shlex
 
-    from metarl import evaluation, train
+    from metarl.app import evaluation, train
     from metarl.meta import run as meta_run
 
     argv = shlex.split(command_line)
@@ -261,7 +261,7 @@ def test_the_sweep_file_makes_exactly_the_stored_runs(study, monkeypatch):
     """Both ways: every run the sweep file makes is stored (folder and index row) with exactly the config it
     builds, and every stored run folder and index row is one of the sweep file's runs; `metarl sweep` run in
     place finds every run complete."""
-    from metarl.sweep import is_complete
+    from metarl.app.sweep import is_complete
 
     monkeypatch.chdir(ROOT)
     sweep = load_sweep(Path("sweeps") / f"{study}.toml")
@@ -337,3 +337,12 @@ init_from = "{out}/lpo/learned/history/lpo_g%s.msgpack"
     with pytest.raises(ConfigError, match=r"run 'warm': .*lpo_g0015.msgpack"):
         load_sweep(write(tmp_path, text % "0015"), out=str(out))
     assert not out.exists()
+
+
+def test_an_objectives_keywords_may_be_a_toml_table(tmp_path):
+    """``objective_kwargs = { ppo_init = true }`` is the JSON string ``--objective-kwargs`` takes, in the run's command."""
+    path = write(tmp_path, 'command = "meta-train"\nname = "x"\n[base]\nobjective = "lpo"\n'
+                           'objective_kwargs = { ppo_init = true, clip_eps = 0.5 }\n')
+    (run,) = load_sweep(path).runs
+    assert json.loads(run.config.objective_kwargs) == {"ppo_init": True, "clip_eps": 0.5}
+    assert run.command_line()[run.command_line().index("--objective-kwargs") + 1] == '{"clip_eps": 0.5, "ppo_init": true}'

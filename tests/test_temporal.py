@@ -196,7 +196,7 @@ def test_ppo_with_a_clip_schedule_runs_from_its_start_to_its_end_clip():
 
 
 def test_a_learned_ta_lpo_gets_its_schedule_figure_and_an_lpo_does_not(tmp_path):
-    from metarl import plots
+    from metarl.app import plots
 
     for name in ("ta_lpo", "lpo"):
         objective = objectives.make(name, hidden=8)

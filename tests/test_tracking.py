@@ -309,9 +309,9 @@ def test_train_and_meta_train_mirror_their_rows_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboardX")
     from conftest import TINY
 
+    from metarl.app.train import run_train
     from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, TrainConfig, VerdictConfig
     from metarl.meta.run import run_meta_train
-    from metarl.train import run_train
 
     summary = run_train(TrainConfig(ppo=TINY, out=str(tmp_path), track="tensorboard"), verbose=False)
     meta = run_meta_train(MetaTrainConfig(ppo=TINY, tasks=TaskDistribution(normalize=False), outer=ESConfig(population_size=4),

@@ -15,11 +15,11 @@ import pytest
 from conftest import tiny
 
 from metarl import envs as metarl_envs
-from metarl import verdict
+from metarl.app import verdict
+from metarl.app.reprint import reprint_path
 from metarl.config import ESConfig, MetaTrainConfig, TaskDistribution, VerdictConfig
 from metarl.errors import ConfigError
 from metarl.meta import tasks
-from metarl.reprint import reprint_path
 from metarl.stats import iqm
 
 SEEDS = 32
@@ -291,8 +291,8 @@ def test_a_changed_numerics_version_forces_a_re_measure(tmp_path, monkeypatch):
 
 def test_the_numerics_version_moves_with_the_code_that_makes_a_score():
     assert verdict.numerics_digest() == verdict.NUMERICS_DIGEST, (
-        "the code that decides a stored PPO score changed (metarl.verdict.NUMERICS_SOURCES / NUMERICS_FUNCTIONS): if the "
-        "change can move a score, bump metarl.verdict.NUMERICS_VERSION (every stored baseline is then re-measured); either "
+        "the code that decides a stored PPO score changed (metarl.app.verdict.NUMERICS_SOURCES / NUMERICS_FUNCTIONS): if the "
+        "change can move a score, bump metarl.app.verdict.NUMERICS_VERSION (every stored baseline is then re-measured); either "
         f"way set NUMERICS_DIGEST = {verdict.numerics_digest()!r}")
 
 
@@ -456,7 +456,7 @@ def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_pat
 
 @pytest.mark.heavy
 def test_eval_compares_objectives_on_the_named_stream(tmp_path, monkeypatch):
-    from metarl.evaluation import EvalConfig, run_eval
+    from metarl.app.evaluation import EvalConfig, run_eval
 
     drawn = []
     original = verdict.stream_keys
@@ -484,8 +484,8 @@ def test_eval_tunes_ppo_per_env_and_lifetime_and_pairs_it_with_every_objective(t
     """--tuned-ppo: one search per env and lifetime on the selection stream, its cell trained on the eval's own judging
     seeds. A one-cell grid at PPO's own settings gives PPO's scores seed for seed (the same seeds, the same training),
     and a second eval reads the searches and the scores from the store instead of training again."""
+    from metarl.app.evaluation import EvalConfig, run_eval
     from metarl.config import TuningConfig
-    from metarl.evaluation import EvalConfig, run_eval
 
     ppo = tiny(lr=0.01, anneal_lr=False)
     own_cell = TuningConfig(selection_seeds=2, lrs=(0.01,), clips=(0.2,), epochs=(ppo.update_epochs,), anneal=(False,), extend=False)
@@ -560,7 +560,7 @@ def test_every_discovery_benchmark_json_agrees_with_its_run_folders(path):
 def test_the_verdict_command_reprints_flags_a_tampered_file_and_rewrites_it(tmp_path, capsys):
     import shutil
 
-    from metarl import cli
+    from metarl.app import cli
 
     source = STORED_VERDICTS[0]
     run_dir = tmp_path / source.name
@@ -590,7 +590,7 @@ def test_every_stored_study_verdict_reprints_from_its_stored_scores(run_dir):
 
 
 def test_eval_from_the_cli_names_its_stream_before_anything_runs(tmp_path, capsys, monkeypatch):
-    from metarl import cli, evaluation
+    from metarl.app import cli, evaluation
 
     ran = []
     monkeypatch.setattr(evaluation, "_evaluate_and_write", lambda config, run_dir, verbose, loaded: ran.append(config) or run_dir)

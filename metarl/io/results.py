@@ -136,7 +136,7 @@ def write_metrics(run_dir: Path, rows: Iterable[dict[str, Any]], *, append: bool
 
 
 def read_index(path: str | Path) -> list[dict[str, str]]:
-    """A sweep's index.csv (metarl.sweep writes it, metarl.plots reads it)."""
+    """A sweep's index.csv (metarl.app.sweep writes it, metarl.app.plots reads it)."""
     import csv
 
     with Path(path).open() as handle:

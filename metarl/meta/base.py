@@ -1,7 +1,7 @@
 """The outer-loop interface, and what an outer loop is built from.
 
 An outer loop is made by ``make(config, problem) -> OuterLoop`` (one module per loop, registered in
-:mod:`metarl.meta.loops` with its config class). The driver (:mod:`metarl.meta.run`) uses nothing else: it
+:mod:`metarl.meta.registry` with its config class). The driver (:mod:`metarl.meta.run`) uses nothing else: it
 jits ``step``, reads :class:`OuterStatus` to derive keys and to stop a run that learns nothing, writes the
 metrics rows and ``describe``'s progress text, checkpoints the state and exports ``params(state)``; so
 checkpoints, resume, progress, results and the verdict are the same for every loop.
@@ -18,7 +18,7 @@ class Problem(NamedTuple):
 
     objective: Any  # metarl.objectives.Objective
     env_specs: list  # per env of the task distribution: metarl.envs.EnvSpec
-    plugins: list  # per env: metarl.plugins.Plugins (curriculum, shaping, heuristic and their initial η)
+    components: list  # per env: metarl.components.Components (curriculum, shaping, heuristic and their initial η)
     meta_params: Any  # η0: a MetaParams {objective, curriculum, shaping}, the solution's shape
 
 

@@ -35,7 +35,7 @@ from metarl.envs.spec import EnvSpec
 from metarl.errors import ConfigError
 from metarl.inner.train import make_inner
 from metarl.meta.base import OuterLoop, Problem, default_status
-from metarl.meta.es import tree_is_finite
+from metarl.meta.evosax_adapter import tree_is_finite
 from metarl.meta.tasks import sample_lifetimes
 from metarl.objectives.base import Objective
 from metarl.types import LifetimeContext, Task
@@ -67,7 +67,7 @@ def reward_to_go(reward, episode_end, discount):
 def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
     """The meta-gradient loop for ``problem`` (one device; its settings are ``config.outer``)."""
     check_differentiable_start(config)
-    loop = make_metagrad(config, problem.objective, problem.env_specs, problem.plugins)
+    loop = make_metagrad(config, problem.objective, problem.env_specs, problem.components)
     step = lambda state, key, references=None, hparams=None: loop.step(state, key)
     return OuterLoop(loop.init, step, loop.params, default_status, describe, max_nonfinite=config.outer.max_nonfinite_generations,
                      nonfinite_what="the meta-gradient was", unit="step")
@@ -108,15 +108,15 @@ class MetaGrad(NamedTuple):
     meta_loss: Callable
 
 
-def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], plugins=None) -> MetaGrad:
-    """``plugins``: per env, a :class:`metarl.plugins.Plugins` whose shaping the agents learn from (the
+def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], components=None) -> MetaGrad:
+    """``components``: per env, a :class:`metarl.components.Components` whose shaping the agents learn from (the
     meta-loss reads the env reward, so a learned shaping is meta-learned by the same gradient)."""
-    from metarl.plugins import inner_kwargs
+    from metarl.components import inner_kwargs
 
     settings = config.outer
-    plugins = plugins or [None] * len(env_specs)
+    components = components or [None] * len(env_specs)
     inners = [make_inner(config.ppo, spec, objective, differentiable=True, **(inner_kwargs(p) if p else {}))
-              for spec, p in zip(env_specs, plugins, strict=True)]
+              for spec, p in zip(env_specs, components, strict=True)]
     optimizer = make_meta_optimizer(config)
     num_agents, truncation = settings.num_agents, settings.truncation
 

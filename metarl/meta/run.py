@@ -81,30 +81,30 @@ class Built(NamedTuple):
         return self.problem.env_specs
 
     @property
-    def plugins(self) -> list:
-        return self.problem.plugins
+    def components(self) -> list:
+        return self.problem.components
 
 
 def build_problem(config: MetaTrainConfig) -> Problem:
     """Objective, envs, and per env the curriculum and shaping with their initial η; η0 joins their parts."""
     import jax
 
-    from metarl import envs, objectives, plugins
+    from metarl import components, envs, objectives
 
     kwargs = config.objective_kwargs_dict()
     objective = objectives.make(config.objective, **kwargs)
     env_specs = [envs.make(name) for name in config.tasks.envs]
     init_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)[0]
-    per_env = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, init_key) for spec in env_specs]
-    plugins.check_shared_params(per_env, list(config.tasks.envs))
+    per_env = [components.build(config.curriculum, config.shaping, spec, config.ppo.gamma, init_key) for spec in env_specs]
+    components.check_shared_params(per_env, list(config.tasks.envs))
     start = objective.init(init_key) if config.init_from is None else objectives.warm_start(config.init_from, config.objective, kwargs)
-    return Problem(objective, env_specs, per_env, plugins.joint(start, per_env[0]))
+    return Problem(objective, env_specs, per_env, components.joint(start, per_env[0]))
 
 
 def build(config: MetaTrainConfig) -> Built:
-    """Everything that needs jax: the problem and the outer loop ``config.outer`` names (metarl.meta.loops),
+    """Everything that needs jax: the problem and the outer loop ``config.outer`` names (metarl.meta.registry),
     which refuses what it cannot run (a population the devices do not divide, a flat start for meta-gradients)."""
-    from metarl.meta import loops
+    from metarl.meta import registry as loops
 
     problem = build_problem(config)
     return Built(problem, loops.make(config, problem))
@@ -125,8 +125,8 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_p
     import jax
     import jax.numpy as jnp
 
+    from metarl.app.verdict import evaluation_lifetimes
     from metarl.meta.tasks import make_member_evaluator
-    from metarl.verdict import evaluation_lifetimes
 
     lifetimes = evaluation_lifetimes(config)
     evaluate = make_member_evaluator(config, objective, env_specs, config.eval_seeds, per_env_plugins)
@@ -195,11 +195,11 @@ class _Run:
         import jax
         import jax.numpy as jnp
 
+        from metarl.app.verdict import Store, references_from_store
         from metarl.distributed import barrier
         from metarl.io.checkpoint import Checkpoints
         from metarl.io.results import write_config
         from metarl.meta.tasks import References, as_dict
-        from metarl.verdict import Store, references_from_store
 
         if is_writer():
             write_config(self.run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
@@ -248,7 +248,7 @@ class _Run:
         import jax
         import numpy as np
 
-        from metarl import objectives, plugins
+        from metarl import components, objectives
         from metarl.io.results import write_metrics, writing
 
         config, chunk = self.config, len(chunk_metrics)
@@ -292,14 +292,14 @@ class _Run:
                 parts = (("curriculum", config.curriculum, mean_params.curriculum), ("shaping", config.shaping, mean_params.shaping))
                 for family, part, params in parts:
                     if jax.tree.leaves(params):
-                        plugins.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
+                        components.save(self.run_dir / "learned" / f"{family}_{part.name}.msgpack", family, part, params, info)
         if self.verbose:
             self.progress.chunk(self.label + progress_line(config, self.loop, self.generation, rows[-1], self.last_eval, seconds))
 
     def verdict(self) -> dict[str, Any]:
-        """The held-out verdict of the final mean meta-parameters (metarl.verdict); a run that already has one
+        """The held-out verdict of the final mean meta-parameters (metarl.app.verdict); a run that already has one
         for this generation (a rerun of a finished command) keeps it."""
-        from metarl import verdict
+        from metarl.app import verdict
 
         path = self.run_dir / "summary.json"
         if path.is_file():
@@ -319,7 +319,7 @@ class _Run:
         # Host copies: a loop's state may be committed to one device (meta-gradients), and the verdict shards its
         # seeds over every device, which jax refuses for arguments committed to one of them.
         meta_params = jax.tree.map(np.asarray, self.loop.params(self.state))
-        result = verdict.run_verdict(self.config, self.built.env_specs, self.built.objective, self.built.plugins,
+        result = verdict.run_verdict(self.config, self.built.env_specs, self.built.objective, self.built.components,
                                      meta_params, self.references, self.store,
                                      progress=(lambda line: print(line, flush=True)) if self.verbose else None)
         if self.config.verdict.transfer_envs:
@@ -380,7 +380,7 @@ def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list
     its own line and left out of the seconds per generation."""
     import jax
 
-    from metarl.progress import Progress
+    from metarl.app.progress import Progress
 
     config = runs[0].config
     label = runs[0].label if len(runs) == 1 else f"{len(runs)} runs: "
@@ -430,7 +430,7 @@ def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *,
         # The run's references and numbers are constants of the compiled step (runs stepped together trace them).
         step = jax.jit(lambda state: strong_types(loop.step(state, jax.random.fold_in(run.run_key, loop.status(state).generation),
                                                             run.references)))
-        evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.plugins) if config.eval_seeds else None
+        evaluate_mean = make_mean_evaluator(config, built.objective, built.env_specs, built.components) if config.eval_seeds else None
         return _drive([run], step, run.state, [evaluate_mean], lambda tree, i: tree)[0]
     finally:
         run.release()
@@ -496,7 +496,7 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
     for run in runs:
         key = json.dumps(to_dict(run.config.ppo), sort_keys=True)
         if run.config.eval_seeds and key not in evaluators:
-            evaluators[key] = make_mean_evaluator(run.config, built.objective, built.env_specs, built.plugins)
+            evaluators[key] = make_mean_evaluator(run.config, built.objective, built.env_specs, built.components)
     evaluate_means = [evaluators.get(json.dumps(to_dict(run.config.ppo), sort_keys=True)) for run in runs]
     states = place(stack([r.state for r in runs]), loop.mesh)
     try:

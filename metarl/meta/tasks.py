@@ -66,14 +66,15 @@ def diverged(output) -> chex.Array:
     return jnp.any(jnp.stack([jnp.any(active & ~jnp.isfinite(loss)) for loss in losses]))
 
 
-def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int, plugins=None):
+def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int, components=None):
     """``evaluate(meta_params, num_updates, key, references, hparams=None) -> (fitness, per-env scores (E,))`` for
-    one member. ``plugins``: per env, the :class:`metarl.plugins.Plugins` (curriculum, shaping) its runs use;
+    one member. ``components``: per env, the :class:`metarl.components.Components` (curriculum, shaping) its runs use;
     ``hparams``: the inner :class:`metarl.types.InnerHparams` (None: the config's numbers)."""
-    from metarl.plugins import inner_kwargs
+    from metarl.components import inner_kwargs
 
-    plugins = plugins or [None] * len(env_specs)
-    trains = [make_train(config.ppo, spec, objective, **(inner_kwargs(p) if p else {})) for spec, p in zip(env_specs, plugins, strict=True)]
+    components = components or [None] * len(env_specs)
+    trains = [make_train(config.ppo, spec, objective, **(inner_kwargs(p) if p else {}))
+              for spec, p in zip(env_specs, components, strict=True)]
     tasks = config.tasks
 
     def evaluate(meta_params, num_updates, key, references: References, hparams=None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from metarl.commandline import outer_args
+from metarl.app.argv import outer_args
 from metarl.config import MetaTrainConfig, TrainConfig
 from metarl.errors import ConfigError, LearnedFileError, RegistryError, StorageError
 
@@ -94,7 +94,7 @@ def compile_cache(args: list[str], command: str) -> list[str]:
     loads its programs instead of compiling them); ``--no-compile-cache`` (any command) turns it off.
     The cache changes no number: a cached program is the program the compiler would build. A cache folder
     set already (JAX_COMPILATION_CACHE_DIR, or by the calling program) is kept."""
-    from metarl.commands import COMMANDS
+    from metarl.app.commands import COMMANDS
 
     if COMPILE_CACHE_FLAG in args:
         return [a for a in args if a != COMPILE_CACHE_FLAG]
@@ -148,7 +148,7 @@ def meta_train_cli_type():
 
     import tyro
 
-    from metarl.meta import loops
+    from metarl.meta import registry as loops
 
     choices = tuple(Annotated[c, tyro.conf.subcommand(c.name, default=c())] for c in loops.config_classes())
     default = dataclasses.field(default_factory=lambda: MetaTrainConfig().outer)
@@ -173,8 +173,8 @@ def parse_meta_train_config(args: list[str]) -> MetaTrainConfig:
 
 def run_list() -> None:
     from metarl import curricula, envs, objectives, shaping
-    from metarl.meta import loops
-    from metarl.meta.es import algorithm_names
+    from metarl.meta import registry as loops
+    from metarl.meta.evosax_adapter import algorithm_names
 
     print("objectives:", ", ".join(objectives.names()))
     print("curricula:", ", ".join(["none", *curricula.names()]))
@@ -188,7 +188,7 @@ def run_list() -> None:
 def parse_eval_config(args: list[str]):
     import tyro
 
-    from metarl.evaluation import EvalConfig
+    from metarl.app.evaluation import EvalConfig
     from metarl.presets import expand_preset
 
     return tyro.cli(EvalConfig, args=expand_preset("eval", args), prog="metarl eval",
@@ -198,7 +198,7 @@ def parse_eval_config(args: list[str]):
 def parse_sweep_options(args: list[str]):
     import tyro
 
-    from metarl.sweep import SweepOptions
+    from metarl.app.sweep import SweepOptions
 
     return tyro.cli(SweepOptions, args=args, prog="metarl sweep", description="Run every run of a sweep file (sweeps/*.toml).")
 
@@ -219,22 +219,22 @@ def meta_train_main(config: MetaTrainConfig, argv: list[str]) -> int:
 
 
 def train_main(config: TrainConfig, argv: list[str]) -> int:
-    from metarl.train import run_train
+    from metarl.app.train import run_train
 
     run_train(config, argv)
     return 0
 
 
 def eval_main(config, argv: list[str]) -> int:
-    from metarl.evaluation import run_eval
+    from metarl.app.evaluation import run_eval
 
     run_eval(config, argv)
     return 0
 
 
 def sweep_main(options, argv: list[str]) -> int:
+    from metarl.app.sweep import SweepFailed, run_sweep
     from metarl.distributed import initialize
-    from metarl.sweep import SweepFailed, run_sweep
 
     options.distributed.validate()
     initialize(options.distributed)
@@ -249,7 +249,7 @@ def sweep_main(options, argv: list[str]) -> int:
 
 
 def plot_main(args: list[str], argv: list[str]) -> int:
-    from metarl.plots import plot_all
+    from metarl.app.plots import plot_all
 
     roots = [a for a in args if not a.startswith("-")] or ["results"]
     for root in roots:
@@ -266,7 +266,7 @@ def list_main(args: list[str], argv: list[str]) -> int:
 
 
 def info_main(args: list[str], argv: list[str]) -> int:
-    from metarl.info import print_info
+    from metarl.app.info import print_info
 
     print_info(as_json="--json" in args, cache_dir=compile_cache_dir())
     return 0
@@ -274,8 +274,8 @@ def info_main(args: list[str], argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`metarl <command> ...`: devices first (before any module can start jax's backend), then the user's
-    ``--import`` modules, the compile cache, the command's parser and its run, all from :data:`metarl.commands.COMMANDS`."""
-    from metarl.commands import COMMANDS, resolve, usage
+    ``--import`` modules, the compile cache, the command's parser and its run, all from :data:`metarl.app.commands.COMMANDS`."""
+    from metarl.app.commands import COMMANDS, resolve, usage
 
     argv = sys.argv if argv is None else argv
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
@@ -336,7 +336,7 @@ def verdict_main(args: list[str], argv: list[str] | None = None) -> int:
               "number differs from the stored one. --rewrite stores the recomputed verdict instead (a verdict of an older\n"
               "protocol re-derived from the same scores; nothing is trained).")
         return 0 if any(a in ("-h", "--help") for a in args) else 2
-    from metarl.reprint import reprint_path
+    from metarl.app.reprint import reprint_path
 
     failed = False
     for path in paths:

@@ -75,7 +75,7 @@ class EvalConfig:
     validation or test), paired across objectives: verdict.json and summary.md get each comparison's IQMs, CIs, the
     CI of the paired difference, the probability of improvement, the verdict and its Holm-adjusted form per env and N."""
     heldout: Literal["none", "validation", "test"] = "none"
-    """Train on a judging seed stream of metarl.verdict instead of seeds from ``seed``: validation (design choices:
+    """Train on a judging seed stream of metarl.app.verdict instead of seeds from ``seed``: validation (design choices:
     headroom, recipe, settings) or test (final verdicts only). Seeds meta-training never uses, the same in every eval,
     so scores of separate evals (e.g. a tuned baseline at its own settings) pair up."""
     equivalence_margin: float = 0.05
@@ -212,8 +212,7 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
     import jax
     import jax.numpy as jnp
 
-    from metarl import envs
-    from metarl import plugins as plugin_builder
+    from metarl import components, envs
     from metarl.inner import level_task, make_train
     from metarl.meta.fitness import score
     from metarl.meta.tasks import diverged
@@ -233,21 +232,21 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
         shaping_config = ShapingConfig(**_plugin_fields(shaping_entry), heuristic=_heuristic_of(shaping_entry, config.heuristic))
         for e, env_name in enumerate(config.envs):
             spec = envs.make(env_name)
-            built = plugin_builder.build(curriculum_config, shaping_config, spec, inner.gamma, jax.random.PRNGKey(config.seed))
-            meta_params = plugin_builder.joint(objective_params, built)
+            built = components.build(curriculum_config, shaping_config, spec, inner.gamma, jax.random.PRNGKey(config.seed))
+            meta_params = components.joint(objective_params, built)
             if config.heldout != "none":  # a judging stream: the same seeds for every objective (paired)
-                from metarl.verdict import stream_keys, stream_seed
+                from metarl.app.verdict import stream_keys, stream_seed
 
                 keys = stream_keys(stream_seed(config.heldout), config.num_seeds)
             else:
                 keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
-            from metarl.verdict import over_devices
+            from metarl.app.verdict import over_devices
 
             # Each lifetime N runs its own scan of N updates (one compile each): in one scan to the longest, masked
             # for the shorter ones, every lifetime would cost the longest (4 x 512 updates for N = 8..512).
             for li, n in enumerate(config.lifetimes):
                 lifetime_inner = dataclasses.replace(config.ppo, total_timesteps=n * config.ppo.batch_size)
-                train = make_train(lifetime_inner, spec, objective, **plugin_builder.inner_kwargs(built))
+                train = make_train(lifetime_inner, spec, objective, **components.inner_kwargs(built))
 
                 def one(num_updates, key, train=train, spec=spec, meta_params=meta_params):
                     output = train(meta_params, level_task(spec, num_updates, key), key)
@@ -298,8 +297,8 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
 
 def tuned_ppo_scores(config: EvalConfig, verbose: bool = True) -> tuple[np.ndarray, dict[str, dict[str, dict]]]:
     """Tuned PPO's scores (E, L, S) on the eval's judging seeds and its cell per env and lifetime (picked on the
-    selection stream, each env and lifetime searched alone; metarl.verdict.tuned_ppo_alone)."""
-    from metarl.verdict import Store, tuned_ppo_alone
+    selection stream, each env and lifetime searched alone; metarl.app.verdict.tuned_ppo_alone)."""
+    from metarl.app.verdict import Store, tuned_ppo_alone
 
     store = Store(store_folder(config.reference_store, config.out))
     scores = np.zeros((len(config.envs), len(config.lifetimes), config.num_seeds))
@@ -326,10 +325,10 @@ def tuned_cells_markdown(cells: dict[str, dict[str, dict]]) -> str:
 
 def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, lifetimes, margin: float = 0.05,
                   stream: str = "test") -> list[dict[str, Any]]:
-    """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.verdict), with
+    """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.app.verdict), with
     ``margin`` × |the baseline's IQM| as each row's equivalence margin and Holm's correction over all rows."""
+    from metarl.app.verdict import paired_comparison, with_holm
     from metarl.stats import iqm
-    from metarl.verdict import paired_comparison, with_holm
 
     rows = []
     for v, label in enumerate(labels):

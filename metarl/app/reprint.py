@@ -1,7 +1,7 @@
 """`metarl verdict PATH...`: every stored verdict recomputed from its stored per-seed scores alone.
 
 A meta-train run's verdict (summary.json) keeps its raw per-seed scores, its judging seeds' keys and its
-normalization references, so :func:`metarl.verdict.reprint` recomputes every number from the file; an eval's
+normalization references, so :func:`metarl.app.verdict.reprint` recomputes every number from the file; an eval's
 verdict (verdict.json) is recomputed from eval.npz and config.json. A mismatch means the stored verdict is not
 what its scores say; ``rewrite`` replaces a verdict of an older protocol with the current one, from the same
 scores (nothing is trained).
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metarl.evaluation import summary_table, verdict_markdown, verdict_table
-from metarl.verdict import _close, describe, reprint
+from metarl.app.evaluation import summary_table, verdict_markdown, verdict_table
+from metarl.app.verdict import _close, describe, reprint
 
 
 def reprint_path(path: str | Path, rewrite: bool = False) -> tuple[str, list[str]]:

@@ -155,7 +155,7 @@ def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
 
     Raw returns, one panel per env (a ratio to a baseline would flip meaning on negative-return envs).
     """
-    from metarl.evaluation import load_eval
+    from metarl.app.evaluation import load_eval
     from metarl.stats import bootstrap_ci, iqm
 
     eval_dir = Path(eval_dir)
@@ -185,7 +185,7 @@ def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
 def plot_curves(eval_dir: str | Path) -> list[Path]:
     """Learning curves at the longest lifetime (env return per update, mean over seeds) and, for curricula,
     the share of each difficulty category sampled per update (mean over seeds), one panel per variant."""
-    from metarl.evaluation import load_eval
+    from metarl.app.evaluation import load_eval
 
     eval_dir = Path(eval_dir)
     data = load_eval(eval_dir / "eval.npz")
@@ -225,7 +225,7 @@ def shaping_report(learned_file: str | Path) -> Path:
     import jax
     import jax.numpy as jnp
 
-    from metarl import envs, plugins
+    from metarl import components, envs
     from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
     from metarl.config import ShapingConfig
 
@@ -234,7 +234,7 @@ def shaping_report(learned_file: str | Path) -> Path:
     config = json.loads((run_dir / "config.json").read_text())["config"]
     env = envs.make(config["tasks"]["envs"][0])
     gamma = config["ppo"]["gamma"]
-    shaping, heuristic, params = plugins.load_shaping(learned_file, env, gamma)
+    shaping, heuristic, params = components.load_shaping(learned_file, env, gamma)
     report: dict = {"file": str(learned_file), "env": env.name, "heuristic": heuristic.name}
     if "b2" in params:  # a BARFI blend: phi2(s) = w2·s + b2 is the weight of r_aux
         obs = jnp.asarray(np.stack([np.asarray(env.reset(jax.random.PRNGKey(i), env.default_params)[0]).reshape(-1) for i in range(16)]))
@@ -247,7 +247,7 @@ def shaping_report(learned_file: str | Path) -> Path:
         args = (tabular.next_state, tabular.terminal, gamma)
         distances = {}
         def hand_set(name):
-            return plugins.build_shaping(ShapingConfig(name=name, heuristic=heuristic.name), env, gamma, jax.random.PRNGKey(0))[0], {}
+            return components.build_shaping(ShapingConfig(name=name, heuristic=heuristic.name), env, gamma, jax.random.PRNGKey(0))[0], {}
 
         compared = {"discovered": (shaping, params), "naive": hand_set("naive"), "potential": hand_set("potential")}
         for label, (built, built_params) in compared.items():

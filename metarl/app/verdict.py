@@ -75,11 +75,11 @@ NUMERICS_VERSION = 1
 every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
 :func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
 change can move a score, and set the digest either way."""
-NUMERICS_DIGEST = "c1841aaa21d7"
+NUMERICS_DIGEST = "5ac40ba462d6"
 NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
-                    "curricula/base.py", "curricula/samplers.py", "plugins.py", "types.py", "stats.py")
+                    "curricula/base.py", "curricula/samplers.py", "components.py", "types.py", "stats.py")
 """The modules (relative to the package) whose code decides a PPO score, besides this module's scoring functions."""
-NUMERICS_FUNCTIONS = ("stream_keys", "make_scorer", "over_devices", "baseline_plugins", "_ppo_objective", "normalized_scores",
+NUMERICS_FUNCTIONS = ("stream_keys", "make_scorer", "over_devices", "baseline_components", "_ppo_objective", "normalized_scores",
                       "per_seed_score")
 
 
@@ -309,7 +309,7 @@ def _canonical(node) -> str:
 def numerics_digest() -> str:
     """SHA-256 (12 hex digits) of the code that decides a stored baseline score: :data:`NUMERICS_SOURCES` and
     this module's :data:`NUMERICS_FUNCTIONS`, docstrings and comments left out."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # metarl/
     files = []
     for entry in NUMERICS_SOURCES:
         path = package / entry
@@ -345,19 +345,19 @@ def evaluation_lifetimes(config: MetaTrainConfig) -> list[int]:
     return lifetimes
 
 
-def make_scorer(ppo: PPOConfig, spec, objective, plugins=None, *, kind: str, last_k: int):
+def make_scorer(ppo: PPOConfig, spec, objective, components=None, *, kind: str, last_k: int):
     """``scores(meta_params, lifetimes (L,), keys (S, 2), hparams=None) -> (L, S)``: one trained agent per
     (lifetime, seed), scored by ``kind``; NaN where the agent's losses diverged (``hparams``: an InnerHparams
     whose numbers may be traced, None for ``ppo``'s). Not jitted (callers vmap it further)."""
     import jax
     import jax.numpy as jnp
 
+    from metarl.components import inner_kwargs
     from metarl.inner import level_task, make_train
     from metarl.meta.fitness import score
     from metarl.meta.tasks import diverged
-    from metarl.plugins import inner_kwargs
 
-    train = make_train(ppo, spec, objective, **(inner_kwargs(plugins) if plugins is not None else {}))
+    train = make_train(ppo, spec, objective, **(inner_kwargs(components) if components is not None else {}))
 
     def one(meta_params, num_updates, key, hparams):
         output = train(meta_params, level_task(spec, num_updates, key), key, hparams)
@@ -389,13 +389,13 @@ def over_devices(function, num_seeds: int):
     return jax.jit(sharded)
 
 
-def baseline_plugins(config: MetaTrainConfig, spec):
+def baseline_components(config: MetaTrainConfig, spec):
     """The hand-designed baseline's plug-ins: a uniform curriculum where the run discovers one, no shaping."""
     from metarl import curricula
-    from metarl.plugins import Plugins
+    from metarl.components import Components
 
     curriculum = curricula.make("uniform", space=spec.level_space) if config.curriculum.active else None
-    return Plugins(curriculum, None, None, {}, {})
+    return Components(curriculum, None, None, {}, {})
 
 
 def _ppo_objective(clip_eps):
@@ -425,7 +425,7 @@ def ppo_scores(config: MetaTrainConfig, env_specs, lifetimes, stream: int, num_s
         keys = stream_keys(stream, num_seeds)
         per_env = []
         for spec in env_specs:
-            scorer = make_scorer(ppo, spec, _ppo_objective(clip_eps), baseline_plugins(config, spec),
+            scorer = make_scorer(ppo, spec, _ppo_objective(clip_eps), baseline_components(config, spec),
                                  kind=config.tasks.fitness, last_k=config.tasks.last_k)
             per_env.append(np.asarray(over_devices(scorer, num_seeds)({}, jnp.asarray(lifetimes, jnp.int32), keys)))
         return {"scores": np.stack(per_env).tolist()}
@@ -642,7 +642,7 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
             for e, spec in enumerate(env_specs):
                 def cell_scores(lrs, clips, keys, spec=spec):
                     def one_cell(lr, clip):
-                        scorer = make_scorer(group, spec, _ppo_objective(clip), baseline_plugins(config, spec),
+                        scorer = make_scorer(group, spec, _ppo_objective(clip), baseline_components(config, spec),
                                              kind=config.tasks.fitness, last_k=config.tasks.last_k)
                         return scorer({}, lifetimes_array, keys, InnerHparams(lr, group.ent_coef))
 
@@ -726,7 +726,7 @@ def tuned_label(best: dict[str, dict[str, dict]]) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------------- the verdict
 
 
-def candidate_scores(config: MetaTrainConfig, env_specs, objective, plugins, meta_params, stream: str, num_seeds: int) -> np.ndarray:
+def candidate_scores(config: MetaTrainConfig, env_specs, objective, components, meta_params, stream: str, num_seeds: int) -> np.ndarray:
     """Raw scores (E, L, S) of ``meta_params`` at the run's inner settings on seeds 0..num_seeds-1 of ``stream``,
     paired with every baseline measured on that stream."""
     import jax.numpy as jnp
@@ -734,13 +734,13 @@ def candidate_scores(config: MetaTrainConfig, env_specs, objective, plugins, met
     keys = stream_keys(stream_seed(stream), num_seeds)
     lifetimes_array = jnp.asarray(evaluation_lifetimes(config), jnp.int32)
     scores = []
-    for spec, env_plugins in zip(env_specs, plugins, strict=True):
-        scorer = make_scorer(config.ppo, spec, objective, env_plugins, kind=config.tasks.fitness, last_k=config.tasks.last_k)
+    for spec, env_components in zip(env_specs, components, strict=True):
+        scorer = make_scorer(config.ppo, spec, objective, env_components, kind=config.tasks.fitness, last_k=config.tasks.last_k)
         scores.append(np.asarray(over_devices(scorer, num_seeds)(meta_params, lifetimes_array, keys)))
     return np.stack(scores)
 
 
-def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candidate_plugins, meta_params, references,
+def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candidate_components, meta_params, references,
                 store: Store | None = None, progress=None) -> dict[str, Any]:
     """The discovered meta-parameters against PPO (same settings) and tuned PPO on the judging seeds
     (``verdict.stream``: test for a final verdict, validation for a design choice)."""
@@ -748,7 +748,7 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
     lifetimes = evaluation_lifetimes(config)
     stream = verdict.stream
     keys = stream_keys(stream_seed(stream), verdict.num_seeds)
-    candidate = candidate_scores(config, env_specs, candidate_objective, candidate_plugins, meta_params, stream, verdict.num_seeds)
+    candidate = candidate_scores(config, env_specs, candidate_objective, candidate_components, meta_params, stream, verdict.num_seeds)
     same = {"lr": config.ppo.lr, "clip_eps": 0.2, "update_epochs": config.ppo.update_epochs, "anneal_lr": config.ppo.anneal_lr}
     baselines = {"ppo": {"label": "PPO (same settings)", "config": same,
                          "baseline_scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds, store=store)}}
@@ -812,14 +812,14 @@ def transfer_verdict(config: MetaTrainConfig, env: str, candidate_objective, met
     PPO and tuned PPO, normalized by that env's own references."""
     import jax
 
-    from metarl import envs, plugins
+    from metarl import components, envs
 
     single = transfer_config(config, env)
     spec = envs.make(env)
-    candidate_plugins = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, jax.random.PRNGKey(0))]
+    candidate_components = [components.build(config.curriculum, config.shaping, spec, config.ppo.gamma, jax.random.PRNGKey(0))]
     store = store or Store(None)
     references = references_from_store(single, [spec], store)
-    result = run_verdict(single, [spec], candidate_objective, candidate_plugins, meta_params, references, store, progress)
+    result = run_verdict(single, [spec], candidate_objective, candidate_components, meta_params, references, store, progress)
     result["seen_in_meta_training"] = False
     return result
 
@@ -939,7 +939,7 @@ def trace_history(config: MetaTrainConfig, run_dir: str | Path, num_seeds: int, 
     first generation at which the mean beats tuned PPO (None: never)."""
     import jax
 
-    from metarl import envs, objectives, plugins
+    from metarl import components, envs, objectives
     from metarl.meta.tasks import References
 
     if config.curriculum.name == "learned" or config.shaping.name in ("blend", "learned"):
@@ -958,13 +958,13 @@ def trace_history(config: MetaTrainConfig, run_dir: str | Path, num_seeds: int, 
         best = tuned_ppo(traced, env_specs, references, store)["best"]
         wide = dataclasses.replace(traced, verdict=dataclasses.replace(traced.verdict, num_seeds=full))
         baselines["tuned_ppo"] = _tuned_scores(wide, env_specs, lifetimes, best, stream, store)[..., :num_seeds]
-    candidate_plugins = [plugins.build(config.curriculum, config.shaping, spec, config.ppo.gamma, jax.random.PRNGKey(0))
+    candidate_components = [components.build(config.curriculum, config.shaping, spec, config.ppo.gamma, jax.random.PRNGKey(0))
                          for spec in env_specs]
     rows = []
     for path in sorted((run_dir / "learned" / "history").glob("*.msgpack")):
         objective, params, _ = objectives.load(path)
-        meta_params = plugins.joint(params, candidate_plugins[0])
-        scores = candidate_scores(traced, env_specs, objective, candidate_plugins, meta_params, stream, num_seeds)
+        meta_params = components.joint(params, candidate_components[0])
+        scores = candidate_scores(traced, env_specs, objective, candidate_components, meta_params, stream, num_seeds)
         rows.append({"generation": int(path.stem.rsplit("_g", 1)[1]),
                      "learned_iqm": float(iqm(_floor_diverged(per_seed_score(scores, refs, config.tasks.normalize))))})
     iqms = {name: float(iqm(_floor_diverged(per_seed_score(values, refs, config.tasks.normalize)))) for name, values in baselines.items()}

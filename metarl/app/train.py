@@ -21,7 +21,7 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
     """Validate, build, compile and run `config`; write its run folder. Returns a summary dict."""
     import jax
 
-    from metarl import envs, objectives, plugins
+    from metarl import components, envs, objectives
     from metarl.checks import validate
     from metarl.io.results import prepare_run_dir
 
@@ -41,8 +41,8 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
         objective = objectives.make(config.objective, **kwargs)
         meta_params = objective.init(jax.random.PRNGKey(config.seed))
     env = envs.make(config.env)
-    built = plugins.build(config.curriculum, config.shaping, env, config.ppo.gamma, jax.random.PRNGKey(config.seed))
-    meta_params = plugins.joint(meta_params, built)
+    built = components.build(config.curriculum, config.shaping, env, config.ppo.gamma, jax.random.PRNGKey(config.seed))
+    meta_params = components.joint(meta_params, built)
     run_dir, lock = prepare_run_dir(config.out, config.run_name, force=config.force)
     try:
         return _train_and_write(config, command, run_dir, objective, meta_params, env, built, mesh, verbose)
@@ -56,13 +56,13 @@ def _train_and_write(config: TrainConfig, command, run_dir: Path, objective, met
     import jax.numpy as jnp
     import numpy as np
 
-    from metarl import plugins
+    from metarl import components
     from metarl.inner import default_task, final_return, make_train
     from metarl.io.results import write_config, write_metrics
 
     write_config(run_dir, to_dict(config), command, kind="train")
 
-    seeds = jax.vmap(make_train(config.ppo, env, objective, **plugins.inner_kwargs(built)), in_axes=(None, None, 0))
+    seeds = jax.vmap(make_train(config.ppo, env, objective, **components.inner_kwargs(built)), in_axes=(None, None, 0))
     if mesh is not None:
         from jax.sharding import PartitionSpec
 

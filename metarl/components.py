@@ -20,7 +20,7 @@ from metarl.errors import ConfigError, LearnedFileError
 from metarl.types import MetaParams
 
 
-class Plugins(NamedTuple):
+class Components(NamedTuple):
     """For one env: the curriculum, shaping and heuristic to pass to ``make_inner`` (None when off), and
     the meta-parameters of the curriculum and shaping (from a learned file, else their initial values)."""
 
@@ -64,22 +64,22 @@ def build_shaping(config: ShapingConfig, env: EnvSpec, gamma: float, key):
     return built, heuristic, built.init(key)
 
 
-def build(curriculum: CurriculumConfig, shaping: ShapingConfig, env: EnvSpec, gamma: float, key) -> Plugins:
+def build(curriculum: CurriculumConfig, shaping: ShapingConfig, env: EnvSpec, gamma: float, key) -> Components:
     curriculum_key, shaping_key = jax.random.split(jax.random.fold_in(key, 0xC0DE))
     built_curriculum, curriculum_params = build_curriculum(curriculum, env, curriculum_key)
     built_shaping, heuristic, shaping_params = build_shaping(shaping, env, gamma, shaping_key)
-    return Plugins(built_curriculum, built_shaping, heuristic, curriculum_params, shaping_params)
+    return Components(built_curriculum, built_shaping, heuristic, curriculum_params, shaping_params)
 
 
-def inner_kwargs(plugins: Plugins) -> dict[str, Any]:
-    return {"curriculum": plugins.curriculum, "shaping": plugins.shaping, "heuristic": plugins.heuristic}
+def inner_kwargs(components: Components) -> dict[str, Any]:
+    return {"curriculum": components.curriculum, "shaping": components.shaping, "heuristic": components.heuristic}
 
 
-def joint(objective_params, plugins: Plugins) -> MetaParams:
-    return MetaParams(objective_params, plugins.curriculum_params, plugins.shaping_params)
+def joint(objective_params, components: Components) -> MetaParams:
+    return MetaParams(objective_params, components.curriculum_params, components.shaping_params)
 
 
-def check_shared_params(per_env: list[Plugins], env_names) -> None:
+def check_shared_params(per_env: list[Components], env_names) -> None:
     """Envs of one run share η_c and η_s: their shapes must agree."""
     shapes = [jax.tree.map(np.shape, (p.curriculum_params, p.shaping_params)) for p in per_env]
     for name, shape in zip(env_names[1:], shapes[1:], strict=True):

@@ -4,7 +4,8 @@ A sweep file is data only. It names stages, each one command (meta-train, train 
 table of config fields, a ``grid`` (every combination of the listed values) and/or a list of ``runs``
 (one override table each); every run is base ⊕ run ⊕ grid point. Keys are config fields, dotted or as
 nested tables (``ppo.lr`` or ``[stage.base.ppo] lr``), with ``_`` or ``-``; ``outer = "metagrad"`` (or
-``outer.name``) picks the outer loop and ``outer.x`` sets its fields. A run's keys become the arguments of its
+``outer.name``) picks the outer loop and ``outer.x`` sets its fields; ``objective_kwargs`` may be a table
+(``{ ppo_init = true }``), written as the JSON its flag takes. A run's keys become the arguments of its
 command (``ppo.lr = 0.01``: ``--ppo.lr 0.01``), parsed by that command's own parser: the command line that
 index.csv records is the one that built the run's config. String values may use
 ``{out}`` (the sweep's results folder); a stage's ``name`` is a template over the run's config fields,
@@ -128,7 +129,9 @@ def _flatten(table: dict[str, Any], where: str, prefix: str = "") -> dict[str, A
     flat = {}
     for key, value in table.items():
         dotted = prefix + ".".join(part.replace("-", "_") for part in key.split("."))
-        if isinstance(value, dict):
+        if isinstance(value, dict) and dotted in JSON_KEYS:
+            flat[dotted] = json.dumps(value, sort_keys=True)  # a factory's keywords: the JSON its flag takes
+        elif isinstance(value, dict):
             flat.update(_flatten(value, where, dotted + "."))
         else:
             flat[dotted] = value
@@ -147,6 +150,7 @@ def _describe(hint: Any) -> str:
 
 
 OUTER_NAME_KEYS = ("outer", "outer.name")  # the loop a meta-train run uses: its argv token outer:NAME
+JSON_KEYS = ("objective_kwargs",)  # string fields holding a JSON object: a TOML table is accepted for them
 
 
 def _field_hint(cls: type, key: str, skip: int = 0) -> Any:
@@ -188,13 +192,13 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
     ``--ppo.lr 0.01``, a false switch ``--ppo.no-anneal-lr``, a list its values, and the outer loop (``outer`` or
     ``outer.name``) its subcommand ``outer:NAME``. Unknown keys and values of the wrong shape are refused here,
     naming the key."""
-    from metarl.commands import config_class
+    from metarl.app.commands import config_class
 
     cls = config_class(command)
     loop = None
     for key in OUTER_NAME_KEYS:
         if key in overrides:
-            from metarl.meta import loops
+            from metarl.meta import registry as loops
 
             loop = overrides[key]
             if command != "meta-train" or not isinstance(loop, str) or loop not in loops.names():
@@ -206,7 +210,7 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
         if key in OUTER_NAME_KEYS:
             continue
         if key.startswith("outer."):
-            from metarl.meta import loops
+            from metarl.meta import registry as loops
 
             hint = _field_hint(loops.config_class(loop or cls().outer.name), key, skip=1)
         else:
@@ -224,12 +228,12 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
 
 
 def parse_run(command: str, args: list[str]) -> Any:
-    """``args`` parsed by the command's own parser (:func:`metarl.commands.parse`, the one `metarl <command>` uses),
+    """``args`` parsed by the command's own parser (:func:`metarl.app.commands.parse`, the one `metarl <command>` uses),
     its complaint (printed by tyro on the command line) turned into one ConfigError."""
     import contextlib
     import io
 
-    from metarl.commands import parse
+    from metarl.app.commands import parse
 
     printed = io.StringIO()
     try:
@@ -338,7 +342,7 @@ def _validate(run: Run, planned: set[str]) -> None:
 
 def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
     """Read, expand and validate every run of a sweep file; nothing is run or written."""
-    from metarl.commands import runnable
+    from metarl.app.commands import runnable
 
     path = Path(path)
     if not path.is_file():
@@ -388,7 +392,7 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
             # The run's command line, parsed once more: the config is by construction the one this argv builds.
             args = [*args, "--out", str(root), "--name", name]
             if command == "meta-train":
-                from metarl.commandline import outer_args
+                from metarl.app.argv import outer_args
 
                 args = outer_args(args)  # as a user writes it: the loop's subcommand, then its own flags, last
             try:
@@ -511,7 +515,7 @@ def _batch_groups(runs: list[Run]) -> list[list[Run]]:
 
 
 def _start(run: Run, force: bool, verbose: bool) -> None:
-    from metarl.commands import runner
+    from metarl.app.commands import runner
 
     # train and eval are not resumable: an unfinished folder of the same config is started again
     fresh = force or (run.command != "meta-train" and run.run_dir.exists())
@@ -588,7 +592,7 @@ def _run_groups(sweep: Sweep, status: dict[str, str], changed: dict[str, list[st
         if verbose:
             print(f"wrote {index}")
         if sweep.plot and plot:
-            from metarl.plots import plot_all
+            from metarl.app.plots import plot_all
 
             for figure in plot_all(sweep.out):
                 if verbose:

@@ -16,7 +16,7 @@ from flax import struct
 from metarl.config import ESConfig, MetaTrainConfig
 from metarl.meta import fitness as fit
 from metarl.meta.base import OuterLoop, Problem, default_status
-from metarl.meta.es import ESHparams, es_hparams, make_es, tree_is_finite
+from metarl.meta.evosax_adapter import ESHparams, es_hparams, make_es, tree_is_finite
 from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
 from metarl.types import InnerHparams
 
@@ -41,12 +41,12 @@ def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
     from metarl.meta.memory import population_chunk
 
     settings: ESConfig = config.outer
-    make_es(settings, problem.meta_params)  # refuses an unknown algorithm or an impossible option before compiling
+    es = make_es(settings, problem.meta_params)  # refuses an impossible option before the memory analysis compiles
     mesh = population_mesh(settings.population_size)
-    evaluate_member = make_member_evaluator(config, problem.objective, problem.env_specs, config.tasks.seeds_per_member, problem.plugins)
+    evaluate_member = make_member_evaluator(config, problem.objective, problem.env_specs, config.tasks.seeds_per_member, problem.components)
     chunk = population_chunk(config, evaluate_member, problem.meta_params, mesh.size, problem.env_specs)
     hparams = ESLoopHparams(es_hparams(settings), inner_hparams(config.ppo))
-    loop = make_es_outer_loop(config, evaluate_member, problem.meta_params, mesh, chunk)
+    loop = make_es_outer_loop(config, evaluate_member, problem.meta_params, mesh, chunk, es=es)
     return loop._replace(hparams=hparams)
 
 
@@ -55,11 +55,11 @@ def describe(row: dict[str, float]) -> tuple[str, str]:
     return f"fitness mean {row['fitness_mean']:.3f} max {row['fitness_max']:.3f}", nonfinite
 
 
-def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, mesh=None, chunk: int = 0) -> OuterLoop:
+def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, mesh=None, chunk: int = 0, es=None) -> OuterLoop:
     """``evaluate_member``: metarl.meta.tasks.make_member_evaluator's; ``chunk``: members each device evaluates
-    at once (0: its whole share; see :mod:`metarl.meta.memory`)."""
+    at once (0: its whole share; see :mod:`metarl.meta.memory`); ``es``: the strategy, if built already."""
     settings: ESConfig = config.outer
-    default_es = make_es(settings, solution)
+    default_es = es if es is not None else make_es(settings, solution)
     evaluate = make_population_evaluator(evaluate_member, mesh, chunk)
     population_size = settings.population_size
 

@@ -20,18 +20,31 @@ from metarl.registry import Registry
 
 REGISTRY: Registry[OuterLoop] = Registry("outer loop")
 _CONFIGS: dict[str, type[OuterConfig]] = {}
+_CHECKS: dict[str, Callable[[OuterConfig], None]] = {}
 
 
 def register(name: str, make: Callable[[MetaTrainConfig, Problem], OuterLoop], config: type[OuterConfig], *,
-             overwrite: bool = False) -> None:
+             check: Callable[[OuterConfig], None] | None = None, overwrite: bool = False) -> None:
     """Add the outer loop ``name``: ``make(config, problem)`` builds it for a run whose ``config.outer`` is a
-    ``config`` instance (a frozen OuterConfig subclass with ``name`` = ``name`` and defaults for every field)."""
+    ``config`` instance (a frozen OuterConfig subclass with ``name`` = ``name`` and defaults for every field).
+    ``check(outer_config)``, if given, refuses what the loop's settings name that its config cannot check alone
+    (e.g. an evosax algorithm), before anything compiles."""
     if not (isinstance(config, type) and issubclass(config, OuterConfig) and dataclasses.is_dataclass(config)):
         raise RegistryError(f"outer loop {name!r}: its config must be a dataclass subclassing metarl.config.OuterConfig")
     if config.name != name:
         raise RegistryError(f"outer loop {name!r}: its config class {config.__name__} has name {config.name!r}; they must match")
     REGISTRY.register(name, make, overwrite=overwrite)
     _CONFIGS[name] = config
+    _CHECKS.pop(name, None)
+    if check is not None:
+        _CHECKS[name] = check
+
+
+def check(outer: OuterConfig) -> None:
+    """The loop ``outer`` names is registered, and its own check (if it has one) accepts ``outer``."""
+    REGISTRY.check(outer.name)
+    if outer.name in _CHECKS:
+        _CHECKS[outer.name](outer)
 
 
 def config_class(name: str) -> type[OuterConfig]:
@@ -62,5 +75,11 @@ def _imported_when_used(module: str) -> Callable[[MetaTrainConfig, Problem], Out
     return make_loop
 
 
-register("es", _imported_when_used("metarl.meta.outer"), ESConfig)
+def _check_es(outer: ESConfig) -> None:
+    from metarl.meta.evosax_adapter import check_algorithm  # the evosax adapter knows the algorithm names
+
+    check_algorithm(outer.algorithm)
+
+
+register("es", _imported_when_used("metarl.meta.es_loop"), ESConfig, check=_check_es)
 register("metagrad", _imported_when_used("metarl.meta.metagrad"), MetaGradConfig)
