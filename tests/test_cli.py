@@ -180,7 +180,8 @@ identities of stored runs name the loop's settings by the loop, as metarl.compat
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    files = [*root.glob("README.md"), *root.glob("*/README.md"), *(root / "sweeps").glob("*.toml"), *(root / "experiments").glob("*"),
+    files = [*root.glob("README.md"), *root.glob("*/README.md"), *(root / "docs").glob("*.md"), *(root / "sweeps").glob("*.toml"),
+             *(root / "experiments").glob("*"),
              *(root / "benchmarks").glob("*.py"), *(root / "benchmarks").glob("*.sh"),
              *(p for p in (root / "metarl").rglob("*.py") if p.name != "compat.py"),
              *(p for p in (root / "tests").glob("*.py") if p.name != "test_cli.py")]
