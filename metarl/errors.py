@@ -18,3 +18,7 @@ class LearnedFileError(ValueError):
 
 class StorageError(OSError):
     """A write failed (a full disk, a quota, a read-only folder). The message names the folder and says what is intact."""
+
+
+USER_ERRORS = (ConfigError, RegistryError, LearnedFileError, StorageError)
+"""What a command reports as one line naming the cause (exit 2), never as a traceback."""

@@ -13,9 +13,7 @@ from pathlib import Path
 
 from metarl.app.argv import outer_args
 from metarl.config import MetaTrainConfig, TrainConfig
-from metarl.errors import ConfigError, LearnedFileError, RegistryError, StorageError
-
-USER_ERRORS = (ConfigError, RegistryError, LearnedFileError, StorageError)
+from metarl.errors import USER_ERRORS, ConfigError
 
 
 def _flag_value(args: list[str], flag: str) -> str | None:

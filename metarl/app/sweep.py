@@ -51,10 +51,8 @@ from typing import Annotated, Any
 import tyro
 
 from metarl.config import DistributedConfig
-from metarl.errors import ConfigError, LearnedFileError, RegistryError
+from metarl.errors import USER_ERRORS, ConfigError
 from metarl.io.results import read_index
-
-USER_ERRORS = (ConfigError, RegistryError, LearnedFileError)
 
 STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap")
 TOP_KEYS = ("description", "out", "plot", "stage")
