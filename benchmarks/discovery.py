@@ -52,7 +52,7 @@ def measure_baselines(extra: list[str]) -> float:
     (the trace's), and those of every transfer env, in one process."""
     code = (
         "import dataclasses, sys, time\n"
-        "from metarl.app.cli import parse_meta_train_config\n"
+        "from metarl.app.meta_train import parse_meta_train_config\n"
         "from metarl.app.verdict import measure_baselines, transfer_config\n"
         "config = parse_meta_train_config(sys.argv[1:])\n"
         "from metarl.distributed import configure_host_devices; configure_host_devices(config.host_devices)\n"
@@ -73,7 +73,7 @@ def trace(run_dir: Path, num_seeds: int) -> dict:
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from metarl.app.cli import parse_meta_train_config\n"
+        "from metarl.app.meta_train import parse_meta_train_config\n"
         "run_dir, num_seeds = Path(sys.argv[1]), int(sys.argv[2])\n"
         "command = json.loads((run_dir / 'config.json').read_text())['command'].split()[2:]\n"
         "config = parse_meta_train_config(command)\n"

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
+from metarl import curricula, envs, objectives
+from metarl import shaping as shapings
 from metarl.config import (
     HELDOUT_SCORES,
     CurriculumConfig,
@@ -19,7 +23,10 @@ from metarl.config import (
     TaskDistribution,
     TrainConfig,
 )
+from metarl.envs import LEVEL_ENVS
 from metarl.errors import ConfigError
+from metarl.io import tracking
+from metarl.meta import registry as loops
 
 
 def validate(config: Any) -> Any:
@@ -39,20 +46,14 @@ def _require(ok: bool, field: str, message: str) -> None:
 
 def level_envs() -> tuple[str, ...]:
     """Registered envs with a level space (a curriculum can choose their levels)."""
-    from metarl.envs import LEVEL_ENVS
-
     return LEVEL_ENVS
 
 
 def check_tracker(kind: str) -> None:
-    from metarl.io import tracking  # imports no tracker package; it checks that the one named is installed
-
     tracking.check(kind)
 
 
 def check_curriculum(curriculum: CurriculumConfig, env_names) -> None:
-    from metarl import curricula, envs
-
     if curriculum.file is not None or curriculum.name == "none":
         return
     curricula.check(curriculum.name)
@@ -62,8 +63,6 @@ def check_curriculum(curriculum: CurriculumConfig, env_names) -> None:
 
 
 def check_shaping(shaping: ShapingConfig, env_names) -> None:
-    from metarl import shaping as shapings
-
     if shaping.file is not None:
         return
     shapings.check(shaping.name)
@@ -77,8 +76,6 @@ def check_shaping(shaping: ShapingConfig, env_names) -> None:
 
 
 def check_tasks(tasks: TaskDistribution) -> None:
-    from metarl import envs
-
     for env in tasks.envs:
         envs.check(env)
     if tasks.fitness in HELDOUT_SCORES:
@@ -88,8 +85,6 @@ def check_tasks(tasks: TaskDistribution) -> None:
 
 
 def check_train(config: TrainConfig) -> None:
-    from metarl import envs, objectives
-
     envs.check(config.env)
     if config.objective_file is None:
         objectives.check(config.objective)
@@ -100,8 +95,6 @@ def check_train(config: TrainConfig) -> None:
 
 def check_transfer_envs(config: MetaTrainConfig) -> None:
     """Transfer envs exist, were not meta-trained on, and take the run's curriculum and shaping."""
-    from metarl import envs
-
     transfer = config.verdict.transfer_envs
     for env in transfer:
         if env not in envs.names():
@@ -114,16 +107,11 @@ def check_transfer_envs(config: MetaTrainConfig) -> None:
 
 
 def check_meta_train(config: MetaTrainConfig) -> None:
-    import jax
-
-    from metarl import objectives
-
     objectives.check(config.objective)
     check_tasks(config.tasks)
     check_curriculum(config.curriculum, config.tasks.envs)
     check_shaping(config.shaping, config.tasks.envs)
     check_transfer_envs(config)
-    from metarl.meta import registry as loops
 
     loops.check(config.outer)  # the loop is registered, and its own check (ES: the evosax algorithm) accepts it
     has_params = lambda name, **kwargs: bool(jax.tree.leaves(objectives.make(name, **kwargs).init(jax.random.PRNGKey(0))))

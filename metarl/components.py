@@ -14,9 +14,11 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from metarl import curricula, shaping
 from metarl.config import CurriculumConfig, ShapingConfig
 from metarl.envs.spec import EnvSpec
 from metarl.errors import ConfigError, LearnedFileError
+from metarl.io.learned import LearnedComponent, check_params_like, load_learned, save_learned
 from metarl.types import MetaParams
 
 
@@ -36,8 +38,6 @@ def _obs_size(env: EnvSpec) -> int:
 
 
 def build_curriculum(config: CurriculumConfig, env: EnvSpec, key):
-    from metarl import curricula
-
     if config.file is not None:
         return load_curriculum(config.file, env)
     if not config.active:
@@ -50,8 +50,6 @@ def build_curriculum(config: CurriculumConfig, env: EnvSpec, key):
 
 
 def build_shaping(config: ShapingConfig, env: EnvSpec, gamma: float, key):
-    from metarl import shaping
-
     if config.file is not None:
         return load_shaping(config.file, env, gamma)
     if not config.active:
@@ -92,8 +90,6 @@ def check_shared_params(per_env: list[Components], env_names) -> None:
 
 
 def save(path, family: str, config, params, metadata: dict) -> Path:
-    from metarl.io.learned import LearnedComponent, save_learned
-
     kwargs = dict(config.kwargs_dict())
     if family == "shaping":
         kwargs["heuristic"] = config.heuristic
@@ -101,9 +97,6 @@ def save(path, family: str, config, params, metadata: dict) -> Path:
 
 
 def load_curriculum(path, env: EnvSpec):
-    from metarl import curricula
-    from metarl.io.learned import check_params_like, load_learned
-
     component = load_learned(path, family="curriculum")
     if component.name not in curricula.REGISTRY:
         raise LearnedFileError(f"{path}: curriculum {component.name!r} is not registered; known: {', '.join(curricula.names())}"
@@ -115,9 +108,6 @@ def load_curriculum(path, env: EnvSpec):
 
 
 def load_shaping(path, env: EnvSpec, gamma: float):
-    from metarl import shaping
-    from metarl.io.learned import check_params_like, load_learned
-
     component = load_learned(path, family="shaping")
     kwargs = dict(component.kwargs)
     heuristic_name = kwargs.pop("heuristic", "none")

@@ -4,7 +4,8 @@
 On one CPU device XLA keeps small networks mostly on one core (vmapping 32 seeds gave ~1.2x);
 sharding the population over one host device per core gave 2.3-2.6x on 2 cores (shared/ANCHORS.md).
 The flag must be set before jax initializes its backend, so the CLI calls
-:func:`configure_host_devices` before anything imports jax.
+:func:`configure_host_devices` before anything imports jax. This module is read by the CLI before that
+call, so it imports jax only inside its functions (the one library module that does).
 """
 
 from __future__ import annotations
@@ -78,6 +79,21 @@ def barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
+
+
+def has_peers() -> bool:
+    """Whether this run joined other processes (only a run that started jax can have)."""
+    if "jax" not in sys.modules:
+        return False
+    import jax
+
+    return jax.process_count() > 1
+
+
+def leave_peers(code: int) -> None:
+    """With several processes, exit at once (see :func:`exit_if_peers`); without jax started, nothing."""
+    if "jax" in sys.modules:
+        exit_if_peers(code)
 
 
 def exit_if_peers(code: int) -> None:

@@ -6,6 +6,7 @@ Each preset is a plain PPOConfig; command-line flags override any field.
 from __future__ import annotations
 
 from metarl.config import PPOConfig
+from metarl.errors import ConfigError
 
 # PureJaxRL's classic-control settings: 4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4.
 CLASSIC_CONTROL = PPOConfig()
@@ -74,8 +75,6 @@ OUTER_PRESETS: dict[str, dict[str, list[str]]] = {
 
 def expand_preset(command: str, args: list[str]) -> list[str]:
     """``args`` with ``--preset NAME`` replaced by that preset's flags, put first so the user's own flags win."""
-    from metarl.errors import ConfigError
-
     names, rest, i = [], [], 0
     while i < len(args):
         if args[i] == "--preset" or args[i].startswith("--preset="):

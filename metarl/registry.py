@@ -7,6 +7,7 @@ command line is caught before any compile.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -17,8 +18,6 @@ T = TypeVar("T")
 
 def check_arguments(what: str, factory: Callable, kwargs: dict) -> None:
     """Refuse keyword arguments ``factory`` does not accept (it takes no ``**kwargs``), naming the allowed ones."""
-    import inspect
-
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # a builtin or C callable: nothing to check against

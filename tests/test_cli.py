@@ -8,8 +8,8 @@ from conftest import TINY
 
 import metarl.inner
 from metarl import objectives
-from metarl.app.cli import main, parse_train_config
-from metarl.app.train import run_train
+from metarl.app.cli import main
+from metarl.app.train import parse_train_config, run_train
 from metarl.config import TrainConfig
 from metarl.errors import LearnedFileError
 from metarl.io.results import read_metrics
@@ -207,7 +207,7 @@ def test_the_smoke_preset_is_flags_the_users_own_flags_override(command):
 
 
 def test_the_smoke_preset_sets_the_outer_loops_own_fields_for_the_loop_the_run_uses():
-    from metarl.app.cli import parse_meta_train_config
+    from metarl.app.meta_train import parse_meta_train_config
 
     assert parse_meta_train_config(["--preset", "smoke", "outer:metagrad"]).outer.num_agents == 2
     assert parse_meta_train_config(["outer:es", "--preset", "smoke"]).outer.population_size == 4
@@ -218,7 +218,7 @@ def test_the_ta_lpo_preset_is_the_temporally_aware_studys_recipe():
     so the same trajectory, bit for bit."""
     from pathlib import Path
 
-    from metarl.app.cli import parse_meta_train_config
+    from metarl.app.meta_train import parse_meta_train_config
     from metarl.io.checkpoint import differing_fields
 
     stored = json.loads((Path(__file__).resolve().parents[1] / "results" / "ta_study" / "ta_lpo_s0" / "config.json").read_text())

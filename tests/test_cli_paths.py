@@ -124,10 +124,25 @@ def test_host_devices_hold_when_an_imported_module_starts_jax(tmp_path):
 
     plugin = tmp_path / "starts_jax.py"
     plugin.write_text("import jax\nprint('DEVICES', len(jax.devices()), flush=True)\n")
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the test session's own device flag must not decide
+    from conftest import CHEAP_CODEGEN
+
+    env = {**os.environ, "XLA_FLAGS": CHEAP_CODEGEN.strip()}  # the test session's device flag must not decide (its cheap codegen may)
     out = subprocess.run([sys.executable, "-m", "metarl.app.cli", "train", "--import", str(plugin), "--host-devices", "3",
                           "--ppo.total-timesteps", "1024", "--out", str(tmp_path), "--name", "run"],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "DEVICES 3" in out.stdout
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["host_devices"] == 3
+
+
+def test_the_entry_point_imports_no_jax_before_the_devices_are_set():
+    """`metarl` sets XLA's device count and joins the processes before any command module is imported: those
+    import gymnax (which starts jax's backend) at their top, so the entry point and what it imports must not."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, metarl.app.cli, metarl.app.commands; "
+             "print(sorted(m for m in ('jax', 'gymnax', 'evosax', 'flax', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

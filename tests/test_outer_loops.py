@@ -109,7 +109,7 @@ def test_a_loop_whose_config_is_not_named_for_it_is_refused(plugin):
 
 
 def test_outer_flags_in_any_order_and_the_removed_spellings_are_refused_naming_the_current_one():
-    from metarl.app.cli import parse_meta_train_config
+    from metarl.app.meta_train import parse_meta_train_config
 
     parsed = parse_meta_train_config(["outer:es", "--outer.sigma", "0.1", "--seed", "3"])
     assert parsed.outer == ESConfig(sigma=0.1) and parsed.seed == 3

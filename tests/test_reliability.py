@@ -35,7 +35,7 @@ def test_no_code_turns_on_jax_debug_nans():
     purpose (updates past a lifetime, no episode finished yet), which debug_nans would raise on."""
     users = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "debug_nans" in p.read_text() or "nan_to_num" in p.read_text()]
     assert users == [], users
-    import metarl.app.cli  # noqa: F401  (everything a command imports at start)
+    from metarl.app import evaluation, meta_train, sweep, train  # noqa: F401  (every command's imports)
 
     assert not jax.config.jax_debug_nans
 

@@ -124,6 +124,7 @@ def test_numeric_variants_stepped_together_equal_the_runs_one_by_one(tmp_path):
 def check_numeric_variants(tmp_path: str) -> None:
     import os
 
+    from metarl.app import sweep as sweep_module
     from metarl.app.sweep import _batch_groups
     from metarl.meta import run as meta_run
 
@@ -148,7 +149,7 @@ seed = 0
     groups = [[run.name for run in group] for group in _batch_groups(sweep.runs)]
     assert groups == [names], f"the two runs must form one batch group (split, 'together' would be 'alone'): {groups}"
     batched, single = [], []  # how run_sweep made the runs: stepped together (one call for both), or one by one
-    batch_runs, one_run = meta_run.run_meta_train_batch, meta_run.run_meta_train
+    batch_runs, one_run = sweep_module.run_meta_train_batch, meta_run.run_meta_train  # as the sweep calls them
 
     def recording_batch(configs, *args, **kwargs):
         batched.append([config.name for config in configs])
@@ -158,14 +159,14 @@ seed = 0
         single.append(config.name)
         return one_run(config, *args, **kwargs)
 
-    meta_run.run_meta_train_batch, meta_run.run_meta_train = recording_batch, recording_one
+    sweep_module.run_meta_train_batch, meta_run.run_meta_train = recording_batch, recording_one
     try:
         run_sweep(path, out=str(together), verbose=False)
         assert (batched, single) == ([names], []), f"together: stepped together {batched}, alone {single}"
         run_sweep(path, out=str(alone), vmap=False, verbose=False)
         assert (batched, single) == ([names], names), f"one by one: stepped together {batched}, alone {single}"
     finally:
-        meta_run.run_meta_train_batch, meta_run.run_meta_train = batch_runs, one_run
+        sweep_module.run_meta_train_batch, meta_run.run_meta_train = batch_runs, one_run
     rows = []
     for run in sweep.runs:
         for a, b in zip(_leaves(_final_params(together / run.name)), _leaves(_final_params(alone / run.name)), strict=True):
@@ -221,18 +222,17 @@ def stored_config_differences(command: str, config, stored: dict) -> list[str]:
 
 def parse_command(command_line: str):
     """``(command, config)``: what ``metarl <command> ...`` builds, through the CLI's own entry point and parser,
-    with the command's library function replaced by one that keeps the config (nothing runs)."""
+    with the command's run replaced in the command table by one that keeps the config (nothing can run)."""
+    import dataclasses
     import shlex
 
-    from metarl.app import evaluation, train
-    from metarl.meta import run as meta_run
+    from metarl.app import commands
 
     argv = shlex.split(command_line)
     parsed = []
-    keep = lambda config, *args, **kwargs: parsed.append(config)
     with pytest.MonkeyPatch.context() as patch:
-        for module, name in ((meta_run, "run_meta_train"), (train, "run_train"), (evaluation, "run_eval")):
-            patch.setattr(module, name, keep)
+        for name, command in list(commands.COMMANDS.items()):
+            patch.setitem(commands.COMMANDS, name, dataclasses.replace(command, main=lambda config, argv: parsed.append(config)))
         try:
             code = main(argv)
         except SystemExit as error:

@@ -145,7 +145,7 @@ def test_references_are_measured_on_the_configured_seeds_and_reused_for_an_ident
         measured.append(keys.shape[0])
         return tasks.References(np.asarray([10.0]), np.asarray([200.0 + len(measured)]))
 
-    monkeypatch.setattr(tasks, "measure_references", fake_measure)
+    monkeypatch.setattr(verdict, "measure_references", fake_measure)
     store = verdict.Store(tmp_path)
     config = MetaTrainConfig(ppo=tiny(), tasks=TaskDistribution(reference_seeds=40))
     first = verdict.references_from_store(config, [None], store)
@@ -456,11 +456,13 @@ def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_pat
 
 @pytest.mark.heavy
 def test_eval_compares_objectives_on_the_named_stream(tmp_path, monkeypatch):
+    from metarl.app import evaluation
     from metarl.app.evaluation import EvalConfig, run_eval
 
     drawn = []
     original = verdict.stream_keys
-    monkeypatch.setattr(verdict, "stream_keys", lambda stream, n: drawn.append(stream) or original(stream, n))
+    for module in (verdict, evaluation):  # each module that draws keys
+        monkeypatch.setattr(module, "stream_keys", lambda stream, n: drawn.append(stream) or original(stream, n))
     config = EvalConfig(objectives=("ppo", "dpo"), envs=("CartPole-v1",), lifetimes=(3,), num_seeds=4, ppo=tiny(),
                         verdict_against="ppo", heldout="validation", out=str(tmp_path))
     run_dir = run_eval(config, ["metarl", "eval"], verbose=False)

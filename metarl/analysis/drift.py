@@ -18,7 +18,11 @@ share of the grid where the objective's slope in r, A − ∂D/∂r, has the opp
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+
+from metarl import objectives
+from metarl.types import LifetimeContext
 
 RATIOS = np.linspace(0.5, 1.5, 41)
 ADVANTAGES = np.linspace(-2.0, 2.0, 21)
@@ -31,10 +35,6 @@ def drift_grid(objective, params, progress=PROGRESS, num_updates: int = 100, rat
 
     n/N = 1 is evaluated as update N of N (one past the last update a lifetime runs), the end point of the
     feature's range."""
-    import jax.numpy as jnp
-
-    from metarl.types import LifetimeContext
-
     if objective.drift is None:
         raise ValueError(f"objective {objective.name!r} has no drift (a target objective); see plot_targets")
     r, a = jnp.meshgrid(jnp.asarray(ratios, jnp.float32), jnp.asarray(advantages, jnp.float32))
@@ -53,8 +53,6 @@ def temporal_variation(objective, params, num_updates: int = 100) -> float:
 
 def describe_file(path, num_updates: int = 100) -> dict:
     """The numbers of one learned objective file: its objective, mean |D| and temporal variation."""
-    from metarl import objectives
-
     objective, params, _ = objectives.load(path)
     grid = drift_grid(objective, params, PROGRESS, num_updates)
     return {"file": str(path), "objective": objective.name, "mean_abs_drift": float(np.mean(np.abs(grid))),

@@ -36,3 +36,14 @@ def _same_loop(current: str | None, name: str, flag: str) -> str:
     if current is not None and current != name:
         raise ConfigError(f"{flag}: names outer loop {name!r}, but the command already chose {current!r}")
     return name
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    """The value of ``--flag X`` or ``--flag=X`` in ``args`` (last one wins), else None."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value

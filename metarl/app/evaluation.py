@@ -18,8 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import tyro
 
+from metarl import components, envs, objectives
+from metarl.app.verdict import Store, over_devices, paired_comparison, stream_keys, stream_seed, tuned_ppo_alone, with_holm
+from metarl.checks import check_curriculum, check_shaping
 from metarl.config import (
     FITNESS_SCORES,
     CurriculumConfig,
@@ -34,6 +40,12 @@ from metarl.config import (
     to_dict,
 )
 from metarl.errors import ConfigError
+from metarl.inner import level_task, make_train
+from metarl.io.results import prepare_run_dir, write_config
+from metarl.meta.fitness import score
+from metarl.meta.tasks import diverged
+from metarl.presets import expand_preset
+from metarl.stats import bootstrap_ci, iqm
 
 
 def _heuristic_of(shaping_entry: str, heuristic: str) -> str:
@@ -96,9 +108,6 @@ class EvalConfig:
     force: bool = False
 
     def validate(self) -> EvalConfig:
-        from metarl import envs, objectives
-        from metarl.checks import check_curriculum, check_shaping
-
         _require(len(self.objectives) > 0, "objectives", "must name at least one objective")
         kwargs = TrainConfig(objective_kwargs=self.objective_kwargs).objective_kwargs_dict()
         for name in self.objectives:
@@ -155,10 +164,6 @@ class EvalConfig:
 
 
 def _load(name: str, seed: int, kwargs: dict[str, Any]):
-    import jax
-
-    from metarl import objectives
-
     if name.endswith(".msgpack"):
         objective, params, _ = objectives.load(name)
         label = Path(name).stem
@@ -195,7 +200,6 @@ def variant_label(objective_label: str, curriculum: str, shaping: str) -> str:
 
 def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool = True) -> Path:
     config.validate()
-    from metarl.io.results import prepare_run_dir, write_config
 
     # every objective (name or learned file) is built before the run folder exists: a refused one leaves nothing
     kwargs = TrainConfig(objective_kwargs=config.objective_kwargs).objective_kwargs_dict()
@@ -209,14 +213,6 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
 
 
 def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded: dict) -> Path:
-    import jax
-    import jax.numpy as jnp
-
-    from metarl import components, envs
-    from metarl.inner import level_task, make_train
-    from metarl.meta.fitness import score
-    from metarl.meta.tasks import diverged
-
     inner = config.inner_config()
     longest = int(np.argmax(config.lifetimes))
     variants = [(o, c, sh) for o in config.objectives for c in config.curricula for sh in config.shapings]
@@ -235,12 +231,10 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
             built = components.build(curriculum_config, shaping_config, spec, inner.gamma, jax.random.PRNGKey(config.seed))
             meta_params = components.joint(objective_params, built)
             if config.heldout != "none":  # a judging stream: the same seeds for every objective (paired)
-                from metarl.app.verdict import stream_keys, stream_seed
 
                 keys = stream_keys(stream_seed(config.heldout), config.num_seeds)
             else:
                 keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), e), config.num_seeds)
-            from metarl.app.verdict import over_devices
 
             # Each lifetime N runs its own scan of N updates (one compile each): in one scan to the longest, masked
             # for the shorter ones, every lifetime would cost the longest (4 x 512 updates for N = 8..512).
@@ -298,8 +292,6 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
 def tuned_ppo_scores(config: EvalConfig, verbose: bool = True) -> tuple[np.ndarray, dict[str, dict[str, dict]]]:
     """Tuned PPO's scores (E, L, S) on the eval's judging seeds and its cell per env and lifetime (picked on the
     selection stream, each env and lifetime searched alone; metarl.app.verdict.tuned_ppo_alone)."""
-    from metarl.app.verdict import Store, tuned_ppo_alone
-
     store = Store(store_folder(config.reference_store, config.out))
     scores = np.zeros((len(config.envs), len(config.lifetimes), config.num_seeds))
     cells: dict[str, dict[str, dict]] = {}
@@ -327,9 +319,6 @@ def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, li
                   stream: str = "test") -> list[dict[str, Any]]:
     """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.app.verdict), with
     ``margin`` × |the baseline's IQM| as each row's equivalence margin and Holm's correction over all rows."""
-    from metarl.app.verdict import paired_comparison, with_holm
-    from metarl.stats import iqm
-
     rows = []
     for v, label in enumerate(labels):
         if v == baseline:
@@ -367,8 +356,6 @@ def load_eval(path: str | Path) -> dict[str, Any]:
 
 def summary_table(path: str | Path) -> str:
     """Markdown: per env and lifetime, each objective's mean, IQM and 95 % bootstrap CI of the IQM over seeds."""
-    from metarl.stats import bootstrap_ci, iqm
-
     data = load_eval(path)
     lines = ["| env | N | objective | mean | IQM | 95% CI (IQM) |", "| --- | --- | --- | --- | --- | --- |"]
     unscored = False
@@ -387,3 +374,14 @@ def summary_table(path: str | Path) -> str:
         lines += ["", "no score: on every seed the agent diverged or, for a return score, no episode ended within the lifetime "
                   "(e.g. Acrobot's 500-step episodes in 2 updates of 128 steps)."]
     return "\n".join(lines) + "\n"
+
+
+def parse_eval_config(args: list[str]) -> EvalConfig:
+    """`metarl eval`'s parser."""
+    return tyro.cli(EvalConfig, args=expand_preset("eval", args), prog="metarl eval",
+                    description="Evaluate objectives on a grid. --preset smoke: every stage at the smallest size (seconds).")
+
+
+def eval_main(config: EvalConfig, argv: list[str]) -> int:
+    run_eval(config, argv)
+    return 0

@@ -6,11 +6,20 @@ to the CPU with only a warning, and this names the backend that was actually pic
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
 from importlib import metadata
 from typing import Any
+
+import jax
+
+import metarl
+from metarl import curricula, envs, objectives, shaping
+from metarl.app.cli import compile_cache_dir
+from metarl.meta import registry as loops
+from metarl.meta.evosax_adapter import algorithm_names
 
 # Distributions whose versions decide what a run computes (and how fast); metarl's own last.
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "evosax", "gymnax", "orbax-checkpoint", "metarl")
@@ -25,7 +34,6 @@ def versions(packages=PACKAGES) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[name] = None
     if found.get("metarl") is None and "metarl" in packages:  # run from a source folder on PYTHONPATH, not installed
-        import metarl
 
         found["metarl"] = f"{metarl.__version__} (source)"
     return found
@@ -64,8 +72,6 @@ def describe_device(device) -> dict[str, Any]:
 def describe(devices=None, cache_dir=None) -> dict[str, Any]:
     """Backend, every device (``devices``: default all of jax's), process count and index, versions and
     ``cache_dir``, the compilation-cache folder of CLI runs (the CLI passes it: this module does not import the CLI)."""
-    import jax
-
     devices = jax.devices() if devices is None else list(devices)
     return {
         "backend": jax.default_backend(),
@@ -105,8 +111,6 @@ def format_info(info: dict[str, Any]) -> str:
 def print_info(as_json: bool = False, cache_dir=None) -> dict[str, Any]:
     info = describe(cache_dir=cache_dir)
     if as_json:
-        import json
-
         print(json.dumps(info, indent=2))
     else:
         print(format_info(info))
@@ -116,3 +120,21 @@ def print_info(as_json: bool = False, cache_dir=None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     print_info("--json" in sys.argv[1:])
+
+
+def list_main(args: list[str], argv: list[str]) -> int:
+    """`metarl list`: the registered envs, objectives, curricula, shapings, outer loops and ES algorithms."""
+    print("objectives:", ", ".join(objectives.names()))
+    print("curricula:", ", ".join(["none", *curricula.names()]))
+    print("shapings:", ", ".join(shaping.names()), "· heuristics:", ", ".join(shaping.heuristics.REGISTRY.names()))
+    print("envs:", ", ".join(envs.names()))
+    print("envs with a level space (curricula):", ", ".join(envs.LEVEL_ENVS))
+    print("outer loops (meta-train outer:NAME):", ", ".join(loops.names()))
+    print("es algorithms (outer:es --outer.algorithm):", ", ".join(algorithm_names()))
+    return 0
+
+
+def info_main(args: list[str], argv: list[str]) -> int:
+    """`metarl info [--json]`."""
+    print_info(as_json="--json" in args, cache_dir=compile_cache_dir())
+    return 0

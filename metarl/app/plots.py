@@ -9,7 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import matplotlib
+
+from metarl import components, envs, objectives
+from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, temporal_variation
+from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
+from metarl.app.evaluation import load_eval
+from metarl.config import ShapingConfig
+from metarl.errors import ConfigError
+from metarl.io.results import read_index
+from metarl.objectives.base import TrajectoryInputs
+from metarl.objectives.ppo import ppo_drift
+from metarl.stats import bootstrap_ci, iqm
+from metarl.types import LifetimeContext
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -57,12 +71,6 @@ def plot_meta_training(run_dir: str | Path, out: str | Path | None = None) -> Pa
 
 def plot_drift(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
     """The learned drift D(r, A) as a function of r for A = ±1, at n/N = 0, 0.5 and 1 (as in the TA-LPO paper)."""
-    import jax.numpy as jnp
-
-    from metarl import objectives
-    from metarl.objectives.ppo import ppo_drift
-    from metarl.types import LifetimeContext
-
     learned_file = Path(learned_file)
     objective, params, _ = objectives.load(learned_file)
     ratios = jnp.linspace(0.5, 1.5, 201)
@@ -84,9 +92,6 @@ def plot_drift(learned_file: str | Path, out: str | Path | None = None, num_upda
 def plot_drift_schedule(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
     """The learned drift over (r, A) at n/N = 0, 0.25, 0.5, 0.75 and 1, one heat map each on one colour scale,
     titled with the file's temporal variation (metarl.analysis.drift)."""
-    from metarl import objectives
-    from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, temporal_variation
-
     learned_file = Path(learned_file)
     objective, params, _ = objectives.load(learned_file)
     grid = drift_grid(objective, params, PROGRESS, num_updates)
@@ -110,12 +115,6 @@ def plot_drift_schedule(learned_file: str | Path, out: str | Path | None = None,
 def plot_targets(learned_file: str | Path, out: str | Path | None = None, num_updates: int = 100) -> Path:
     """A target objective's π̂ and the mean of ŷ (on bins 0..m−1) for a one-step rollout, as a function of
     the reward, at n/N = 0, 0.5 and 1 (π(a|s) = 0.5, uniform predictions, not terminal)."""
-    import jax.numpy as jnp
-
-    from metarl import objectives
-    from metarl.objectives.base import TrajectoryInputs
-    from metarl.types import LifetimeContext
-
     learned_file = Path(learned_file)
     objective, params, _ = objectives.load(learned_file)
     rewards = jnp.linspace(-1.0, 1.0, 101)
@@ -141,8 +140,6 @@ def plot_targets(learned_file: str | Path, out: str | Path | None = None, num_up
 def plot_learned(learned_file: str | Path) -> list[Path]:
     """The figures of a learned objective: its drift (drift objectives; with its schedule over (r, A) where it
     sees n/N) or its targets (target objectives)."""
-    from metarl import objectives
-
     objective, _, kwargs = objectives.load(learned_file)
     if objective.drift is None:
         return [plot_targets(learned_file)]
@@ -155,9 +152,6 @@ def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
 
     Raw returns, one panel per env (a ratio to a baseline would flip meaning on negative-return envs).
     """
-    from metarl.app.evaluation import load_eval
-    from metarl.stats import bootstrap_ci, iqm
-
     eval_dir = Path(eval_dir)
     data = load_eval(eval_dir / "eval.npz")
     names = [str(n) for n in data["objectives"]]
@@ -185,8 +179,6 @@ def plot_eval(eval_dir: str | Path, out: str | Path | None = None) -> Path:
 def plot_curves(eval_dir: str | Path) -> list[Path]:
     """Learning curves at the longest lifetime (env return per update, mean over seeds) and, for curricula,
     the share of each difficulty category sampled per update (mean over seeds), one panel per variant."""
-    from metarl.app.evaluation import load_eval
-
     eval_dir = Path(eval_dir)
     data = load_eval(eval_dir / "eval.npz")
     if "curves" not in data:
@@ -222,13 +214,6 @@ def plot_curves(eval_dir: str | Path) -> list[Path]:
 def shaping_report(learned_file: str | Path) -> Path:
     """``<run>/shaping_<name>.json``: the discovered blend's weights, and on a maze the STARC distance of the
     discovered, naive and potential shapings to the env reward (at n/N = 0, 0.5, 1)."""
-    import jax
-    import jax.numpy as jnp
-
-    from metarl import components, envs
-    from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
-    from metarl.config import ShapingConfig
-
     learned_file = Path(learned_file)
     run_dir = learned_file.parent.parent
     config = json.loads((run_dir / "config.json").read_text())["config"]
@@ -262,8 +247,6 @@ def shaping_report(learned_file: str | Path) -> Path:
 def plot_sweep(root: str | Path) -> Path | None:
     """A sweep folder's ``index.csv``: every meta-training run's fitness per generation in one figure (the
     evaluated mean meta-parameters where recorded, else the population mean), labelled by run."""
-    from metarl.io.results import read_index
-
     root = Path(root)
     runs = [row for row in read_index(root / "index.csv")
             if row["command"] == "meta-train" and (root / row["run"] / "metrics.jsonl").is_file()]
@@ -307,3 +290,14 @@ def plot_all(root: str | Path) -> list[Path]:
             written.append(plot_eval(run_dir))
             written.extend(plot_curves(run_dir))
     return written
+
+
+def plot_main(args: list[str], argv: list[str]) -> int:
+    """`metarl plot [FOLDER ...]`: every figure below each folder (default: results), redrawn from its files."""
+    roots = [a for a in args if not a.startswith("-")] or ["results"]
+    for root in roots:
+        if not Path(root).is_dir():
+            raise ConfigError(f"plot: {root!r} is not a folder")
+        for path in plot_all(root):
+            print(f"wrote {path}")
+    return 0

@@ -10,12 +10,14 @@ scores (nothing is trained).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from metarl.app.evaluation import summary_table, verdict_markdown, verdict_table
 from metarl.app.verdict import _close, describe, reprint
+from metarl.errors import ConfigError
 
 
 def reprint_path(path: str | Path, rewrite: bool = False) -> tuple[str, list[str]]:
@@ -71,3 +73,30 @@ def _reprint_eval(run_dir: Path, rewrite: bool = False) -> tuple[str, list[str]]
         (run_dir / "verdict.json").write_text(json.dumps(rows, indent=2) + "\n")
         (run_dir / "summary.md").write_text(summary_table(run_dir / "eval.npz") + "\n" + verdict_markdown(rows))
     return f"{run_dir}\n{verdict_markdown(rows)}", mismatches
+
+
+def verdict_main(args: list[str], argv: list[str] | None = None) -> int:
+    """`metarl verdict PATH...`: every stored verdict recomputed from its per-seed scores; exit 1 when one differs
+    from what its file says."""
+    rewrite = "--rewrite" in args
+    paths = [a for a in args if a != "--rewrite"]
+    if not paths or any(a in ("-h", "--help") for a in args):
+        print("usage: metarl verdict [--rewrite] PATH...   (meta-train run folders or summary.json files, eval run folders\n"
+              "with a verdict)\n\n"
+              "Recomputes each stored verdict from its stored per-seed scores alone and prints it; exit 1 if a recomputed\n"
+              "number differs from the stored one. --rewrite stores the recomputed verdict instead (a verdict of an older\n"
+              "protocol re-derived from the same scores; nothing is trained).")
+        return 0 if any(a in ("-h", "--help") for a in args) else 2
+    failed = False
+    for path in paths:
+        try:
+            text, mismatches = reprint_path(path, rewrite=rewrite)
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigError(f"verdict: {error}") from None
+        print(text)
+        if mismatches and rewrite:
+            print(f"  rewrote the stored verdict (it differed in {', '.join(mismatches[:6])}{' ...' if len(mismatches) > 6 else ''})")
+        elif mismatches:
+            failed = True
+            print(f"  MISMATCH: the stored verdict differs from its scores in {', '.join(mismatches)}", file=sys.stderr)
+    return 1 if failed else 0

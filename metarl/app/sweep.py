@@ -33,13 +33,16 @@ results regenerate from the folder alone.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import re
 import shlex
 import shutil
+import sys
 import time
 import tomllib
 import types
@@ -50,9 +53,18 @@ from typing import Annotated, Any
 
 import tyro
 
-from metarl.config import DistributedConfig
+from metarl.app.argv import outer_args
+from metarl.app.commands import config_class, parse, runnable, runner
+from metarl.app.plots import plot_all
+from metarl.checks import validate
+from metarl.config import DistributedConfig, to_dict
+from metarl.distributed import barrier, leave_peers
 from metarl.errors import USER_ERRORS, ConfigError
+from metarl.io.checkpoint import differing_fields
+from metarl.io.lock import hold
 from metarl.io.results import read_index
+from metarl.meta import registry as loops
+from metarl.meta.run import NonFiniteFitnessError, batch_group_key, is_writer, run_meta_train_batch
 
 STAGE_KEYS = ("command", "name", "base", "grid", "runs", "vmap")
 TOP_KEYS = ("description", "out", "plot", "stage")
@@ -190,14 +202,10 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
     ``--ppo.lr 0.01``, a false switch ``--ppo.no-anneal-lr``, a list its values, and the outer loop (``outer`` or
     ``outer.name``) its subcommand ``outer:NAME``. Unknown keys and values of the wrong shape are refused here,
     naming the key."""
-    from metarl.app.commands import config_class
-
     cls = config_class(command)
     loop = None
     for key in OUTER_NAME_KEYS:
         if key in overrides:
-            from metarl.meta import registry as loops
-
             loop = overrides[key]
             if command != "meta-train" or not isinstance(loop, str) or loop not in loops.names():
                 raise ConfigError(f"key {key!r}: expected one of {', '.join(map(repr, loops.names()))}, got {loop!r}")
@@ -208,8 +216,6 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
         if key in OUTER_NAME_KEYS:
             continue
         if key.startswith("outer."):
-            from metarl.meta import registry as loops
-
             hint = _field_hint(loops.config_class(loop or cls().outer.name), key, skip=1)
         else:
             hint = _field_hint(cls, key)
@@ -228,11 +234,6 @@ def run_args(command: str, overrides: dict[str, Any]) -> list[str]:
 def parse_run(command: str, args: list[str]) -> Any:
     """``args`` parsed by the command's own parser (:func:`metarl.app.commands.parse`, the one `metarl <command>` uses),
     its complaint (printed by tyro on the command line) turned into one ConfigError."""
-    import contextlib
-    import io
-
-    from metarl.app.commands import parse
-
     printed = io.StringIO()
     try:
         with contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
@@ -333,15 +334,12 @@ def _validate(run: Run, planned: set[str]) -> None:
         config = dataclasses.replace(config, **{k: v for k, v in replaced.items() if v is not None})
     if run.command == "meta-train" and config.init_from is not None and str(Path(config.init_from)) in planned:
         config = dataclasses.replace(config, init_from=None)  # the warm start is checked when its stage runs
-    from metarl.checks import validate
 
     validate(config)
 
 
 def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
     """Read, expand and validate every run of a sweep file; nothing is run or written."""
-    from metarl.app.commands import runnable
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep: file {str(path)!r} does not exist")
@@ -390,8 +388,6 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
             # The run's command line, parsed once more: the config is by construction the one this argv builds.
             args = [*args, "--out", str(root), "--name", name]
             if command == "meta-train":
-                from metarl.app.argv import outer_args
-
                 args = outer_args(args)  # as a user writes it: the loop's subcommand, then its own flags, last
             try:
                 config = parse_run(command, args)
@@ -418,9 +414,6 @@ def load_sweep(path: str | Path, out: str | None = None) -> Sweep:
 def _stored_differences(run: Run) -> list[str]:
     """Fields whose stored value differs from this run's (empty: same config or no folder yet). Fields
     added to metarl after a run was made count as equal when the run has their default."""
-    from metarl.config import to_dict
-    from metarl.io.checkpoint import differing_fields
-
     stored_path = run.run_dir / "config.json"
     if not stored_path.is_file():
         return []
@@ -496,8 +489,6 @@ def _write_index(sweep: Sweep, status: dict[str, str], seconds: dict[str, float]
 
 def _batch_groups(runs: list[Run]) -> list[list[Run]]:
     """Runs in order; ES meta-training runs that differ only in vmappable numbers (and allow it) grouped together."""
-    from metarl.meta.run import batch_group_key
-
     groups: dict[str, list[Run]] = {}
     order: list[list[Run]] = []
     for run in runs:
@@ -513,8 +504,6 @@ def _batch_groups(runs: list[Run]) -> list[list[Run]]:
 
 
 def _start(run: Run, force: bool, verbose: bool) -> None:
-    from metarl.app.commands import runner
-
     # train and eval are not resumable: an unfinished folder of the same config is started again
     fresh = force or (run.command != "meta-train" and run.run_dir.exists())
     config = dataclasses.replace(run.config, force=fresh)
@@ -524,8 +513,6 @@ def _start(run: Run, force: bool, verbose: bool) -> None:
 def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False, force: bool = False,
               vmap: bool = True, plot: bool = True, verbose: bool = True) -> Sweep:
     """Validate every run, then run the incomplete ones in order; see the module docstring."""
-    from metarl.meta.run import is_writer
-
     sweep = load_sweep(path, out)
     changed = {run.name: diff for run in sweep.runs if (diff := _stored_differences(run))}
     if changed and not force:
@@ -540,8 +527,6 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
     writer = is_writer()
     lock = None
     if writer:
-        from metarl.io.lock import hold
-
         # One sweep per results folder: a second process started on it (a sweep started twice) is refused here, naming
         # the holder, before it writes anything or starts a run the first one is about to start.
         lock = hold(sweep.out)
@@ -556,9 +541,6 @@ def run_sweep(path: str | Path, *, out: str | None = None, dry_run: bool = False
 def _run_groups(sweep: Sweep, status: dict[str, str], changed: dict[str, list[str]], *, force: bool, vmap: bool, plot: bool,
                 verbose: bool, writer: bool) -> Sweep:
     """The incomplete runs, stage by stage (process 0 writes index.csv and the figures)."""
-    from metarl.distributed import barrier
-    from metarl.meta.run import NonFiniteFitnessError, run_meta_train_batch
-
     seconds: dict[str, float] = {}
     failed = []
     for stage in sorted({run.stage for run in sweep.runs}):
@@ -590,11 +572,26 @@ def _run_groups(sweep: Sweep, status: dict[str, str], changed: dict[str, list[st
         if verbose:
             print(f"wrote {index}")
         if sweep.plot and plot:
-            from metarl.app.plots import plot_all
-
             for figure in plot_all(sweep.out):
                 if verbose:
                     print(f"wrote {figure}")
     if failed:
         raise SweepFailed("runs failed (the others completed; see index.csv):\n" + "\n".join(failed))
     return sweep
+
+
+def parse_sweep_options(args: list[str]) -> SweepOptions:
+    """`metarl sweep`'s parser."""
+    return tyro.cli(SweepOptions, args=args, prog="metarl sweep", description="Run every run of a sweep file (sweeps/*.toml).")
+
+
+def sweep_main(options: SweepOptions, argv: list[str]) -> int:
+    options.distributed.validate()  # the processes were joined by the CLI, before this module was imported
+    try:
+        run_sweep(options.file, out=options.out, dry_run=options.dry_run, force=options.force, vmap=options.vmap,
+                  plot=options.plot)
+    except SweepFailed as error:
+        print(f"metarl sweep: {error}", file=sys.stderr)
+        leave_peers(3)
+        return 3
+    return 0

@@ -14,22 +14,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tyro
+from jax.sharding import PartitionSpec
+
+from metarl import components, envs, objectives
+from metarl.app.argv import flag_value
+from metarl.checks import validate
 from metarl.config import TrainConfig, to_dict
+from metarl.distributed import population_mesh
+from metarl.inner import default_task, final_return, make_train
+from metarl.io.results import prepare_run_dir, write_config, write_metrics
+from metarl.io.tracking import open_tracker
+from metarl.presets import expand_preset, ppo_preset
 
 
 def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
     """Validate, build, compile and run `config`; write its run folder. Returns a summary dict."""
-    import jax
-
-    from metarl import components, envs, objectives
-    from metarl.checks import validate
-    from metarl.io.results import prepare_run_dir
-
     validate(config)
     mesh = None
     if config.num_seeds > 1 and jax.device_count() > 1:
-        from metarl.distributed import population_mesh
-
         # Seeds are sharded over every device (one XLA host device per CPU core), as ES populations are;
         # an indivisible seed count is refused here, before anything is written.
         mesh = population_mesh(config.num_seeds, what="num_seeds")
@@ -52,20 +58,10 @@ def run_train(config: TrainConfig, command: list[str] | None = None, *, verbose:
 
 def _train_and_write(config: TrainConfig, command, run_dir: Path, objective, meta_params, env, built, mesh,
                      verbose: bool) -> dict[str, Any]:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from metarl import components
-    from metarl.inner import default_task, final_return, make_train
-    from metarl.io.results import write_config, write_metrics
-
     write_config(run_dir, to_dict(config), command, kind="train")
 
     seeds = jax.vmap(make_train(config.ppo, env, objective, **components.inner_kwargs(built)), in_axes=(None, None, 0))
     if mesh is not None:
-        from jax.sharding import PartitionSpec
-
         seeds = jax.shard_map(seeds, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec("pop")),
                               out_specs=PartitionSpec("pop"), check_vma=False)
     train = jax.jit(seeds)
@@ -90,7 +86,6 @@ def _train_and_write(config: TrainConfig, command, run_dir: Path, objective, met
         row["episode_return_per_seed"] = [float(v) for v in metrics["episode_return"][:, n]]
         rows.append(row)
     write_metrics(run_dir, rows)
-    from metarl.io.tracking import open_tracker
 
     with open_tracker(config.track, run_dir, to_dict(config), run_dir.name, group=Path(config.out).name) as tracker:
         for row in rows:
@@ -127,3 +122,17 @@ def _train_and_write(config: TrainConfig, command, run_dir: Path, objective, met
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def parse_train_config(args: list[str]) -> TrainConfig:
+    """`metarl train`'s parser: tyro with the env's PPO preset as defaults, so `--env X` alone trains well."""
+    args = expand_preset("train", args)
+    env = flag_value(args, "--env") or TrainConfig.env
+    default = TrainConfig(env=env, ppo=ppo_preset(env))
+    return tyro.cli(TrainConfig, args=args, default=default, prog="metarl train",
+                    description="Train an agent with one objective. --preset smoke: every stage at the smallest size (seconds).")
+
+
+def train_main(config: TrainConfig, argv: list[str]) -> int:
+    run_train(config, argv)
+    return 0

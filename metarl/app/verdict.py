@@ -51,15 +51,31 @@ import itertools
 import json
 import math
 import os
+import shlex
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
-from metarl.config import MetaTrainConfig, PPOConfig, VerdictConfig, store_folder, to_dict
+from metarl import components, curricula, envs, objectives
+from metarl.checks import validate
+from metarl.components import Components, inner_kwargs
+from metarl.config import MetaTrainConfig, PPOConfig, TaskDistribution, VerdictConfig, store_folder, to_dict
+from metarl.inner import level_task, make_train
+from metarl.io.results import package_versions
+from metarl.meta.fitness import score
+from metarl.meta.tasks import References, as_dict, diverged, measure_references
+from metarl.objectives.base import drift_objective
+from metarl.objectives.ppo import ppo_drift
 from metarl.stats import iqm
+from metarl.types import InnerHparams
 
 SELECTION_STREAM = 0x5E1E_C7ED  # seeds on which the tuned baseline's grid cell is chosen
 VALIDATION_STREAM = 0x7E57_5EED  # seeds of every design choice (the only held-out stream before the test stream)
@@ -75,7 +91,7 @@ NUMERICS_VERSION = 1
 every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
 :func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
 change can move a score, and set the digest either way."""
-NUMERICS_DIGEST = "5ac40ba462d6"
+NUMERICS_DIGEST = "d997436367cb"
 NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
                     "curricula/base.py", "curricula/samplers.py", "components.py", "types.py", "stats.py")
 """The modules (relative to the package) whose code decides a PPO score, besides this module's scoring functions."""
@@ -210,7 +226,6 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> li
     """Wilson score interval of a success rate (sound at 0/K and K/K, where the normal interval is not)."""
     if trials <= 0:
         raise ValueError(f"trials must be > 0, got {trials}")
-    from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
     rate = successes / trials
@@ -257,8 +272,6 @@ class Store:
         path = self.path(kind, key)
         if path is None:
             return
-        import shlex
-        import sys
 
         path.parent.mkdir(parents=True, exist_ok=True)
         command = sys.argv if command is None else command
@@ -278,15 +291,11 @@ class Store:
 
 
 def _devices() -> dict[str, Any]:
-    import jax
-
     device = jax.devices()[0]
     return {"platform": device.platform, "device_kind": device.device_kind, "devices": jax.device_count()}
 
 
 def _versions() -> dict[str, str]:
-    from metarl.io.results import package_versions
-
     versions = package_versions()
     return {name: versions[name] for name in ("jax", "jaxlib", "gymnax")}
 
@@ -329,9 +338,6 @@ def numerics_digest() -> str:
 
 def stream_keys(stream: int, num_seeds: int):
     """Keys 0..num_seeds-1 of a seed stream; a prefix of a longer request (32 seeds are the first 32 of 64)."""
-    import jax
-    import jax.numpy as jnp
-
     base = jax.random.PRNGKey(stream)
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_seeds))
 
@@ -349,14 +355,6 @@ def make_scorer(ppo: PPOConfig, spec, objective, components=None, *, kind: str, 
     """``scores(meta_params, lifetimes (L,), keys (S, 2), hparams=None) -> (L, S)``: one trained agent per
     (lifetime, seed), scored by ``kind``; NaN where the agent's losses diverged (``hparams``: an InnerHparams
     whose numbers may be traced, None for ``ppo``'s). Not jitted (callers vmap it further)."""
-    import jax
-    import jax.numpy as jnp
-
-    from metarl.components import inner_kwargs
-    from metarl.inner import level_task, make_train
-    from metarl.meta.fitness import score
-    from metarl.meta.tasks import diverged
-
     train = make_train(ppo, spec, objective, **(inner_kwargs(components) if components is not None else {}))
 
     def one(meta_params, num_updates, key, hparams):
@@ -373,9 +371,6 @@ def make_scorer(ppo: PPOConfig, spec, objective, components=None, *, kind: str, 
 def over_devices(function, num_seeds: int):
     """``function(*args, keys)`` jitted, with the seeds (last argument, axis 0; output axis 1) sharded over
     every device when they divide evenly (on a CPU: one XLA host device per core)."""
-    import jax
-    from jax.sharding import PartitionSpec as P
-
     devices = jax.local_devices()
     if len(devices) == 1 or num_seeds % len(devices):
         return jax.jit(function)
@@ -391,18 +386,12 @@ def over_devices(function, num_seeds: int):
 
 def baseline_components(config: MetaTrainConfig, spec):
     """The hand-designed baseline's plug-ins: a uniform curriculum where the run discovers one, no shaping."""
-    from metarl import curricula
-    from metarl.components import Components
-
     curriculum = curricula.make("uniform", space=spec.level_space) if config.curriculum.active else None
     return Components(curriculum, None, None, {}, {})
 
 
 def _ppo_objective(clip_eps):
     """PPO as a drift objective whose clip ε may be traced (a grid vmapped in one compile)."""
-    from metarl.objectives.base import drift_objective
-    from metarl.objectives.ppo import ppo_drift
-
     return drift_objective("ppo", lambda meta_params, ratio, advantages, context: ppo_drift(ratio, advantages, clip_eps))
 
 
@@ -420,8 +409,6 @@ def ppo_scores(config: MetaTrainConfig, env_specs, lifetimes, stream: int, num_s
     key = {**_score_key(config, ppo, stream, num_seeds, lifetimes), "clip_eps": clip_eps}
 
     def compute():
-        import jax.numpy as jnp
-
         keys = stream_keys(stream, num_seeds)
         per_env = []
         for spec in env_specs:
@@ -452,11 +439,6 @@ def references_from_store(config: MetaTrainConfig, env_specs: list, store: Store
     """The normalization references (:class:`metarl.meta.tasks.References`) of ``config`` on
     ``tasks.reference_seeds`` seeds of their own stream, measured once per identical inner config and read
     from ``store`` afterwards."""
-    import jax.numpy as jnp
-
-    from metarl import objectives
-    from metarl.meta.tasks import References, as_dict, measure_references
-
     longest = max(config.tasks.lifetimes_for(config.ppo))
     key = {**_score_key(config, config.ppo, REFERENCE_STREAM, config.tasks.reference_seeds, [longest]), "kind": "normalization reference"}
 
@@ -606,7 +588,6 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
     verdict = config.verdict
     store = store or Store(None)
     if len(env_specs) > 1:  # each env's own search: the one a run on that env alone makes (the store shares it)
-        from metarl.meta.tasks import References
 
         parts = {}
         for name, spec in zip(config.tasks.envs, env_specs, strict=True):
@@ -624,11 +605,6 @@ def tuned_ppo(config: MetaTrainConfig, env_specs, references, store: Store | Non
 
     def score_cells(cells: list[dict[str, Any]]) -> np.ndarray:
         """(C, E * L): each cell's IQM over the selection seeds per env and lifetime."""
-        import jax
-        import jax.numpy as jnp
-
-        from metarl.types import InnerHparams
-
         keys = stream_keys(SELECTION_STREAM, verdict.selection_seeds)
         lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
         raw = np.zeros((len(cells), len(env_specs), len(lifetimes), len(keys)))
@@ -705,10 +681,6 @@ def tuned_ppo_alone(ppo: PPOConfig, env: str, lifetime: int, score: str, tuning:
     """Tuned PPO for one env at one lifetime (``metarl eval --tuned-ppo``): the best cell of ``tuning``'s grid, picked on
     the selection stream by the IQM of the raw ``score`` (the search a meta-train verdict makes, at this lifetime alone),
     then trained on ``num_seeds`` seeds of the judging ``stream``: (scores (S,), the cell). Both go to ``store``."""
-    from metarl import envs
-    from metarl.config import TaskDistribution
-    from metarl.meta.tasks import References
-
     alone = MetaTrainConfig(ppo=dataclasses.replace(ppo, total_timesteps=lifetime * ppo.batch_size),
                             tasks=TaskDistribution(envs=(env,), lifetimes=(lifetime,), fitness=score, normalize=False),
                             verdict=dataclasses.replace(tuning, num_seeds=num_seeds, stream=stream, tuned=True, transfer_envs=()))
@@ -729,8 +701,6 @@ def tuned_label(best: dict[str, dict[str, dict]]) -> dict[str, Any]:
 def candidate_scores(config: MetaTrainConfig, env_specs, objective, components, meta_params, stream: str, num_seeds: int) -> np.ndarray:
     """Raw scores (E, L, S) of ``meta_params`` at the run's inner settings on seeds 0..num_seeds-1 of ``stream``,
     paired with every baseline measured on that stream."""
-    import jax.numpy as jnp
-
     keys = stream_keys(stream_seed(stream), num_seeds)
     lifetimes_array = jnp.asarray(evaluation_lifetimes(config), jnp.int32)
     scores = []
@@ -810,10 +780,6 @@ def transfer_verdict(config: MetaTrainConfig, env: str, candidate_objective, met
                      progress=None) -> dict[str, Any]:
     """The discovered meta-parameters judged on ``env``, an env meta-training never saw, against that env's own
     PPO and tuned PPO, normalized by that env's own references."""
-    import jax
-
-    from metarl import components, envs
-
     single = transfer_config(config, env)
     spec = envs.make(env)
     candidate_components = [components.build(config.curriculum, config.shaping, spec, config.ppo.gamma, jax.random.PRNGKey(0))]
@@ -827,8 +793,6 @@ def transfer_verdict(config: MetaTrainConfig, env: str, candidate_objective, met
 def compare_against(result: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Every baseline's paired comparison with the candidate, from the raw (E, L, S) scores stored in ``result``
     alone (so a stored verdict reprints exactly: :func:`reprint`), with Holm's correction over the baselines."""
-    from metarl.meta.tasks import References
-
     references = References(np.asarray(result["references"]["initial"]), np.asarray(result["references"]["ppo"]))
     candidate = per_seed_score(np.asarray(result["candidate_scores"]), references, result["normalize"])
     against = {}
@@ -937,11 +901,6 @@ def trace_history(config: MetaTrainConfig, run_dir: str | Path, num_seeds: int, 
     the first ``num_seeds`` seeds of ``stream`` (validation: reading it is a design choice, e.g. when to stop) against
     tuned PPO and PPO on the same seeds, as the IQM of the per-seed score. Returns the per-generation IQMs and the
     first generation at which the mean beats tuned PPO (None: never)."""
-    import jax
-
-    from metarl import components, envs, objectives
-    from metarl.meta.tasks import References
-
     if config.curriculum.name == "learned" or config.shaping.name in ("blend", "learned"):
         raise ValueError("trace_history follows a learned objective; the history keeps no curriculum or shaping parameters")
     run_dir = Path(run_dir)
@@ -977,9 +936,6 @@ def measure_baselines(config: MetaTrainConfig, command: list[str] | None = None,
     """Measure (or read) everything a verdict of ``config`` compares against, into its reference store:
     the normalization references, PPO and tuned PPO on the held-out seeds. Used to pay for them once,
     before timed runs (benchmarks/discovery.py)."""
-    from metarl import envs
-    from metarl.checks import validate
-
     validate(config)
     store = Store(store_folder(config.reference_store, config.out))
     env_specs = [envs.make(name) for name in config.tasks.envs]

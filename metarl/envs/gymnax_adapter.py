@@ -15,9 +15,12 @@ from typing import Any
 import gymnax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 from gymnax.environments import spaces
+from gymnax.environments.classic_control import cartpole
 from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
 
+from metarl.envs.levels import make_level_space
 from metarl.envs.spec import EnvSpec
 from metarl.errors import ConfigError
 
@@ -97,9 +100,6 @@ CARTPOLE_LEVEL_STEPS = 200  # a level is solved (success) when the pole stays up
 
 
 def _cartpole_level_env():
-    from flax import struct
-    from gymnax.environments.classic_control import cartpole
-
     @struct.dataclass
     class CartPoleLevelParams(cartpole.EnvParams):
         start_spread: float = 0.05  # each state variable starts uniform in ±start_spread
@@ -138,8 +138,6 @@ def make_cartpole_levels(num_levels: int = 64, num_heldout: int = 16, num_catego
     """``CartPole-levels``: a bank of ``num_levels`` CartPoles of difficulty evenly spread in [0, 1], and
     ``num_heldout`` held-out levels of difficulty in [0.9, 1] (between the bank's). Episodes last at most
     :data:`CARTPOLE_LEVEL_STEPS` steps; surviving them is a success."""
-    from metarl.envs.levels import make_level_space
-
     env, params_class = _cartpole_level_env()
     difficulty = np.linspace(0.0, 1.0, num_levels)
     heldout_difficulty = np.linspace(0.9, 1.0, num_heldout + 2)[1:-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import json
 import math
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from metarl.errors import ConfigError, StorageError
+from metarl.io.lock import hold, is_lock_file
 
 _PACKAGES = ("metarl", "jax", "jaxlib", "flax", "optax", "chex", "evosax", "gymnax", "orbax-checkpoint")
 
@@ -73,8 +75,6 @@ def package_versions() -> dict[str, str]:
 def prepare_run_dir(parent: str | Path, name: str, *, force: bool = False):
     """Lock ``parent/name`` for this process (:mod:`metarl.io.lock`), then refuse to overwrite an earlier
     run's files unless ``force``. Returns ``(run_dir, lock)``; the caller releases the lock when done."""
-    from metarl.io.lock import hold
-
     run_dir = Path(parent) / name
     lock = hold(run_dir)  # before anything in the folder is read or written
     try:
@@ -93,8 +93,6 @@ def prepare_run_dir(parent: str | Path, name: str, *, force: bool = False):
 
 def run_files(run_dir: Path) -> list[Path]:
     """What a run folder holds besides its lock file."""
-    from metarl.io.lock import is_lock_file
-
     return [p for p in run_dir.iterdir() if not is_lock_file(p)] if run_dir.is_dir() else []
 
 
@@ -137,8 +135,6 @@ def write_metrics(run_dir: Path, rows: Iterable[dict[str, Any]], *, append: bool
 
 def read_index(path: str | Path) -> list[dict[str, str]]:
     """A sweep's index.csv (metarl.app.sweep writes it, metarl.app.plots reads it)."""
-    import csv
-
     with Path(path).open() as handle:
         return list(csv.DictReader(handle))
 

@@ -14,9 +14,12 @@ import jax.numpy as jnp
 from flax import struct
 
 from metarl.config import ESConfig, MetaTrainConfig
+from metarl.distributed import population_mesh
+from metarl.inner.train import inner_hparams
 from metarl.meta import fitness as fit
 from metarl.meta.base import OuterLoop, Problem, default_status
 from metarl.meta.evosax_adapter import ESHparams, es_hparams, make_es, tree_is_finite
+from metarl.meta.memory import population_chunk
 from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
 from metarl.types import InnerHparams
 
@@ -36,10 +39,6 @@ class ESLoopHparams(NamedTuple):
 def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
     """The ES loop for ``problem``: the population mesh over every device, each device evaluating its share
     of the members ``chunk`` at a time (chosen from a memory estimate, metarl.meta.memory)."""
-    from metarl.distributed import population_mesh
-    from metarl.inner.train import inner_hparams
-    from metarl.meta.memory import population_chunk
-
     settings: ESConfig = config.outer
     es = make_es(settings, problem.meta_params)  # refuses an impossible option before the memory analysis compiles
     mesh = population_mesh(settings.population_size)

@@ -12,6 +12,7 @@ import inspect
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 from evosax.algorithms import algorithms as EVOSAX_ALGORITHMS
 from evosax.algorithms.distribution_based import distribution_based_algorithms
@@ -75,8 +76,6 @@ class ESHparams(NamedTuple):
 
 def es_hparams(config) -> ESHparams:
     """``config``'s σ and learning rate as float32 arrays, to be stacked over runs stepped together."""
-    import jax.numpy as jnp
-
     return ESHparams(jnp.float32(config.sigma), jnp.float32(config.lr))
 
 

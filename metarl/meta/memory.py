@@ -23,6 +23,7 @@ import numpy as np
 
 from metarl.config import MetaTrainConfig
 from metarl.errors import ConfigError
+from metarl.meta.tasks import References
 
 ROUGH_FRACTION = 0.1  # the rough bound must fit in this share of free memory to skip the measurement
 MEASURED_FRACTION = 0.5  # measured bytes may use this share of free memory
@@ -85,8 +86,6 @@ def population_chunk(config: MetaTrainConfig, evaluate_member, solution: Any, nu
                      budget: float | None = None) -> int:
     """``config.population_chunk`` if given, else the chunk the memory estimate allows (0: no chunking).
     ``budget``: free bytes per device (default: measured)."""
-    from metarl.meta.tasks import References
-
     if config.population_chunk:
         return config.population_chunk
     members = config.outer.population_size // num_devices

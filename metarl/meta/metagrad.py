@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from metarl.components import inner_kwargs
 from metarl.config import MetaTrainConfig
 from metarl.envs.spec import EnvSpec
 from metarl.errors import ConfigError
@@ -38,6 +39,7 @@ from metarl.meta.base import OuterLoop, Problem, default_status
 from metarl.meta.evosax_adapter import tree_is_finite
 from metarl.meta.tasks import sample_lifetimes
 from metarl.objectives.base import Objective
+from metarl.objectives.registry import resolved_kwargs
 from metarl.types import LifetimeContext, Task
 
 
@@ -82,8 +84,6 @@ def check_differentiable_start(config: MetaTrainConfig) -> None:
     """The meta-gradient loop needs a drift whose gradient in η is not zero where the inner ratios live. The
     exact-mirror LPO family with its offset (objectives/lpo.py) is exactly zero near r = 1 at its small
     initial scale: every meta-gradient would be 0, and the run would report nothing wrong."""
-    from metarl.objectives.registry import resolved_kwargs
-
     kwargs = resolved_kwargs(config.objective, config.objective_kwargs_dict())
     if kwargs.get("mirror") and kwargs.get("offset", 0) > 0:
         raise ConfigError(
@@ -111,8 +111,6 @@ class MetaGrad(NamedTuple):
 def make_metagrad(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], components=None) -> MetaGrad:
     """``components``: per env, a :class:`metarl.components.Components` whose shaping the agents learn from (the
     meta-loss reads the env reward, so a learned shaping is meta-learned by the same gradient)."""
-    from metarl.components import inner_kwargs
-
     settings = config.outer
     components = components or [None] * len(env_specs)
     inners = [make_inner(config.ppo, spec, objective, differentiable=True, **(inner_kwargs(p) if p else {}))

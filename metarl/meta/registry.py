@@ -66,8 +66,8 @@ def names() -> list[str]:
 
 
 def _imported_when_used(module: str) -> Callable[[MetaTrainConfig, Problem], OuterLoop]:
-    """A built-in loop's ``make``, imported at its first use: parsing a command (which lists the loops) must not
-    import jax's backends, since several hosts start jax.distributed after parsing."""
+    """A built-in loop's ``make``, imported at its first use: reading the registry (the meta-train parser lists
+    the loops) imports no loop module, so a user's plug-in loop is never behind a built-in one's imports."""
 
     def make_loop(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
         return importlib.import_module(module).make(config, problem)
@@ -76,7 +76,9 @@ def _imported_when_used(module: str) -> Callable[[MetaTrainConfig, Problem], Out
 
 
 def _check_es(outer: ESConfig) -> None:
-    from metarl.meta.evosax_adapter import check_algorithm  # the evosax adapter knows the algorithm names
+    # the evosax adapter knows the algorithm names; importing evosax's algorithms starts jax's backend, and this
+    # registry is read by the meta-train parser of any program, the ones that set XLA flags after parsing too
+    from metarl.meta.evosax_adapter import check_algorithm
 
     check_algorithm(outer.algorithm)
 

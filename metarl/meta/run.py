@@ -13,9 +13,26 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from metarl import components, envs, objectives
+from metarl.app import verdict
+from metarl.app.progress import Progress
+from metarl.app.verdict import Store, evaluation_lifetimes, references_from_store
+from metarl.checks import validate
 from metarl.config import MetaTrainConfig, store_folder, to_dict
+from metarl.distributed import barrier
 from metarl.errors import ConfigError
+from metarl.io.checkpoint import Checkpoints, check_same_config
+from metarl.io.lock import hold
+from metarl.io.results import clear_run_dir, run_files, write_config, write_metrics, writing
+from metarl.io.tracking import open_tracker
+from metarl.meta import registry as loops
 from metarl.meta.base import OuterLoop, Problem
+from metarl.meta.tasks import References, as_dict, make_member_evaluator
 
 
 class NonFiniteFitnessError(RuntimeError):
@@ -26,8 +43,6 @@ def _prepare_run_dir(config: MetaTrainConfig):
     """Fresh folder, or the folder of the same run to resume; refuse one written by another config.
     Returns ``(run_dir, lock)``: the writing process locks the folder first (:mod:`metarl.io.lock`), so a
     second process on it is refused before it reads or writes anything; the others hold no lock (``None``)."""
-    from metarl.io.lock import hold
-
     run_dir = Path(config.out) / config.run_name
     lock = hold(run_dir) if is_writer() else None
     try:
@@ -41,9 +56,6 @@ def _prepare_run_dir(config: MetaTrainConfig):
 
 
 def _check_run_dir(config: MetaTrainConfig, run_dir: Path) -> None:
-    from metarl.io.checkpoint import check_same_config
-    from metarl.io.results import clear_run_dir, run_files
-
     stored_path = run_dir / "config.json"
     if run_files(run_dir):
         if config.force:
@@ -87,10 +99,6 @@ class Built(NamedTuple):
 
 def build_problem(config: MetaTrainConfig) -> Problem:
     """Objective, envs, and per env the curriculum and shaping with their initial η; η0 joins their parts."""
-    import jax
-
-    from metarl import components, envs, objectives
-
     kwargs = config.objective_kwargs_dict()
     objective = objectives.make(config.objective, **kwargs)
     env_specs = [envs.make(name) for name in config.tasks.envs]
@@ -104,8 +112,6 @@ def build_problem(config: MetaTrainConfig) -> Problem:
 def build(config: MetaTrainConfig) -> Built:
     """Everything that needs jax: the problem and the outer loop ``config.outer`` names (metarl.meta.registry),
     which refuses what it cannot run (a population the devices do not divide, a flat start for meta-gradients)."""
-    from metarl.meta import registry as loops
-
     problem = build_problem(config)
     return Built(problem, loops.make(config, problem))
 
@@ -122,12 +128,6 @@ def progress_line(config: MetaTrainConfig, loop: OuterLoop, generation: int, row
 
 def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_plugins):
     """Fitness of one set of meta-parameters over fixed lifetimes x ``eval_seeds`` seeds (for progress)."""
-    import jax
-    import jax.numpy as jnp
-
-    from metarl.app.verdict import evaluation_lifetimes
-    from metarl.meta.tasks import make_member_evaluator
-
     lifetimes = evaluation_lifetimes(config)
     evaluate = make_member_evaluator(config, objective, env_specs, config.eval_seeds, per_env_plugins)
     lifetimes_array = jnp.asarray(lifetimes, jnp.int32)
@@ -143,17 +143,12 @@ def make_mean_evaluator(config: MetaTrainConfig, objective, env_specs, per_env_p
 def strong_types(tree):
     """The same arrays without weak types. A state built from Python scalars is weakly typed, the state a
     step returns is not: without this the jitted step compiles a second time at the second generation."""
-    import jax
-
     return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jax.numpy.result_type(x)), tree)
 
 
 def place(state, mesh):
     """The outer-loop state where the jitted step leaves it (replicated over the population mesh, or on the
     first local device), so the step's first call compiles the same program as every later one."""
-    import jax
-    from jax.sharding import NamedSharding, PartitionSpec
-
     state = strong_types(state)
     if mesh is None:
         return jax.device_put(state, jax.local_devices()[0])
@@ -162,7 +157,6 @@ def place(state, mesh):
         return jax.device_put(state, sharding)
     # Several processes: every process holds the same state (same seed, same checkpoint). device_put would
     # compare them across processes and call NaN leaves (evosax's unset best fitness) different.
-    import numpy as np
 
     def replicated(leaf):
         host = np.asarray(leaf)
@@ -173,8 +167,6 @@ def place(state, mesh):
 
 def is_writer() -> bool:
     """Process 0 writes logs and results; with one process that is this one (see metarl.distributed)."""
-    import jax
-
     return jax.process_index() == 0
 
 
@@ -192,15 +184,6 @@ class _Run:
 
     def _start(self, config: MetaTrainConfig, built: Built, command: list[str] | None) -> None:
         """Config, references, outer loop and state (restored from the newest good checkpoint, if any)."""
-        import jax
-        import jax.numpy as jnp
-
-        from metarl.app.verdict import Store, references_from_store
-        from metarl.distributed import barrier
-        from metarl.io.checkpoint import Checkpoints
-        from metarl.io.results import write_config
-        from metarl.meta.tasks import References, as_dict
-
         if is_writer():
             write_config(self.run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
         reference_path = self.run_dir / "references.json"
@@ -238,19 +221,12 @@ class _Run:
         self.learned_path = self.run_dir / "learned" / f"{config.objective}.msgpack"
         self.last_eval = None
         self.label = ""  # runs stepped together prefix their progress lines with their folder name
-        from metarl.io.tracking import open_tracker
 
         self.tracker = open_tracker(config.track if is_writer() else "none", self.run_dir, to_dict(config), self.run_dir.name,
                                     group=Path(config.out).name)
 
     def end_chunk(self, chunk_metrics: list[dict], seconds: float, evaluate_mean) -> None:
         """After ``len(chunk_metrics)`` generations: metrics rows, the non-finite check, checkpoint, learned files."""
-        import jax
-        import numpy as np
-
-        from metarl import components, objectives
-        from metarl.io.results import write_metrics, writing
-
         config, chunk = self.config, len(chunk_metrics)
         self.generation += chunk
         mean_params = self.loop.params(self.state)
@@ -299,8 +275,6 @@ class _Run:
     def verdict(self) -> dict[str, Any]:
         """The held-out verdict of the final mean meta-parameters (metarl.app.verdict); a run that already has one
         for this generation (a rerun of a finished command) keeps it."""
-        from metarl.app import verdict
-
         path = self.run_dir / "summary.json"
         if path.is_file():
             stored = json.loads(path.read_text())
@@ -313,8 +287,6 @@ class _Run:
             verdict_config = self.config.verdict
             print(f"verdict: the discovery against PPO and tuned PPO on {verdict_config.num_seeds} {verdict_config.stream} seeds ...",
                   flush=True)
-        import jax
-        import numpy as np
 
         # Host copies: a loop's state may be committed to one device (meta-gradients), and the verdict shards its
         # seeds over every device, which jax refuses for arguments committed to one of them.
@@ -357,9 +329,6 @@ class _Run:
             self.lock.release()
 
     def _summarize(self, seconds: float) -> dict[str, Any]:
-        import jax
-        import numpy as np
-
         summary = {"run_dir": str(self.run_dir), "generations": self.generation,
                    "ran_generations": self.generation - self.start_generation, "seconds": seconds,
                    "learned_file": str(self.learned_path), "mean_params_fitness": self.last_eval}
@@ -378,10 +347,6 @@ def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list
     per chunk (per generation for a live terminal bar), then each run's metrics, checkpoint and learned files
     (``select(tree, i)``: run i's part). The first call compiles the step: it is timed on its own, reported on
     its own line and left out of the seconds per generation."""
-    import jax
-
-    from metarl.app.progress import Progress
-
     config = runs[0].config
     label = runs[0].label if len(runs) == 1 else f"{len(runs)} runs: "
     progress = Progress(config.num_generations, live=None if runs[0].verbose else False, label=label, unit=runs[0].loop.unit)
@@ -418,11 +383,8 @@ def _drive(runs: list[_Run], step, states, evaluate_means: list, select) -> list
 
 
 def run_meta_train(config: MetaTrainConfig, command: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
-    from metarl.checks import validate
-
     validate(config)
     built = build(config)  # refuses a bad mesh or bad plug-in arguments before writing anything
-    import jax
 
     run = _Run(config, built, command, verbose)
     loop = built.loop
@@ -459,11 +421,6 @@ def run_meta_train_batch(configs: list[MetaTrainConfig], commands: list[list[str
     (``OuterLoop.hparams``). Each run keeps its own folder, metrics, checkpoints and learned files, as if run
     alone (the same numbers as the per-run path: tests/test_sweep.py). Runs at different generations (an
     earlier interruption) fall back to one after another."""
-    import jax
-    import jax.numpy as jnp
-
-    from metarl.checks import validate
-
     for config in configs:
         validate(config)
     fields = configs[0].outer.batched_fields

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from metarl import curricula
+from metarl.components import inner_kwargs
 from metarl.config import MetaTrainConfig, PPOConfig, TaskDistribution
 from metarl.envs.spec import EnvSpec
 from metarl.inner.train import level_task, make_inner, make_train
@@ -70,8 +72,6 @@ def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_spe
     """``evaluate(meta_params, num_updates, key, references, hparams=None) -> (fitness, per-env scores (E,))`` for
     one member. ``components``: per env, the :class:`metarl.components.Components` (curriculum, shaping) its runs use;
     ``hparams``: the inner :class:`metarl.types.InnerHparams` (None: the config's numbers)."""
-    from metarl.components import inner_kwargs
-
     components = components or [None] * len(env_specs)
     trains = [make_train(config.ppo, spec, objective, **(inner_kwargs(p) if p else {}))
               for spec, p in zip(env_specs, components, strict=True)]
@@ -130,8 +130,6 @@ def measure_references(config: MetaTrainConfig, env_specs: list[EnvSpec], ppo_ob
     for held-out fitness the untrained agent on the held-out levels), averaged over ``keys`` (one per seed).
     The reference PPO learns from the env reward (no shaping) and, where the run has a curriculum, samples
     levels uniformly."""
-    from metarl import curricula
-
     longest = max(config.tasks.lifetimes_for(config.ppo))
     heldout = config.tasks.fitness in ("heldout_return", "heldout_success")
     initial, final = [], []

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+
+import jax
+
 from metarl.compat import OBJECTIVE_DEFAULT_CHANGES
+from metarl.errors import ConfigError, LearnedFileError
+from metarl.io.learned import LearnedComponent, check_params_like, load_learned, save_learned
 from metarl.objectives.base import Objective
 from metarl.objectives.dpo import make_dpo
 from metarl.objectives.lpg import make_lpg, make_pg_td, make_ta_lpg
-from metarl.objectives.lpo import make_lpo, make_ta_lpo
+from metarl.objectives.lpo import embed_lpo, make_lpo, make_ta_lpo
 from metarl.objectives.ppo import make_ppo
 from metarl.registry import Registry
 
@@ -29,8 +35,6 @@ LEGACY_KWARGS = {name: {k: old for k, (old, _) in changes.items()} for name, cha
 def resolved_kwargs(name: str, kwargs: dict) -> dict:
     """``kwargs`` with every other argument of the factory at its default: a file that records them keeps
     its meaning when a default changes later."""
-    import inspect
-
     parameters = inspect.signature(REGISTRY.get(name)).parameters
     defaults = {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty and k != "name"}
     return {**defaults, **kwargs}
@@ -38,8 +42,6 @@ def resolved_kwargs(name: str, kwargs: dict) -> dict:
 
 def save(path, name: str, kwargs: dict, meta_params, metadata: dict | None = None):
     """Write a learned objective file that `load` (and `metarl train --objective-file`) reads back."""
-    from metarl.io.learned import LearnedComponent, save_learned
-
     REGISTRY.check(name)
     component = LearnedComponent("objective", name, resolved_kwargs(name, dict(kwargs)), meta_params, dict(metadata or {}))
     return save_learned(path, component)
@@ -47,11 +49,6 @@ def save(path, name: str, kwargs: dict, meta_params, metadata: dict | None = Non
 
 def load(path) -> tuple[Objective, object, dict]:
     """Rebuild ``(objective, meta_params, kwargs)`` from a learned file, checking family, name and shapes."""
-    import jax
-
-    from metarl.errors import LearnedFileError
-    from metarl.io.learned import check_params_like, load_learned
-
     component = load_learned(path, family="objective")
     if component.name not in REGISTRY:
         raise LearnedFileError(f"{path}: objective {component.name!r} is not registered; known: {', '.join(REGISTRY.names())}"
@@ -66,11 +63,6 @@ def warm_start(path, name: str, kwargs: dict):
     """The start of a search for objective ``name`` (with ``kwargs``) from the learned file at ``path``: that
     file's meta-parameters for the same objective and arguments, or for ``ta_lpo`` an LPO file embedded with zero
     context weights (:func:`metarl.objectives.lpo.embed_lpo`, the same drift at every n/N and N)."""
-    import jax
-
-    from metarl.errors import ConfigError
-    from metarl.objectives.lpo import embed_lpo
-
     source, params, source_kwargs = load(path)
     target_kwargs = resolved_kwargs(name, dict(kwargs))
     reference = REGISTRY.make(name, **kwargs).init(jax.random.PRNGKey(0))
