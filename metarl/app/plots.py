@@ -12,6 +12,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
 from metarl import components, envs, objectives
 from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, temporal_variation
@@ -19,17 +21,13 @@ from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
 from metarl.app.evaluation import load_eval
 from metarl.config import ShapingConfig
 from metarl.errors import ConfigError
-from metarl.io.results import read_index
+from metarl.io.results import read_index, read_metrics
 from metarl.objectives.base import TrajectoryInputs
 from metarl.objectives.ppo import ppo_drift
 from metarl.stats import bootstrap_ci, iqm
 from metarl.types import LifetimeContext
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from metarl.io.results import read_metrics  # noqa: E402
+matplotlib.use("Agg")  # figures are files: no display, whatever backend the machine would pick
 
 
 def _save(fig, out: Path, title: str | None = None) -> Path:
