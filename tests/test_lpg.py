@@ -133,6 +133,7 @@ GRID = PPOConfig(num_envs=64, num_steps=20, total_timesteps=64 * 20 * 150, updat
 
 
 @pytest.mark.slow
+@pytest.mark.manual  # minutes of CI time for what a default-tier or CI check already covers in part: run by hand (pytest -m slow)
 @default_codegen
 def test_agent_with_the_hand_set_target_rule_learns_a_grid_world():
     """Sanity check of the predictor agent's update: policy gradient with a TD target (pg_td) on GridWorld-dense."""

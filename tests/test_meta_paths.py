@@ -42,6 +42,7 @@ tuned_extend = false
 """
 
 
+@pytest.mark.slow  # an end-to-end check of 26-37 s: CI's slow step runs it
 @pytest.mark.heavy
 def test_meta_gradients_run_in_a_sweep_and_end_with_a_verdict(tmp_path):
     from metarl.app.sweep import run_sweep

@@ -78,7 +78,8 @@ def test_meta_gradient_of_lpg_matches_finite_differences():
     assert max(errors) < 0.05
 
 
-@pytest.mark.slow  # finite differences of whole meta-losses: the -m slow tier (CI runs it)
+@pytest.mark.slow  # finite differences of whole meta-losses (LPG's runs in CI; TA-LPO's, 51 s, by hand)
+@pytest.mark.manual  # minutes of CI time for what a default-tier or CI check already covers in part: run by hand (pytest -m slow)
 @pytest.mark.heavy
 def test_meta_gradient_of_ta_lpo_matches_finite_differences_at_small_steps():
     """TA-LPO's drift is relu(net(x)): the meta-loss is only piecewise smooth in η, and an ε step can also

@@ -58,6 +58,7 @@ def test_stopping_and_rerunning_ends_identical_to_a_straight_run(tmp_path, strai
     assert_same_params(params, straight["final_params"])
 
 
+@pytest.mark.slow  # an end-to-end check of 26-37 s: CI's slow step runs it
 @pytest.mark.heavy
 def test_resume_after_sigkill_is_bit_identical(tmp_path, straight):
     command = [sys.executable, "-m", "metarl.app.cli", "meta-train", "--ppo.num-steps", "16", "--ppo.total-timesteps", str(4 * 16 * 3),

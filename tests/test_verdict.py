@@ -336,7 +336,8 @@ def small_verdict(**overrides) -> VerdictConfig:
 
 
 @pytest.mark.heavy
-@pytest.mark.slow  # the longest end-to-end checks (36-100 s each on 2 cores) run in CI's slow step
+@pytest.mark.slow
+@pytest.mark.manual  # minutes of CI time for what a default-tier or CI check already covers in part: run by hand (pytest -m slow)
 def test_a_multi_env_run_is_judged_on_each_env_alone_and_on_an_unseen_one(tmp_path, capsys):
     """Per env: the slice of the whole verdict's scores, against that env's own tuned cells; transfer: the baselines a
     run meta-trained on that env alone compares against (the store shares them), with that env's own references."""
@@ -481,6 +482,7 @@ def test_eval_compares_objectives_on_the_named_stream(tmp_path, monkeypatch):
         EvalConfig(objectives=("ppo", "dpo"), verdict_against="ppo").validate()
 
 
+@pytest.mark.slow  # an end-to-end check of 26-37 s: CI's slow step runs it
 @pytest.mark.heavy
 def test_eval_tunes_ppo_per_env_and_lifetime_and_pairs_it_with_every_objective(tmp_path):
     """--tuned-ppo: one search per env and lifetime on the selection stream, its cell trained on the eval's own judging
