@@ -52,10 +52,10 @@ def measure_baselines(extra: list[str]) -> float:
     (the trace's), and those of every transfer env, in one process."""
     code = (
         "import dataclasses, sys, time\n"
+        "from metarl.app.cli import set_up_devices; set_up_devices(sys.argv[1:])  # before anything starts jax's backend\n"
         "from metarl.app.meta_train import parse_meta_train_config\n"
         "from metarl.app.verdict import measure_baselines, transfer_config\n"
         "config = parse_meta_train_config(sys.argv[1:])\n"
-        "from metarl.distributed import configure_host_devices; configure_host_devices(config.host_devices)\n"
         "start = time.perf_counter()\n"
         "for stream in ('test', 'validation'):\n"
         "    streamed = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, stream=stream))\n"
@@ -73,11 +73,11 @@ def trace(run_dir: Path, num_seeds: int) -> dict:
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from metarl.app.meta_train import parse_meta_train_config\n"
         "run_dir, num_seeds = Path(sys.argv[1]), int(sys.argv[2])\n"
         "command = json.loads((run_dir / 'config.json').read_text())['command'].split()[2:]\n"
+        "from metarl.app.cli import set_up_devices; set_up_devices(command)  # before anything starts jax's backend\n"
+        "from metarl.app.meta_train import parse_meta_train_config\n"
         "config = parse_meta_train_config(command)\n"
-        "from metarl.distributed import configure_host_devices; configure_host_devices(config.host_devices)\n"
         "from metarl.app.verdict import trace_history\n"
         "print(json.dumps(trace_history(config, run_dir, num_seeds)))\n"
     )

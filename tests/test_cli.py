@@ -48,7 +48,7 @@ def test_bad_input_is_reported_before_compiling_and_writes_nothing(args, field, 
     def no_compile(*a, **k):
         raise AssertionError("make_train was reached: the error came too late")
 
-    monkeypatch.setattr(metarl.inner, "make_train", no_compile)
+    monkeypatch.setattr(metarl.app.train, "make_train", no_compile)  # as run_train calls it
     code = main(["metarl", "train", "--out", str(tmp_path), *args])
     assert code == 2
     assert field in capsys.readouterr().err

@@ -146,3 +146,24 @@ def test_the_entry_point_imports_no_jax_before_the_devices_are_set():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("flags", [[], ["--distributed.heartbeat-timeout", "40"]])
+def test_processes_are_joined_from_the_environment_before_the_command_module_is_imported(flags):
+    """A host launched with only METARL_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID joins its peers, flags or not, and
+    does so before meta-train's module (whose gymnax import starts jax's backend) is imported."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, metarl.app.cli as cli\n"
+             "def joined(config):\n"
+             "    config = config.validate()\n"
+             "    print(config.active, config.num_processes, config.heartbeat_timeout, 'metarl.app.meta_train' in sys.modules)\n"
+             "    sys.exit(0)\n"
+             "cli.initialize = joined\n"
+             "cli.main(['metarl', 'meta-train', *sys.argv[1:]])\n")
+    env = {**os.environ, "METARL_COORDINATOR": "localhost:1", "METARL_NUM_PROCESSES": "2", "METARL_PROCESS_ID": "1"}
+    out = subprocess.run([sys.executable, "-c", probe, *flags], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "2", "40" if flags else "30", "False"]

@@ -21,6 +21,7 @@ import os
 import platform
 import sys
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tyro
@@ -119,21 +120,28 @@ def set_up_devices(args: list[str]) -> None:
         raise ConfigError(f"--host-devices {count}: cannot take effect: {why}; drop the flag or start a fresh process")
 
 
-def join_processes(args: list[str]) -> None:
-    """With ``--distributed.*`` flags, join the other processes now: jax.distributed must start before jax's
-    backend, and the command's own modules (gymnax among them) start it when imported. The flags are parsed again,
-    with the rest, by the command's parser; this reads only them, with tyro, into :class:`DistributedConfig`."""
+@dataclass(frozen=True)
+class _Processes:
+    """The ``--distributed.*`` flags alone, under their own names (tyro's messages then name them as typed)."""
+
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+
+def join_processes(args: list[str], name: str) -> None:
+    """Join the other processes now, from the ``--distributed.*`` flags and the METARL_/JAX_ coordinator variables
+    (no flag and no variable: one process, and nothing happens): jax.distributed must start before jax's
+    backend, and the command's module (gymnax among its imports) starts it when imported. The command's own
+    parser reads the same flags again, with the rest."""
     own, i = [], 0
     while i < len(args):
         arg = args[i]
         if arg.startswith("--distributed."):
-            own.append("--" + arg[len("--distributed."):])
+            own.append(arg)
             if "=" not in arg and i + 1 < len(args) and not args[i + 1].startswith("--"):
                 own.append(args[i + 1])
                 i += 1
         i += 1
-    if own:
-        initialize(tyro.cli(DistributedConfig, args=own, prog="metarl"))
+    initialize(tyro.cli(_Processes, args=own, prog=f"metarl {name}").distributed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command.devices:
             set_up_devices(args)
-            join_processes(args)
+        if command.distributed and not any(a in ("-h", "--help") for a in args):
+            join_processes(args, name)
         args = load_plugins(args)
         args = compile_cache(args, name)
         parsed = resolve(command.parse)(args) if command.parse else args

@@ -34,6 +34,9 @@ class Command:
     devices: bool = False
     """It reads ``--host-devices``: XLA's device count is set from argv before any module (``--import`` ones too)
     can start jax's backend."""
+    distributed: bool = False
+    """Its config has ``distributed`` (``--distributed.*``, or the METARL_/JAX_ coordinator variables): the CLI joins
+    the processes before the command's module is imported (jax.distributed must start before jax's backend)."""
     compiles: bool = False
     """It compiles programs: JAX's persistent compilation cache is turned on (``--no-compile-cache`` turns it off)."""
     help: str | None = None
@@ -48,7 +51,7 @@ COMMANDS: dict[str, Command] = {
     "meta-train": Command("discover an objective, curriculum or shaping with an outer loop (checkpointed, resumable)",
                           main="metarl.app.meta_train:meta_train_main", parse="metarl.app.meta_train:parse_meta_train_config",
                           config="metarl.config:MetaTrainConfig", runner="metarl.meta.run:run_meta_train",
-                          devices=True, compiles=True),
+                          devices=True, distributed=True, compiles=True),
     "train": Command("train an agent with one objective (built-in or a learned file)", main="metarl.app.train:train_main",
                      parse="metarl.app.train:parse_train_config", config="metarl.config:TrainConfig", runner="metarl.app.train:run_train",
                      devices=True, compiles=True),
@@ -56,7 +59,8 @@ COMMANDS: dict[str, Command] = {
                     parse="metarl.app.evaluation:parse_eval_config", config="metarl.app.evaluation:EvalConfig",
                     runner="metarl.app.evaluation:run_eval", compiles=True),
     "sweep": Command("validate, then run every run of a sweep file (skips complete runs, resumes interrupted ones)",
-                     main="metarl.app.sweep:sweep_main", parse="metarl.app.sweep:parse_sweep_options", devices=True, compiles=True),
+                     main="metarl.app.sweep:sweep_main", parse="metarl.app.sweep:parse_sweep_options", devices=True,
+                     distributed=True, compiles=True),
     "verdict": Command("reprint stored verdicts (meta-train or eval run folders) from their per-seed scores alone",
                        main="metarl.app.reprint:verdict_main"),
     "plot": Command("regenerate every figure below a results folder from its files", main="metarl.app.plots:plot_main",

@@ -55,7 +55,6 @@ import tyro
 
 from metarl.app.argv import outer_args
 from metarl.app.commands import config_class, parse, runnable, runner
-from metarl.app.plots import plot_all
 from metarl.checks import validate
 from metarl.config import DistributedConfig, to_dict
 from metarl.distributed import barrier, leave_peers
@@ -572,6 +571,8 @@ def _run_groups(sweep: Sweep, status: dict[str, str], changed: dict[str, list[st
         if verbose:
             print(f"wrote {index}")
         if sweep.plot and plot:
+            from metarl.app.plots import plot_all  # only when drawing: importing it sets matplotlib's backend to Agg
+
             for figure in plot_all(sweep.out):
                 if verbose:
                     print(f"wrote {figure}")
