@@ -9,6 +9,10 @@ of PPO at the same settings and of tuned PPO on the run's judging seeds, paired)
 its testbed (the inner loop's envs x steps per update), its ES schedule (constant, or decaying sigma and lr),
 its budget (members x generations) and the paired difference to each baseline with its CI and verdict word, as
 `metarl verdict` recomputes them. The table says which stream judged them (validation, for a design choice).
+
+Evals named ``judge*`` (the study's last stage: every discovery again on 128 seeds) add a second table, from
+their eval.npz alone: each learned objective against PPO at the same settings and against tuned PPO, paired on
+the same seeds, with metarl's own verdict (:func:`metarl.app.evaluation.verdict_table`, raw AUC returns).
 """
 
 from __future__ import annotations
@@ -42,6 +46,38 @@ def run_points(root: Path) -> list[dict]:
                            "verdict_holm": entry.get("verdict_holm"), "config": entry["config"]}
         points.append(point)
     return points
+
+
+def judged_rows(root: Path) -> list[dict]:
+    """Every learned objective of every ``judge*`` eval against its PPO and its tuned PPO (paired, same seeds)."""
+    from metarl.app.evaluation import load_eval, objective_label, verdict_table
+
+    rows = []
+    for path in sorted(root.glob("judge*/eval.npz")):
+        data = load_eval(path)
+        names = [str(o) for o in data["objectives"]]
+        labels = [objective_label(o, names) if o.endswith(".msgpack") else o for o in names]
+        for baseline in ("ppo", "tuned_ppo"):
+            for row in verdict_table(data["scores"], labels, labels.index(baseline), data["envs"], data["lifetimes"],
+                                     stream="validation"):
+                if row["objective"] not in ("ppo", "tuned_ppo"):
+                    rows.append({"eval": path.parent.name, "num_seeds": int(data["scores"].shape[-1]), **row})
+    return rows
+
+
+def judged_table(rows: list[dict]) -> str:
+    lines = ["| eval | learned objective | learned IQM | baseline | baseline IQM | difference [95% CI, paired] | P(learned > base) "
+             "| verdict (Holm) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['eval']} | {r['objective']} | {r['candidate']['iqm']:.1f} | {r['baseline_objective']} "
+                     f"| {r['baseline']['iqm']:.1f} | {r['difference']['iqm']:+.1f} [{r['difference']['ci'][0]:+.1f}, "
+                     f"{r['difference']['ci'][1]:+.1f}] | {r['probability_of_improvement']['value']:.2f} "
+                     f"| {r['verdict']} ({r['verdict_holm']}) |")
+    seeds = sorted({r["num_seeds"] for r in rows})
+    lines += ["", f"Judged on {'/'.join(map(str, seeds))} seeds of the validation stream, paired across every objective of "
+              "an eval; raw AUC returns of Acrobot-v1 (higher is better); equivalent: CI inside ±5 % of the baseline's IQM; "
+              "Holm over each baseline's comparisons in that eval."]
+    return "\n".join(lines)
 
 
 def table(points: list[dict]) -> str:
@@ -103,8 +139,11 @@ def main() -> None:
     if not points:
         raise SystemExit(f"{root}: no meta-train run with a verdict")
     text = table(points)
+    judged = judged_rows(root)
+    if judged:
+        text += "\n\n" + judged_table(judged)
     (root / "budget.md").write_text(text + "\n")
-    (root / "budget.json").write_text(json.dumps(points, indent=1) + "\n")
+    (root / "budget.json").write_text(json.dumps({"runs": points, "judged": judged}, indent=1, default=float) + "\n")
     figure(points, root / "budget.png")
     print(text)
     print(f"wrote {root / 'budget.md'}, budget.json, budget.png")

@@ -64,3 +64,16 @@ def test_the_temporally_aware_study_tables_regenerate_from_its_runs(monkeypatch)
     assert (root / "study.md").read_text() == script.markdown(meta, versus, evals, info) + "\n"
     assert {r["stream"] for r in meta} == {r["stream"] for r in versus} == {"test"}  # final verdicts: the test stream
     assert {r["stream"] for r in evals} <= {"test"}
+
+
+def test_the_acrobot_budget_tables_regenerate_from_its_runs():
+    """budget.md and budget.json are a function of the study's run folders and eval.npz files alone (the verdicts'
+    bootstrap draws its resamples from a fixed key, so a recomputation is exact)."""
+    script = load_script("budget_curve")
+    root = ROOT / "results" / "acrobot_budget"
+    points, judged = script.run_points(root), script.judged_rows(root)
+    stored = json.loads((root / "budget.json").read_text())
+    assert_close(json.loads(json.dumps({"runs": points, "judged": judged}, default=float)), stored)
+    text = script.table(points) + ("\n\n" + script.judged_table(judged) if judged else "")
+    assert (root / "budget.md").read_text() == text + "\n"
+    assert {p["stream"] for p in points} == {r["stream"] for r in judged} == {"validation"}  # the test stream stays untouched
