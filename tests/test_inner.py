@@ -48,6 +48,7 @@ def test_same_key_gives_identical_output_and_other_keys_differ():
     assert not np.array_equal(first.metrics["policy_loss"], other.metrics["policy_loss"])
 
 
+@pytest.mark.slow  # 15-21 s: in CI's slow step, so the README's test command stays within 8 min on 2 cores
 @pytest.mark.heavy
 def test_jit_matches_no_jit():
     train, _, task = _train(config=tiny(num_steps=8, total_timesteps=4 * 8 * 2))

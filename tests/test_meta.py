@@ -120,6 +120,7 @@ def test_one_real_es_generation_on_a_tiny_budget():
     assert max(jax.tree.leaves(moved)) > 0
 
 
+@pytest.mark.slow  # 15-21 s: in CI's slow step, so the README's test command stays within 8 min on 2 cores
 @pytest.mark.heavy
 def test_a_mesh_of_two_cpu_devices_gives_the_same_generation_as_one():
     assert jax.device_count() >= 2, "conftest forces 2 host devices"

@@ -16,6 +16,7 @@ from metarl.meta.tasks import References
 from metarl.types import MetaParams
 
 
+@pytest.mark.slow  # 15-21 s: in CI's slow step, so the README's test command stays within 8 min on 2 cores
 @pytest.mark.heavy
 def test_a_joint_objective_curriculum_shaping_pytree_runs_one_es_generation():
     cfg = MetaTrainConfig(

@@ -166,6 +166,7 @@ def test_eval_refuses_the_folder_of_an_earlier_run_unless_forced(tmp_path, capsy
 # --- 18: a generation's memory grows linearly with the population and the envs ------------------------------
 
 
+@pytest.mark.slow  # 15-21 s: in CI's slow step, so the README's test command stays within 8 min on 2 cores
 @pytest.mark.heavy
 def test_a_generations_memory_grows_linearly_with_members_and_envs():
     """XLA's memory analysis of the population evaluation (arguments, temporaries, outputs; compiled, not run)
