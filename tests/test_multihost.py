@@ -51,7 +51,8 @@ def metrics(run_dir: Path) -> list[str]:
     return [{k: v for k, v in row.items() if k != "seconds_per_generation"} for row in rows]
 
 
-@pytest.mark.slow  # three fresh processes at once: with the dead-peer checks, in the -m slow tier (CI runs it)
+@pytest.mark.slow  # three fresh processes at once on 2 cores: run by hand; CI's sweep-on-two-processes check compares too
+@pytest.mark.manual
 @pytest.mark.heavy
 def test_two_processes_give_the_result_of_one_process_with_two_devices(tmp_path):
     args = ["meta-train", *TINY, "--num-generations", "2", "--eval-seeds", "2"]
@@ -75,6 +76,7 @@ def wait_for(log: Path, text: str, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.manual  # 57 s of fresh processes killed and restarted: beyond CI's 15-minute budget, run by hand
 def test_a_dead_peer_stops_the_other_and_a_restart_resumes(tmp_path):
     """Either host dies, the other's first (process 1), then the coordinator's (process 0) in the resumed run:
     each time the survivor exits with an error in bounded time, and the same command on both hosts resumes
