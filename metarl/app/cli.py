@@ -9,7 +9,8 @@ command's own parser and run, looked up in :data:`metarl.app.commands.COMMANDS`.
 XLA reads its device count when jax's backend starts, and importing gymnax starts it; so this module and the
 few it imports at the top (argv, commands, config, errors, distributed, io.results, tyro) import no jax, and a
 command's own module (which imports what it needs at its top) is imported only once the devices are set and,
-with ``--distributed.*``, the processes joined (jax.distributed must also start before the backend).
+for meta-train and sweep, the processes joined (from ``--distributed.*`` or the coordinator variables:
+jax.distributed must also start before the backend).
 """
 
 from __future__ import annotations
