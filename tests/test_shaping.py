@@ -168,3 +168,27 @@ def test_blend_starts_at_the_naive_sum_and_learns_a_discount():
     blended = maze_rewards(tabular, built, params, heuristic, 0.0)[1]
     np.testing.assert_allclose(blended, maze_rewards(tabular, naive, {}, heuristic, 0.0)[1], rtol=1e-6)
     assert float(jax.nn.sigmoid(params["discount_logit"])) == pytest.approx(GAMMA, abs=1e-5)
+
+
+def test_the_learned_shaping_report_reads_weight_and_bonus_over_progress():
+    """On a hand-made learned shaping whose net ignores its inputs (hidden-to-output weights 0, output biases
+    (0.7, -0.2)), the report gives weight init + 0.7 and bonus -0.2 at every n/N, and the mean shaping term
+    w · mean(r_aux) + b; a net that reads n/N moves the weight with it."""
+    from metarl.analysis.shaping import PROGRESS_POINTS, learned_over_progress, random_rollout
+
+    spec = envs.make("CartPole-v1")
+    heuristic = shaping.heuristics.REGISTRY.make("pd_bad")
+    built = shaping.make("learned", heuristic=heuristic, gamma=GAMMA, obs_size=4, hidden=3, init_aux_weight=0.5)
+    params = dict(built.init(jax.random.PRNGKey(0)), b2=jnp.asarray([0.7, -0.2]))
+    inputs = random_rollout(spec, heuristic, steps=256)
+    assert inputs.aux_reward.shape == (256, 1) and set(np.unique(inputs.aux_reward).tolist()) == {-5.0, 1.0}
+    rows = learned_over_progress(params, inputs, {"init_aux_weight": 0.5})
+    assert [row["progress"] for row in rows] == list(PROGRESS_POINTS)
+    for row in rows:
+        assert row["aux_weight_mean"] == row["aux_weight_p10"] == row["aux_weight_p90"] == pytest.approx(1.2)
+        assert row["bonus_mean"] == pytest.approx(-0.2)
+        assert row["shaping_term_mean"] == pytest.approx(1.2 * float(inputs.aux_reward.mean()) - 0.2, abs=1e-4)
+    w1 = params["w1"].at[-1].set(0.0).at[-1, 0].set(2.0)  # the progress input drives hidden unit 0 ...
+    timed = dict(params, w1=w1, w2=params["w2"].at[0, 0].set(1.0))  # ... which adds to the weight
+    weights = [row["aux_weight_mean"] for row in learned_over_progress(timed, inputs, {"init_aux_weight": 0.5})]
+    assert all(b > a for a, b in zip(weights, weights[1:], strict=False))

@@ -387,6 +387,31 @@ def test_a_multi_env_run_is_judged_on_each_env_alone_and_on_an_unseen_one(tmp_pa
     assert sorted(verdict.reprint(tampered)[1]) == ["per_env.Acrobot-v1.ppo.verdict", "transfer.MountainCar-v0.tuned_ppo.difference"]
 
 
+@pytest.mark.slow  # 20-70 s: a meta-training run and four baselines
+@pytest.mark.heavy
+def test_a_discovered_shaping_is_judged_against_every_hand_designed_shaping(tmp_path, capsys):
+    """A run that discovers a shaping faces PPO with none (the 'ppo' baseline), naive and potential shaping of its
+    heuristic, on the same judging seeds, Holm over the three; the shaped baselines are stored apart from PPO's own."""
+    from metarl.config import ShapingConfig
+    from metarl.meta.run import run_meta_train
+
+    config = MetaTrainConfig(
+        objective="ppo", shaping=ShapingConfig(name="learned", heuristic="pd_bad", kwargs='{"hidden": 4, "init_aux_weight": 0.0}'),
+        ppo=tiny(), tasks=TaskDistribution(reference_seeds=2), outer=ESConfig(population_size=4), num_generations=1, eval_seeds=0,
+        verdict=VerdictConfig(num_seeds=4, tuned=False), reference_store=str(tmp_path / "store"), out=str(tmp_path / "runs"))
+    run_meta_train(config, ["metarl", "meta-train"])
+    printed = capsys.readouterr().out
+    result = json.loads((tmp_path / "runs" / config.run_name / "summary.json").read_text())["verdict"]
+    assert list(result["against"]) == ["ppo", "shaping_naive", "shaping_potential"]
+    assert all(entry["family_size"] == 3 for entry in result["against"].values())
+    assert result["against"]["shaping_naive"]["shaping"] == {"name": "naive", "heuristic": "pd_bad", "kwargs": "{}", "file": None}
+    scores = {name: np.asarray(entry["baseline_scores"]) for name, entry in result["against"].items()}
+    assert not np.array_equal(scores["shaping_naive"], scores["ppo"])  # the heuristic reached the baseline's learner
+    shaped = [json.loads(p.read_text())["key"] for p in (tmp_path / "store").glob("ppo_scores-*.json")]
+    assert sorted(key.get("baseline_shaping", {}).get("name", "none") for key in shaped) == ["naive", "none", "potential"]
+    assert "PPO + naive shaping (pd_bad)" in printed and verdict.reprint(result)[1] == []
+
+
 @pytest.mark.heavy
 def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_path, capsys):
     from metarl.meta.run import run_meta_train
@@ -480,6 +505,54 @@ def test_eval_compares_objectives_on_the_named_stream(tmp_path, monkeypatch):
         EvalConfig(objectives=("ppo", "dpo"), verdict_against="lpo", heldout="test").validate()
     with pytest.raises(ConfigError, match="heldout"):  # a verdict names its stream
         EvalConfig(objectives=("ppo", "dpo"), verdict_against="ppo").validate()
+
+
+def test_verdict_table_against_the_best_hand_designed_picks_the_baseline_per_env_and_lifetime():
+    """With a mask of hand-designed variants, each learned variant is compared, per env and lifetime, against the
+    hand-designed one with the highest IQM there; hand-designed variants are never candidates."""
+    from metarl.app.evaluation import verdict_table
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.0, 0.1, size=(3, 1, 2, 16))  # (variant, env, lifetime, seed): none, naive, learned
+    scores[0, 0, 0] += 10.0  # 'none' is the best hand-designed at the first lifetime ...
+    scores[1, 0, 1] += 10.0  # ... 'naive' at the second
+    scores[2] += 10.0
+    rows = verdict_table(scores, ["none", "naive", "learned"], (True, True, False), ["CartPole-v1"], [8, 16], stream="validation")
+    assert [(r["objective"], r["baseline_objective"], r["lifetime"]) for r in rows] == [("learned", "none", 8), ("learned", "naive", 16)]
+    assert all(r["family_size"] == 2 for r in rows)
+    np.testing.assert_allclose(rows[1]["baseline"]["iqm"], iqm(scores[1, 0, 1]))
+    everyone = verdict_table(scores, ["none", "naive", "learned"], 0, ["CartPole-v1"], [8, 16])  # an index: all against 'none'
+    assert [r["objective"] for r in everyone] == ["naive", "naive", "learned", "learned"]
+
+
+@pytest.mark.slow  # 8-19 s: the default tier is at its budget
+@pytest.mark.heavy
+def test_eval_judges_a_learned_shaping_against_the_best_hand_designed_shaping(tmp_path):
+    """Shapings are variants a verdict can name: a learned shaping at its zero start (heuristic weight 0) trains
+    seed for seed as 'none', and best_hand_designed compares it with the better of none and naive, recomputably."""
+    from metarl import components
+    from metarl.app.evaluation import EvalConfig, run_eval
+    from metarl.config import ShapingConfig
+
+    shaping = ShapingConfig(name="learned", heuristic="pd_bad", kwargs='{"init_aux_weight": 0.0, "hidden": 4}')
+    built = components.build_shaping(shaping, metarl_envs.make("CartPole-v1"), 0.99, jax.random.PRNGKey(1))
+    path = components.save(tmp_path / "run" / "learned" / "shaping_learned.msgpack", "shaping", shaping, built[2], {})
+    config = EvalConfig(objectives=("ppo",), shapings=("none", "naive", str(path)), heuristic="pd_bad", envs=("CartPole-v1",),
+                        lifetimes=(2,), num_seeds=4, ppo=tiny(), verdict_against="best_hand_designed", heldout="validation",
+                        out=str(tmp_path), name="eval")
+    assert config.validate().labels() == ("ppo", "ppo + naive", "ppo + shaping_learned (run)")
+    run_dir = run_eval(config, ["metarl", "eval"], verbose=False)
+    data = np.load(run_dir / "eval.npz")
+    np.testing.assert_array_equal(data["scores"][2], data["scores"][0])
+    assert list(data["hand_designed"]) == [True, True, False]
+    rows = json.loads((run_dir / "verdict.json").read_text())
+    best = "ppo" if iqm(data["scores"][0, 0, 0]) >= iqm(data["scores"][1, 0, 0]) else "ppo + naive"
+    assert [(r["objective"], r["baseline_objective"]) for r in rows] == [("ppo + shaping_learned (run)", best)]
+    assert reprint_path(run_dir)[1] == []
+    for against in ("ppo + potential", "best_hand_designed"):  # not a variant here; no learned variant to judge
+        with pytest.raises(ConfigError, match="verdict_against"):
+            dataclasses.replace(config, shapings=("none", "naive"), verdict_against=against).validate()
+    assert dataclasses.replace(config, verdict_against="ppo + naive").validate().baseline() == 1
 
 
 @pytest.mark.slow  # an end-to-end check of 26-37 s: CI's slow step runs it

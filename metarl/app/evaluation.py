@@ -47,6 +47,8 @@ from metarl.meta.tasks import diverged
 from metarl.presets import expand_preset
 from metarl.stats import bootstrap_ci, iqm
 
+BEST_HAND_DESIGNED = "best_hand_designed"
+
 
 def _heuristic_of(shaping_entry: str, heuristic: str) -> str:
     """A named shaping uses the eval's heuristic; a learned file carries its own."""
@@ -83,9 +85,12 @@ class EvalConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Inner-agent settings; total_timesteps is replaced by the longest lifetime."""
     verdict_against: str = ""
-    """An entry of ``objectives`` (e.g. ppo) to compare every other one against, on the ``heldout`` stream (required:
-    validation or test), paired across objectives: verdict.json and summary.md get each comparison's IQMs, CIs, the
-    CI of the paired difference, the probability of improvement, the verdict and its Holm-adjusted form per env and N."""
+    """The baseline every other variant is compared against, on the ``heldout`` stream (required: validation or test),
+    paired: an entry of ``objectives`` (e.g. ppo), a variant's label as summary.md prints it (e.g. 'ppo + naive'), or
+    best_hand_designed (per env and N, the variant without a learned file that has the highest IQM on these seeds;
+    each variant with a learned file is compared against it). verdict.json and summary.md get each comparison's
+    IQMs, CIs, the CI of the paired difference, the probability of improvement, the verdict and its Holm-adjusted
+    form per env and N."""
     heldout: Literal["none", "validation", "test"] = "none"
     """Train on a judging seed stream of metarl.app.verdict instead of seeds from ``seed``: validation (design choices:
     headroom, recipe, settings) or test (final verdicts only). Seeds meta-training never uses, the same in every eval,
@@ -146,18 +151,43 @@ class EvalConfig:
             _require(self.heldout in ("validation", "test"), "heldout",
                      "a verdict needs its seed stream named: --heldout validation (a design choice) or --heldout test "
                      f"(a final verdict), got {self.heldout!r}")
-            _require(self.verdict_against in self.labels(), "verdict_against",
-                     f"must be one of the evaluated objectives ({', '.join(self.labels())}), got {self.verdict_against!r}")
+            allowed = (*self._entries(), *self.labels(), BEST_HAND_DESIGNED)
+            _require(self.verdict_against in allowed, "verdict_against",
+                     f"must be one of {', '.join(dict.fromkeys(allowed))}; got {self.verdict_against!r}")
             _require(len(self.labels()) >= 2 and self.num_seeds >= 2, "verdict_against",
-                     "needs at least one other objective and num_seeds >= 2")
-            _require(len(self.curricula) == 1 and len(self.shapings) == 1, "verdict_against",
-                     "compares objectives: give one curriculum and one shaping")
+                     "needs at least one other variant and num_seeds >= 2")
+            if self.verdict_against == BEST_HAND_DESIGNED:
+                hand = self.hand_designed()
+                _require(any(hand) and not all(hand), "verdict_against",
+                         f"{BEST_HAND_DESIGNED} needs a variant with a learned file and one without")
         self.inner_config().validate()
         return self
 
+    def variants(self) -> list[tuple[str, str, str]]:
+        """Every (objective, curriculum, shaping) combination, in the order eval.npz stores them."""
+        return [(o, c, sh) for o in self.objectives for c in self.curricula for sh in self.shapings]
+
     def labels(self) -> tuple[str, ...]:
-        """The evaluated objectives as given, then 'tuned_ppo' with ``tuned_ppo``."""
-        return tuple(self.objectives) + (("tuned_ppo",) if self.tuned_ppo else ())
+        """Each variant's label (:func:`variant_label`), then 'tuned_ppo' with ``tuned_ppo``."""
+        labels = [variant_label(objective_label(o, self.objectives), c, sh) for o, c, sh in self.variants()]
+        return tuple(labels) + (("tuned_ppo",) if self.tuned_ppo else ())
+
+    def hand_designed(self) -> tuple[bool, ...]:
+        """Per label: True where no part of the variant is a learned file (tuned PPO is hand-designed)."""
+        return tuple(not any(p.endswith(".msgpack") for p in v) for v in self.variants()) + ((True,) if self.tuned_ppo else ())
+
+    def _entries(self) -> tuple[str, ...]:
+        """The objectives as given, where each is one variant (one curriculum and one shaping), and 'tuned_ppo'."""
+        single = len(self.curricula) == 1 and len(self.shapings) == 1
+        return (tuple(self.objectives) if single else ()) + (("tuned_ppo",) if self.tuned_ppo else ())
+
+    def baseline(self) -> int | tuple[bool, ...]:
+        """``verdict_against`` for :func:`verdict_table`: a label's index, or the hand-designed mask."""
+        if self.verdict_against == BEST_HAND_DESIGNED:
+            return self.hand_designed()
+        if self.verdict_against in self._entries():
+            return self._entries().index(self.verdict_against)
+        return self.labels().index(self.verdict_against)
 
     def inner_config(self) -> PPOConfig:
         return dataclasses.replace(self.ppo, total_timesteps=max(self.lifetimes) * self.ppo.batch_size)
@@ -215,15 +245,13 @@ def run_eval(config: EvalConfig, command: list[str] | None = None, verbose: bool
 def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded: dict) -> Path:
     inner = config.inner_config()
     longest = int(np.argmax(config.lifetimes))
-    variants = [(o, c, sh) for o in config.objectives for c in config.curricula for sh in config.shapings]
+    variants = config.variants()
     shape = (len(variants), len(config.envs), len(config.lifetimes), config.num_seeds)
     scores, curves = np.zeros(shape), np.full(shape[:2] + (config.num_seeds, inner.num_updates), np.nan)
     fractions: dict[int, np.ndarray] = {}
-    labels = []
+    labels = list(config.labels()[: len(variants)])
     for v, (name, curriculum_entry, shaping_entry) in enumerate(variants):
         _, objective, objective_params = loaded[name]
-        label = objective_label(name, config.objectives)
-        labels.append(variant_label(label, curriculum_entry, shaping_entry))
         curriculum_config = CurriculumConfig(**_plugin_fields(curriculum_entry))
         shaping_config = ShapingConfig(**_plugin_fields(shaping_entry), heuristic=_heuristic_of(shaping_entry, config.heuristic))
         for e, env_name in enumerate(config.envs):
@@ -258,7 +286,7 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
                         fractions[(v, e)] = np.asarray(extras["fraction"][0])
             if verbose:
                 means = ", ".join(f"N={n}: {m:.3f}" for n, m in zip(config.lifetimes, np.nanmean(scores[v, e], -1), strict=True))
-                print(f"{labels[-1]:>24} · {env_name}: {means}", flush=True)
+                print(f"{labels[v]:>24} · {env_name}: {means}", flush=True)
     if config.tuned_ppo:
         tuned, cells = tuned_ppo_scores(config, verbose)
         scores, labels = np.concatenate([scores, tuned[None]]), labels + ["tuned_ppo"]
@@ -272,12 +300,13 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
             category_fraction[v, e, ..., : f.shape[-1]] = f
         extra_arrays["category_fraction"] = category_fraction
     np.savez(run_dir / "eval.npz", scores=scores, objectives=np.array(labels), envs=np.array(config.envs),
-             lifetimes=np.array(config.lifetimes), batch_size=inner.batch_size, score=config.score, curves=curves, **extra_arrays)
+             lifetimes=np.array(config.lifetimes), batch_size=inner.batch_size, score=config.score, curves=curves,
+             hand_designed=np.array(config.hand_designed()), **extra_arrays)
     summary = summary_table(run_dir / "eval.npz")
     if config.tuned_ppo:
         summary += "\n" + tuned_cells_markdown(cells)
     if config.verdict_against:
-        verdicts = verdict_table(scores, labels, config.labels().index(config.verdict_against), config.envs, config.lifetimes,
+        verdicts = verdict_table(scores, labels, config.baseline(), config.envs, config.lifetimes,
                                  config.equivalence_margin, config.heldout)
         (run_dir / "verdict.json").write_text(json.dumps(verdicts, indent=2) + "\n")
         summary += "\n" + verdict_markdown(verdicts)
@@ -315,21 +344,34 @@ def tuned_cells_markdown(cells: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict_table(scores: np.ndarray, labels: list[str], baseline: int, envs, lifetimes, margin: float = 0.05,
-                  stream: str = "test") -> list[dict[str, Any]]:
-    """Every objective against ``labels[baseline]`` per env and lifetime (paired seeds; metarl.app.verdict), with
-    ``margin`` × |the baseline's IQM| as each row's equivalence margin and Holm's correction over all rows."""
+def best_of(scores: np.ndarray, members) -> int:
+    """The index, among ``members``, of the highest IQM of ``scores[member]`` (seeds on the last axis; NaN seeds
+    dropped, a member without a finite seed never chosen; the first on ties)."""
+    def value(v):
+        finite = scores[v][np.isfinite(scores[v])]
+        return float(iqm(finite)) if finite.size else -np.inf
+    return max(members, key=value)
+
+
+def verdict_table(scores: np.ndarray, labels: list[str], baseline: int | tuple[bool, ...], envs, lifetimes,
+                  margin: float = 0.05, stream: str = "test") -> list[dict[str, Any]]:
+    """Comparisons per env and lifetime (paired seeds; metarl.app.verdict), with ``margin`` × |the baseline's IQM| as
+    each row's equivalence margin and Holm's correction over all rows. ``baseline``: an index (every other label
+    against ``labels[baseline]``), or a mask of the hand-designed labels (every other label against, per env and
+    lifetime, the hand-designed one with the highest IQM on these same seeds: a choice that favours the baseline)."""
+    hand = tuple(baseline) if not isinstance(baseline, (int, np.integer)) else None
     rows = []
     for v, label in enumerate(labels):
-        if v == baseline:
+        if (hand is None and v == baseline) or (hand is not None and hand[v]):
             continue
         for e, env in enumerate(envs):
             for li, n in enumerate(lifetimes):
-                base = scores[baseline, e, li]
+                b = baseline if hand is None else best_of(scores[:, e, li], [u for u, h in enumerate(hand) if h])
+                base = scores[b, e, li]
                 finite = base[np.isfinite(base)]
                 row_margin = margin * abs(float(iqm(finite))) if finite.size else 0.0
                 comparison = paired_comparison(scores[v, e, li], base, margin=row_margin)
-                rows.append({"objective": label, "baseline_objective": labels[baseline], "env": str(env), "lifetime": int(n),
+                rows.append({"objective": label, "baseline_objective": labels[b], "env": str(env), "lifetime": int(n),
                              "stream": stream, "relative_margin": margin, **comparison})
     return with_holm(rows)
 

@@ -17,10 +17,12 @@ import numpy as np
 
 from metarl import components, envs, objectives
 from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, temporal_variation
+from metarl.analysis.shaping import learned_over_progress, random_rollout
 from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
 from metarl.app.evaluation import load_eval
 from metarl.config import ShapingConfig
 from metarl.errors import ConfigError
+from metarl.io.learned import load_learned
 from metarl.io.results import read_index, read_metrics
 from metarl.objectives.base import TrajectoryInputs
 from metarl.objectives.ppo import ppo_drift
@@ -210,7 +212,8 @@ def plot_curves(eval_dir: str | Path) -> list[Path]:
 
 
 def shaping_report(learned_file: str | Path) -> Path:
-    """``<run>/shaping_<name>.json``: the discovered blend's weights, and on a maze the STARC distance of the
+    """``<run>/shaping_report_<name>.json``: the discovered blend's weights, a learned shaping's heuristic weight and
+    bonus at n/N = 0, 0.25, ..., 1 (:mod:`metarl.analysis.shaping`), and on a maze the STARC distance of the
     discovered, naive and potential shapings to the env reward (at n/N = 0, 0.5, 1)."""
     learned_file = Path(learned_file)
     run_dir = learned_file.parent.parent
@@ -225,6 +228,10 @@ def shaping_report(learned_file: str | Path) -> Path:
         report["aux_weight_bias_b2"] = float(params["b2"])
         report["bonus_bias_b1"] = float(params["b1"])
         report["discount"] = float(jax.nn.sigmoid(params["discount_logit"]))
+    learned = load_learned(learned_file, "shaping")
+    if learned.name == "learned" and env.action_kind == "discrete":  # its heuristic weight and bonus over the lifetime
+        report["rollout"] = "1024 transitions of a uniform-random policy (seed 0)"
+        report["over_progress"] = learned_over_progress(params, random_rollout(env, heuristic), learned.kwargs)
     if env.name.startswith("Maze") and env.level_space is None:
         tabular = TabularMaze(env.default_params)
         args = (tabular.next_state, tabular.terminal, gamma)

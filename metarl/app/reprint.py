@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metarl.app.evaluation import summary_table, verdict_markdown, verdict_table
+from metarl.app.evaluation import BEST_HAND_DESIGNED, summary_table, verdict_markdown, verdict_table
 from metarl.app.verdict import _close, describe, reprint
 from metarl.errors import ConfigError
 
@@ -58,7 +58,10 @@ def _reprint_eval(run_dir: Path, rewrite: bool = False) -> tuple[str, list[str]]
     labels = [str(label) for label in data["objectives"]]
     if not stored:
         return f"{run_dir}\n(no comparisons)", []
-    baseline = labels.index(stored[0]["baseline_objective"])
+    if config.get("verdict_against") == BEST_HAND_DESIGNED:  # per env and N, the best variant without a learned file
+        baseline = tuple(bool(h) for h in data["hand_designed"])
+    else:
+        baseline = labels.index(stored[0]["baseline_objective"])
     rows = verdict_table(np.asarray(data["scores"]), labels, baseline, [str(e) for e in data["envs"]],
                          [int(n) for n in data["lifetimes"]], config.get("equivalence_margin", 0.05), config["heldout"])
     mismatches = []

@@ -65,9 +65,10 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from metarl import components, curricula, envs, objectives
+from metarl import shaping as shaping_family
 from metarl.checks import validate
 from metarl.components import Components, inner_kwargs
-from metarl.config import MetaTrainConfig, PPOConfig, TaskDistribution, VerdictConfig, store_folder, to_dict
+from metarl.config import MetaTrainConfig, PPOConfig, ShapingConfig, TaskDistribution, VerdictConfig, store_folder, to_dict
 from metarl.inner import level_task, make_train
 from metarl.io.results import package_versions
 from metarl.meta.fitness import score
@@ -91,9 +92,10 @@ NUMERICS_VERSION = 1
 every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
 :func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
 change can move a score, and set the digest either way."""
-NUMERICS_DIGEST = "d997436367cb"
+NUMERICS_DIGEST = "0af975ecbf51"
 NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
-                    "curricula/base.py", "curricula/samplers.py", "components.py", "types.py", "stats.py")
+                    "curricula/base.py", "curricula/samplers.py", "components.py", "types.py", "stats.py",
+                    "shaping/heuristics.py", "shaping/shapings.py")
 """The modules (relative to the package) whose code decides a PPO score, besides this module's scoring functions."""
 NUMERICS_FUNCTIONS = ("stream_keys", "make_scorer", "over_devices", "baseline_components", "_ppo_objective", "normalized_scores",
                       "per_seed_score")
@@ -395,6 +397,21 @@ def _ppo_objective(clip_eps):
     return drift_objective("ppo", lambda meta_params, ratio, advantages, context: ppo_drift(ratio, advantages, clip_eps))
 
 
+def discovered_shaping(config: MetaTrainConfig) -> bool:
+    """Whether the run discovers a shaping (one with meta-parameters), so its verdict also faces the hand-designed ones."""
+    return config.shaping.active and config.shaping.file is None and config.shaping.name not in shaping_family.HAND_DESIGNED
+
+
+def family_members(config: MetaTrainConfig) -> dict[str, tuple[str, ShapingConfig]]:
+    """The hand-designed members of the family the run discovers in, beside PPO's own (no shaping, the 'ppo'
+    baseline): {key: (label, shaping)}; each is PPO at the run's inner settings with that member plugged in."""
+    if not discovered_shaping(config):
+        return {}
+    return {f"shaping_{name}": (f"PPO + {name} shaping ({config.shaping.heuristic})",
+                                ShapingConfig(name=name, heuristic=config.shaping.heuristic))
+            for name in shaping_family.HAND_DESIGNED if name != "none"}
+
+
 def _score_key(config: MetaTrainConfig, ppo: PPOConfig, stream: int, num_seeds: int, lifetimes) -> dict[str, Any]:
     return {"envs": list(config.tasks.envs), "ppo": json.loads(json.dumps(to_dict(ppo))), "score": config.tasks.fitness,
             "last_k": config.tasks.last_k, "lifetimes": [int(n) for n in lifetimes], "stream": stream, "num_seeds": num_seeds,
@@ -403,16 +420,23 @@ def _score_key(config: MetaTrainConfig, ppo: PPOConfig, stream: int, num_seeds: 
 
 
 def ppo_scores(config: MetaTrainConfig, env_specs, lifetimes, stream: int, num_seeds: int, ppo: PPOConfig | None = None,
-               clip_eps: float = 0.2, store: Store | None = None) -> np.ndarray:
-    """Per-seed scores (E, L, S) of PPO with ``ppo`` (default: the run's inner settings), measured once per key."""
+               clip_eps: float = 0.2, store: Store | None = None, shaping: ShapingConfig | None = None) -> np.ndarray:
+    """Per-seed scores (E, L, S) of PPO with ``ppo`` (default: the run's inner settings) and, where given, a
+    hand-designed ``shaping`` (default: none), measured once per key."""
     ppo = ppo or config.ppo
     key = {**_score_key(config, ppo, stream, num_seeds, lifetimes), "clip_eps": clip_eps}
+    if shaping is not None and shaping.active:  # keys without shaping stay what they were (stored measurements hold)
+        key["baseline_shaping"] = {"name": shaping.name, "heuristic": shaping.heuristic, "kwargs": shaping.kwargs_dict()}
 
     def compute():
         keys = stream_keys(stream, num_seeds)
         per_env = []
         for spec in env_specs:
-            scorer = make_scorer(ppo, spec, _ppo_objective(clip_eps), baseline_components(config, spec),
+            plugged = baseline_components(config, spec)
+            if shaping is not None and shaping.active:
+                built, heuristic, params = components.build_shaping(shaping, spec, ppo.gamma, jax.random.PRNGKey(0))
+                plugged = plugged._replace(shaping=built, heuristic=heuristic, shaping_params=params)
+            scorer = make_scorer(ppo, spec, _ppo_objective(clip_eps), plugged,
                                  kind=config.tasks.fitness, last_k=config.tasks.last_k)
             per_env.append(np.asarray(over_devices(scorer, num_seeds)({}, jnp.asarray(lifetimes, jnp.int32), keys)))
         return {"scores": np.stack(per_env).tolist()}
@@ -722,6 +746,10 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
     same = {"lr": config.ppo.lr, "clip_eps": 0.2, "update_epochs": config.ppo.update_epochs, "anneal_lr": config.ppo.anneal_lr}
     baselines = {"ppo": {"label": "PPO (same settings)", "config": same,
                          "baseline_scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds, store=store)}}
+    for name, (label, shaping) in family_members(config).items():
+        baselines[name] = {"label": label, "config": same, "shaping": to_dict(shaping),
+                           "baseline_scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds,
+                                                         store=store, shaping=shaping)}
     if verdict.tuned:
         tuned = tuned_ppo(config, env_specs, references, store, progress)
         baselines["tuned_ppo"] = {"label": "tuned PPO", "config": tuned_label(tuned["best"]),
@@ -763,7 +791,8 @@ def env_slice(result: dict[str, Any], e: int) -> dict[str, Any]:
         grid = entry.get("grid")
         if grid and "per_env" in grid:
             grid = grid["per_env"][name]
-        baselines[key] = {**{k: v for k, v in entry.items() if k == "label"}, **({"grid": grid} if grid else {}), "config": config,
+        baselines[key] = {**{k: v for k, v in entry.items() if k in ("label", "shaping")}, **({"grid": grid} if grid else {}),
+                          "config": config,
                           "baseline_scores": [entry["baseline_scores"][e]]}
     part["against"] = compare_against(part, baselines)
     return part
@@ -813,7 +842,7 @@ def reprint(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     parts are re-sliced from the whole, its transfer verdicts recomputed from their own scores."""
     recomputed = dict(result)
     recomputed["against"] = compare_against(result, {name: {k: v for k, v in entry.items() if k in ("label", "config", "grid",
-                                                                                                      "baseline_scores")}
+                                                                                                      "shaping", "baseline_scores")}
                                                      for name, entry in result["against"].items()})
     mismatches = []
     for name, entry in result["against"].items():

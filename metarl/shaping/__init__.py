@@ -6,11 +6,11 @@ auxiliary rewards. Fitness and evaluation always read the env's own reward.
 
 from metarl.shaping import heuristics
 from metarl.shaping.base import Shaped, Shaping, ShapingInputs
-from metarl.shaping.registry import REGISTRY
+from metarl.shaping.registry import HAND_DESIGNED, REGISTRY
 
 make = REGISTRY.make
 register = REGISTRY.register
 names = REGISTRY.names
 check = REGISTRY.check
 
-__all__ = ["Shaped", "Shaping", "ShapingInputs", "REGISTRY", "heuristics", "make", "register", "names", "check"]
+__all__ = ["HAND_DESIGNED", "Shaped", "Shaping", "ShapingInputs", "REGISTRY", "heuristics", "make", "register", "names", "check"]

@@ -14,6 +14,9 @@ def _without_obs(factory):
 
 REGISTRY: Registry[Shaping] = Registry("shaping")
 
+HAND_DESIGNED = ("none", "naive", "potential")
+"""The shapings without meta-parameters: a discovered shaping (any other entry) is judged against each of them."""
+
 REGISTRY.register("none", _without_obs(shapings.make_none))
 REGISTRY.register("naive", _without_obs(shapings.make_naive))
 REGISTRY.register("potential", _without_obs(shapings.make_potential))

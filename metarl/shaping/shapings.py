@@ -87,12 +87,18 @@ def make_learned(heuristic: Heuristic, gamma: float, obs_size: int, hidden: int 
                 "w2": jnp.zeros((hidden, 2)), "b2": jnp.zeros((2,))}
 
     def apply(params, inputs: ShapingInputs, context):
-        leading = inputs.reward.ndim
-        columns = [_flat_obs(inputs.obs, leading), inputs.reward[..., None], inputs.aux_reward[..., None]]
-        if progress:
-            columns.append(jnp.broadcast_to(context.progress, inputs.reward.shape)[..., None])
-        out = jnp.tanh(jnp.concatenate(columns, axis=-1) @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
-        weight, bonus = init_aux_weight + out[..., 0], out[..., 1]
+        weight, bonus = learned_weight_and_bonus(params, inputs, context.progress, progress, init_aux_weight)
         return Shaped(inputs.reward + weight * inputs.aux_reward + bonus, jnp.float32(gamma))
 
     return Shaping("learned", init, apply)
+
+
+def learned_weight_and_bonus(params, inputs: ShapingInputs, progress_value, progress: bool, init_aux_weight: float):
+    """The ``learned`` shaping's heuristic weight w and bonus b per step (its reward is r + w · r_aux + b), at training
+    progress ``progress_value`` (n/N; ignored with ``progress=False``)."""
+    leading = inputs.reward.ndim
+    columns = [_flat_obs(inputs.obs, leading), inputs.reward[..., None], inputs.aux_reward[..., None]]
+    if progress:
+        columns.append(jnp.broadcast_to(progress_value, inputs.reward.shape)[..., None])
+    out = jnp.tanh(jnp.concatenate(columns, axis=-1) @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
+    return init_aux_weight + out[..., 0], out[..., 1]
