@@ -172,3 +172,37 @@ def test_maze_levels_difficulty_is_the_shortest_path():
         level = space.take(index)
         distance = maze.distances_from(np.asarray(level.walls), tuple(np.asarray(level.goal)))[tuple(np.asarray(level.start))]
         assert abs(maze.difficulty_of(int(distance)) - float(space.difficulty[index])) < 1e-6
+
+
+@pytest.mark.parametrize("env_name", envs.LEVEL_ENVS)
+@pytest.mark.parametrize("name", curricula.names())
+def test_every_curriculum_samples_levels_of_every_level_space(name, env_name):
+    """Each sampler on each level space: level ids inside the bank, one per env and update, and the same ids for the
+    same keys (the scan on Maze-levels trains with every sampler; this checks the other spaces' shapes and bins)."""
+    space = envs.make(env_name).level_space
+    sampled = levels_sampled_on_fixed_signals(name, space, updates=2, num_envs=8)
+    assert sampled.shape == (2, 8) and sampled.min() >= 0 and sampled.max() < space.num_levels
+    np.testing.assert_array_equal(sampled, levels_sampled_on_fixed_signals(name, space, updates=2, num_envs=8))
+
+
+def test_maze_starts_levels_are_the_start_cells_of_one_maze():
+    """Maze-starts: one layout and goal for every level; difficulty is the shortest path (the pocket: unreachable,
+    difficulty 1); the held-out starts are solvable and the farthest."""
+    from metarl.envs import maze
+
+    space = envs.make("Maze-starts").level_space
+    walls, goal = maze.starts_layout()
+    distance = maze.distances_from(walls, goal)
+    farthest = int(distance.max())
+    pocket = 0
+    for index in range(space.num_levels):
+        level = space.take(index)
+        assert np.array_equal(np.asarray(level.walls), walls) and tuple(np.asarray(level.goal)) == goal
+        d = int(distance[tuple(np.asarray(level.start))])
+        assert d != 0  # never the goal itself
+        pocket += d < 0
+        expected = 1.0 if d < 0 else (d - 1) / (farthest - 1)
+        assert abs(float(space.difficulty[index]) - expected) < 1e-6
+    assert pocket == 7 and farthest == 22
+    heldout = [int(distance[tuple(np.asarray(s))]) for s in np.asarray(space.heldout.start)]
+    assert sorted(heldout) == list(range(maze.STARTS_HELDOUT_DISTANCE, farthest + 1))

@@ -387,6 +387,45 @@ def test_a_multi_env_run_is_judged_on_each_env_alone_and_on_an_unseen_one(tmp_pa
     assert sorted(verdict.reprint(tampered)[1]) == ["per_env.Acrobot-v1.ppo.verdict", "transfer.MountainCar-v0.tuned_ppo.difference"]
 
 
+def test_family_members_are_the_hand_designed_entries_of_what_a_run_discovers():
+    from metarl.config import CurriculumConfig, ShapingConfig
+
+    plain = MetaTrainConfig()
+    assert verdict.family_members(plain) == {}
+    assert verdict.family_members(dataclasses.replace(plain, curriculum=CurriculumConfig(name="sec"))) == {}  # nothing discovered
+    both = dataclasses.replace(plain, curriculum=CurriculumConfig(name="learned"), shaping=ShapingConfig(name="blend", heuristic="pd_good"))
+    members = verdict.family_members(both)
+    assert list(members) == ["curriculum_hardest", "curriculum_sec", "curriculum_plr", "curriculum_learnability",
+                             "shaping_naive", "shaping_potential"]
+    assert members["curriculum_plr"][1] == CurriculumConfig(name="plr")
+    assert members["shaping_potential"][1] == ShapingConfig(name="potential", heuristic="pd_good")
+    assert set(curricula_names()) - set(verdict.curricula.HAND_DESIGNED) == {"learned"}  # a new sampler must say which it is
+
+
+def curricula_names():
+    from metarl import curricula
+
+    return curricula.names()
+
+
+@pytest.mark.slow  # 10-20 s: two tiny trainings
+@pytest.mark.heavy
+def test_a_curriculum_member_reaches_the_baselines_learner(tmp_path):
+    """PPO's scores with a hand-designed curriculum member are measured with that sampler (they differ from the
+    uniform baseline's on the same seeds) and stored under their own key."""
+    from metarl.config import CurriculumConfig
+
+    config = MetaTrainConfig(ppo=tiny(num_steps=24), curriculum=CurriculumConfig(name="learned"),
+                             tasks=TaskDistribution(envs=("CartPole-levels",), fitness="auc", normalize=False))
+    specs = [metarl_envs.make("CartPole-levels")]
+    store = verdict.Store(str(tmp_path))
+    uniform = verdict.ppo_scores(config, specs, [3], verdict.VALIDATION_STREAM, 4, store=store)
+    hardest = verdict.ppo_scores(config, specs, [3], verdict.VALIDATION_STREAM, 4, store=store, member=CurriculumConfig(name="hardest"))
+    assert uniform.shape == hardest.shape == (1, 1, 4) and not np.array_equal(uniform, hardest)
+    keys = [json.loads(p.read_text())["key"]["baseline_curriculum"] for p in tmp_path.glob("ppo_scores-*.json")]
+    assert sorted(keys, key=str) == sorted(["uniform", {"name": "hardest", "kwargs": {}}], key=str)
+
+
 @pytest.mark.slow  # 20-70 s: a meta-training run and four baselines
 @pytest.mark.heavy
 def test_a_discovered_shaping_is_judged_against_every_hand_designed_shaping(tmp_path, capsys):
@@ -409,7 +448,12 @@ def test_a_discovered_shaping_is_judged_against_every_hand_designed_shaping(tmp_
     assert not np.array_equal(scores["shaping_naive"], scores["ppo"])  # the heuristic reached the baseline's learner
     shaped = [json.loads(p.read_text())["key"] for p in (tmp_path / "store").glob("ppo_scores-*.json")]
     assert sorted(key.get("baseline_shaping", {}).get("name", "none") for key in shaped) == ["naive", "none", "potential"]
+    assert "ppo + learned shaping (pd_bad)" in printed and "against PPO, PPO + naive shaping (pd_bad), PPO + potential" in printed
     assert "PPO + naive shaping (pd_bad)" in printed and verdict.reprint(result)[1] == []
+    from metarl.app.plots import shaping_report  # the report reads a learned shaping (not a blend's weights)
+
+    report = json.loads(shaping_report(tmp_path / "runs" / config.run_name / "learned" / "shaping_learned.msgpack").read_text())
+    assert [row["progress"] for row in report["over_progress"]] == [0.0, 0.25, 0.5, 0.75, 1.0] and "discount" not in report
 
 
 @pytest.mark.heavy

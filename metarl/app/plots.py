@@ -222,13 +222,13 @@ def shaping_report(learned_file: str | Path) -> Path:
     gamma = config["ppo"]["gamma"]
     shaping, heuristic, params = components.load_shaping(learned_file, env, gamma)
     report: dict = {"file": str(learned_file), "env": env.name, "heuristic": heuristic.name}
-    if "b2" in params:  # a BARFI blend: phi2(s) = w2·s + b2 is the weight of r_aux
+    learned = load_learned(learned_file, "shaping")
+    if learned.name == "blend":  # a BARFI blend: phi2(s) = w2·s + b2 is the weight of r_aux
         obs = jnp.asarray(np.stack([np.asarray(env.reset(jax.random.PRNGKey(i), env.default_params)[0]).reshape(-1) for i in range(16)]))
         report["aux_weight_at_start_states"] = float(jnp.mean(obs @ params["w2"] + params["b2"]))
         report["aux_weight_bias_b2"] = float(params["b2"])
         report["bonus_bias_b1"] = float(params["b1"])
         report["discount"] = float(jax.nn.sigmoid(params["discount_logit"]))
-    learned = load_learned(learned_file, "shaping")
     if learned.name == "learned" and env.action_kind == "discrete":  # its heuristic weight and bonus over the lifetime
         report["rollout"] = "1024 transitions of a uniform-random policy (seed 0)"
         report["over_progress"] = learned_over_progress(params, random_rollout(env, heuristic), learned.kwargs)

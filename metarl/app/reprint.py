@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from metarl.app.evaluation import BEST_HAND_DESIGNED, summary_table, verdict_markdown, verdict_table
-from metarl.app.verdict import _close, describe, reprint
+from metarl.app.verdict import _close, candidate_label, describe, reprint
 from metarl.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ def reprint_path(path: str | Path, rewrite: bool = False) -> tuple[str, list[str
     label = "learned"
     config_path = summary_path.parent / "config.json"
     if config_path.is_file():
-        label = f"learned {json.loads(config_path.read_text()).get('config', {}).get('objective', '')}".strip()
+        label = candidate_label(json.loads(config_path.read_text()).get("config", {}))
     return f"{summary_path.parent}\n{describe(recomputed, label)}", mismatches
 
 

@@ -68,7 +68,16 @@ from metarl import components, curricula, envs, objectives
 from metarl import shaping as shaping_family
 from metarl.checks import validate
 from metarl.components import Components, inner_kwargs
-from metarl.config import MetaTrainConfig, PPOConfig, ShapingConfig, TaskDistribution, VerdictConfig, store_folder, to_dict
+from metarl.config import (
+    CurriculumConfig,
+    MetaTrainConfig,
+    PPOConfig,
+    ShapingConfig,
+    TaskDistribution,
+    VerdictConfig,
+    store_folder,
+    to_dict,
+)
 from metarl.inner import level_task, make_train
 from metarl.io.results import package_versions
 from metarl.meta.fitness import score
@@ -92,7 +101,7 @@ NUMERICS_VERSION = 1
 every store key, so bumping it re-measures every stored baseline. tests/test_verdict.py compares
 :func:`numerics_digest` with :data:`NUMERICS_DIGEST` and fails when that code changed: bump this version if the
 change can move a score, and set the digest either way."""
-NUMERICS_DIGEST = "0af975ecbf51"
+NUMERICS_DIGEST = "f4d51ecea16c"
 NUMERICS_SOURCES = ("inner", "rl", "envs", "objectives/base.py", "objectives/ppo.py", "meta/fitness.py", "meta/tasks.py",
                     "curricula/base.py", "curricula/samplers.py", "components.py", "types.py", "stats.py",
                     "shaping/heuristics.py", "shaping/shapings.py")
@@ -402,14 +411,42 @@ def discovered_shaping(config: MetaTrainConfig) -> bool:
     return config.shaping.active and config.shaping.file is None and config.shaping.name not in shaping_family.HAND_DESIGNED
 
 
-def family_members(config: MetaTrainConfig) -> dict[str, tuple[str, ShapingConfig]]:
-    """The hand-designed members of the family the run discovers in, beside PPO's own (no shaping, the 'ppo'
-    baseline): {key: (label, shaping)}; each is PPO at the run's inner settings with that member plugged in."""
-    if not discovered_shaping(config):
-        return {}
-    return {f"shaping_{name}": (f"PPO + {name} shaping ({config.shaping.heuristic})",
-                                ShapingConfig(name=name, heuristic=config.shaping.heuristic))
-            for name in shaping_family.HAND_DESIGNED if name != "none"}
+def discovered_curriculum(config: MetaTrainConfig) -> bool:
+    """Whether the run discovers a curriculum, so its verdict also faces the hand-designed samplers."""
+    return config.curriculum.active and config.curriculum.file is None and config.curriculum.name not in curricula.HAND_DESIGNED
+
+
+def candidate_label(config: dict[str, Any]) -> str:
+    """What a run discovered, from its config (``to_dict`` form, as config.json stores it): 'learned lpo', or
+    'ppo + learned shaping (pd_bad)' where only a shaping or curriculum was discovered."""
+    name = config.get("objective", "")
+    try:  # an objective without meta-parameters (ppo, dpo) is hand-designed: the run discovered something else
+        kwargs = json.loads(config.get("objective_kwargs") or "{}")
+        learned = bool(jax.tree.leaves(objectives.make(name, **kwargs).init(jax.random.PRNGKey(0))))
+    except Exception:  # a plug-in's objective not imported here: say what the config says
+        learned = True
+    parts = [f"learned {name}" if learned else name]
+    shaping, curriculum = config.get("shaping") or {}, config.get("curriculum") or {}
+    if shaping.get("name", "none") not in shaping_family.HAND_DESIGNED and not shaping.get("file"):
+        parts.append(f"{shaping['name']} shaping ({shaping.get('heuristic', 'none')})")
+    if curriculum.get("name", "none") not in (curricula.NONE, *curricula.HAND_DESIGNED) and not curriculum.get("file"):
+        parts.append(f"{curriculum['name']} curriculum")
+    return " + ".join(parts)
+
+
+def family_members(config: MetaTrainConfig) -> dict[str, tuple[str, Any]]:
+    """The hand-designed members of the families the run discovers in, beside PPO's own (no shaping, a uniform
+    curriculum: the 'ppo' baseline): {key: (label, ShapingConfig or CurriculumConfig)}; each is PPO at the run's
+    inner settings with that member plugged in."""
+    members: dict[str, tuple[str, Any]] = {}
+    if discovered_curriculum(config):
+        members.update({f"curriculum_{name}": (f"PPO + {name} curriculum", CurriculumConfig(name=name))
+                        for name in curricula.HAND_DESIGNED if name != "uniform"})
+    if discovered_shaping(config):
+        members.update({f"shaping_{name}": (f"PPO + {name} shaping ({config.shaping.heuristic})",
+                                            ShapingConfig(name=name, heuristic=config.shaping.heuristic))
+                        for name in shaping_family.HAND_DESIGNED if name != "none"})
+    return members
 
 
 def _score_key(config: MetaTrainConfig, ppo: PPOConfig, stream: int, num_seeds: int, lifetimes) -> dict[str, Any]:
@@ -420,22 +457,29 @@ def _score_key(config: MetaTrainConfig, ppo: PPOConfig, stream: int, num_seeds: 
 
 
 def ppo_scores(config: MetaTrainConfig, env_specs, lifetimes, stream: int, num_seeds: int, ppo: PPOConfig | None = None,
-               clip_eps: float = 0.2, store: Store | None = None, shaping: ShapingConfig | None = None) -> np.ndarray:
+               clip_eps: float = 0.2, store: Store | None = None, member: Any = None) -> np.ndarray:
     """Per-seed scores (E, L, S) of PPO with ``ppo`` (default: the run's inner settings) and, where given, a
-    hand-designed ``shaping`` (default: none), measured once per key."""
+    hand-designed ``member`` of a family (a ShapingConfig or CurriculumConfig; default: no shaping and, where the
+    run has a curriculum, uniform sampling), measured once per key."""
     ppo = ppo or config.ppo
     key = {**_score_key(config, ppo, stream, num_seeds, lifetimes), "clip_eps": clip_eps}
-    if shaping is not None and shaping.active:  # keys without shaping stay what they were (stored measurements hold)
-        key["baseline_shaping"] = {"name": shaping.name, "heuristic": shaping.heuristic, "kwargs": shaping.kwargs_dict()}
+    # keys without a member stay what they were (stored measurements hold)
+    if isinstance(member, ShapingConfig):
+        key["baseline_shaping"] = {"name": member.name, "heuristic": member.heuristic, "kwargs": member.kwargs_dict()}
+    elif isinstance(member, CurriculumConfig):
+        key["baseline_curriculum"] = {"name": member.name, "kwargs": member.kwargs_dict()}
 
     def compute():
         keys = stream_keys(stream, num_seeds)
         per_env = []
         for spec in env_specs:
             plugged = baseline_components(config, spec)
-            if shaping is not None and shaping.active:
-                built, heuristic, params = components.build_shaping(shaping, spec, ppo.gamma, jax.random.PRNGKey(0))
+            if isinstance(member, ShapingConfig):
+                built, heuristic, params = components.build_shaping(member, spec, ppo.gamma, jax.random.PRNGKey(0))
                 plugged = plugged._replace(shaping=built, heuristic=heuristic, shaping_params=params)
+            elif isinstance(member, CurriculumConfig):
+                built, params = components.build_curriculum(member, spec, jax.random.PRNGKey(0))
+                plugged = plugged._replace(curriculum=built, curriculum_params=params)
             scorer = make_scorer(ppo, spec, _ppo_objective(clip_eps), plugged,
                                  kind=config.tasks.fitness, last_k=config.tasks.last_k)
             per_env.append(np.asarray(over_devices(scorer, num_seeds)({}, jnp.asarray(lifetimes, jnp.int32), keys)))
@@ -746,10 +790,10 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
     same = {"lr": config.ppo.lr, "clip_eps": 0.2, "update_epochs": config.ppo.update_epochs, "anneal_lr": config.ppo.anneal_lr}
     baselines = {"ppo": {"label": "PPO (same settings)", "config": same,
                          "baseline_scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds, store=store)}}
-    for name, (label, shaping) in family_members(config).items():
-        baselines[name] = {"label": label, "config": same, "shaping": to_dict(shaping),
+    for name, (label, member) in family_members(config).items():
+        baselines[name] = {"label": label, "config": same, member.family: to_dict(member),
                            "baseline_scores": ppo_scores(config, env_specs, lifetimes, stream_seed(stream), verdict.num_seeds,
-                                                         store=store, shaping=shaping)}
+                                                         store=store, member=member)}
     if verdict.tuned:
         tuned = tuned_ppo(config, env_specs, references, store, progress)
         baselines["tuned_ppo"] = {"label": "tuned PPO", "config": tuned_label(tuned["best"]),
@@ -791,7 +835,7 @@ def env_slice(result: dict[str, Any], e: int) -> dict[str, Any]:
         grid = entry.get("grid")
         if grid and "per_env" in grid:
             grid = grid["per_env"][name]
-        baselines[key] = {**{k: v for k, v in entry.items() if k in ("label", "shaping")}, **({"grid": grid} if grid else {}),
+        baselines[key] = {**{k: v for k, v in entry.items() if k in ("label", "shaping", "curriculum")}, **({"grid": grid} if grid else {}),
                           "config": config,
                           "baseline_scores": [entry["baseline_scores"][e]]}
     part["against"] = compare_against(part, baselines)
@@ -842,7 +886,8 @@ def reprint(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     parts are re-sliced from the whole, its transfer verdicts recomputed from their own scores."""
     recomputed = dict(result)
     recomputed["against"] = compare_against(result, {name: {k: v for k, v in entry.items() if k in ("label", "config", "grid",
-                                                                                                      "shaping", "baseline_scores")}
+                                                                                                      "shaping", "curriculum",
+                                                                                                      "baseline_scores")}
                                                      for name, entry in result["against"].items()})
     mismatches = []
     for name, entry in result["against"].items():

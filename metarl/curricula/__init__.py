@@ -5,11 +5,11 @@ default everywhere) is no curriculum at all: the inner loop trains on the task's
 """
 
 from metarl.curricula.base import Curriculum, CurriculumState, LevelSignals
-from metarl.curricula.registry import NONE, REGISTRY
+from metarl.curricula.registry import HAND_DESIGNED, NONE, REGISTRY
 
 make = REGISTRY.make
 register = REGISTRY.register
 names = REGISTRY.names
 check = REGISTRY.check
 
-__all__ = ["Curriculum", "CurriculumState", "LevelSignals", "NONE", "REGISTRY", "make", "register", "names", "check"]
+__all__ = ["HAND_DESIGNED", "Curriculum", "CurriculumState", "LevelSignals", "NONE", "REGISTRY", "make", "register", "names", "check"]

@@ -16,4 +16,7 @@ REGISTRY.register("plr", make_plr)
 REGISTRY.register("learnability", make_learnability)
 REGISTRY.register("learned", make_learned)
 
+HAND_DESIGNED = ("uniform", "hardest", "sec", "plr", "learnability")
+"""The samplers without meta-parameters: a discovered curriculum (any other entry) is judged against each of them."""
+
 NONE = "none"  # no curriculum: every env trains on the task's own level (not a registry entry)

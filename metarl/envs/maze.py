@@ -15,6 +15,9 @@ Registered envs:
   difficulties spread evenly over five bins, plus :data:`NUM_HELDOUT` held-out mazes of difficulty
   ≥ :data:`HELDOUT_DIFFICULTY` (drawn with another seed; never trained on). ``sample_params`` draws a
   bank level uniformly (what a run without a curriculum trains on).
+- ``Maze-starts``: one fixed maze whose levels are its start cells (:data:`STARTS_LAYOUT`): a 22-step winding
+  corridor to the goal, and a walled-off pocket of 7 starts that can never reach it. Early in training the far starts
+  are as hopeless as the pocket and the near ones trivial: the testbed where a curriculum can save updates.
 - ``Maze-open``: one open 7 x 7 room, start and goal in opposite corners (12 steps apart): a sparse
   reward that random exploration rarely finds, the shaping testbed.
 """
@@ -185,6 +188,45 @@ def level_space() -> LevelSpace:
     return make_level_space(levels, difficulty, heldout, NUM_CATEGORIES, MAX_STEPS)
 
 
+# ``Maze-starts``: one fixed maze, the level is the start cell. A winding corridor leads to the goal (G); the bottom
+# row is a walled-off pocket no start there can leave. '#': wall, '.': free.
+STARTS_LAYOUT = (
+    "#########",
+    "#G......#",
+    "#######.#",
+    "#.......#",
+    "#.#######",
+    "#.......#",
+    "#########",
+    "#.......#",
+    "#########",
+)
+STARTS_CATEGORIES = 4
+STARTS_HELDOUT_DISTANCE = 18  # held-out: the starts at least this far from the goal
+
+
+def starts_layout() -> tuple[np.ndarray, tuple[int, int]]:
+    """(walls (SIZE, SIZE) bool, goal cell) of :data:`STARTS_LAYOUT`."""
+    walls = np.array([[ch == "#" for ch in row] for row in STARTS_LAYOUT], bool)
+    goal = next((r, c) for r, row in enumerate(STARTS_LAYOUT) for c, ch in enumerate(row) if ch == "G")
+    return walls, goal
+
+
+@cache
+def starts_level_space() -> LevelSpace:
+    """Every free cell but the goal as a start, in row-major order. Difficulty: the shortest-path distance to the goal,
+    ``(d − 1) / (d_max − 1)``; a start that cannot reach the goal (the pocket) has difficulty 1, so a sampler that sees
+    only difficulty cannot tell it from the farthest solvable start. Held-out: the solvable starts at least
+    :data:`STARTS_HELDOUT_DISTANCE` steps away (also in the bank: one maze has no other levels of that difficulty)."""
+    walls, goal = starts_layout()
+    distance = distances_from(walls, goal)
+    starts = [(r, c) for r in range(SIZE) for c in range(SIZE) if not walls[r, c] and (r, c) != goal]
+    farthest = int(distance.max())
+    difficulty = [float((distance[cell] - 1) / (farthest - 1)) if distance[cell] > 0 else 1.0 for cell in starts]
+    heldout = [level(walls, cell, goal) for cell in starts if distance[cell] >= STARTS_HELDOUT_DISTANCE]
+    return make_level_space([level(walls, cell, goal) for cell in starts], difficulty, heldout, STARTS_CATEGORIES, MAX_STEPS)
+
+
 def open_room() -> MazeParams:
     return level(_border(), (1, 1), (SIZE - 2, SIZE - 2))
 
@@ -199,6 +241,11 @@ def _spec(name: str, default_params: MazeParams, space: LevelSpace | None) -> En
 def make_maze_levels() -> EnvSpec:
     space = level_space()
     return _spec("Maze-levels", space.take(0), space)
+
+
+def make_maze_starts() -> EnvSpec:
+    space = starts_level_space()
+    return _spec("Maze-starts", space.take(0), space)
 
 
 def make_maze_open() -> EnvSpec:

@@ -280,12 +280,14 @@ class _Run:
             stored = json.loads(path.read_text())
             if stored.get("generations") == self.generation and "verdict" in stored and self._verdict_matches(stored["verdict"]):
                 if self.verbose:
-                    print(verdict.describe(stored["verdict"], f"learned {self.config.objective}"), flush=True)
+                    print(verdict.describe(stored["verdict"], verdict.candidate_label(to_dict(self.config))), flush=True)
                 return stored["verdict"]
         started = time.perf_counter()
         if self.verbose:
             verdict_config = self.config.verdict
-            print(f"verdict: the discovery against PPO and tuned PPO on {verdict_config.num_seeds} {verdict_config.stream} seeds ...",
+            against = ["PPO"] + [label for label, _ in verdict.family_members(self.config).values()]
+            against += ["tuned PPO"] if verdict_config.tuned else []
+            print(f"verdict: the discovery against {', '.join(against)} on {verdict_config.num_seeds} {verdict_config.stream} seeds ...",
                   flush=True)
 
         # Host copies: a loop's state may be committed to one device (meta-gradients), and the verdict shards its
@@ -304,7 +306,7 @@ class _Run:
                     progress=(lambda line: print(line, flush=True)) if self.verbose else None)
         result["seconds"] = time.perf_counter() - started
         if self.verbose:
-            print(verdict.describe(result, f"learned {self.config.objective}"), flush=True)
+            print(verdict.describe(result, verdict.candidate_label(to_dict(self.config))), flush=True)
         return result
 
     def _verdict_matches(self, stored: dict[str, Any]) -> bool:
@@ -338,7 +340,9 @@ class _Run:
         if is_writer() and complete:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if self.verbose:
-            print(f"wrote {self.run_dir}/config.json, metrics.jsonl, checkpoints/, {self.learned_path.relative_to(self.run_dir)}")
+            learned = [self.learned_path] + sorted(p for p in self.learned_path.parent.glob("*.msgpack") if p != self.learned_path)
+            print(f"wrote {self.run_dir}/config.json, metrics.jsonl, checkpoints/, "
+                  + ", ".join(str(p.relative_to(self.run_dir)) for p in learned))
         return {**summary, "final_params": jax.tree.map(np.asarray, self.loop.params(self.state))}
 
 
