@@ -62,7 +62,13 @@ PRESETS: dict[str, dict[str, list[str]]] = {
                    # verdict at N = 8, 16, 32 against PPO at the same settings (tuned PPO per lifetime: `metarl eval
                    # --tuned-ppo`, as the study's eval stage does; searched over three lifetimes at once it takes > 16 min)
                    "ta_lpo": ["--objective", "ta_lpo", "--objective-kwargs", '{"log_horizon": true}', "--tasks.lifetimes", "8", "32",
-                              "--tasks.lifetime-sampling", "log_uniform", "--num-generations", "30", "--verdict.no-tuned"]},
+                              "--tasks.lifetime-sampling", "log_uniform", "--num-generations", "30", "--verdict.no-tuned"],
+                   # shaping: the shaping study's recipe (results/shaping): PPO learns from r + w r_aux + b, w and b a learned
+                   # function of (s, r, r_aux, n/N) started at w = b = 0 (no shaping), with CartPole's misleading PD heuristic;
+                   # 32-update lifetimes, 16 members x 30 generations; its verdict on the test stream against PPO with none,
+                   # naive and potential shaping (--shaping.heuristic pd_good: the helpful one)
+                   "shaping": ["--objective", "ppo", "--shaping.name", "learned", "--shaping.heuristic", "pd_bad",
+                               "--shaping.kwargs", '{"init_aux_weight": 0.0}', "--ppo.total-timesteps", "16384", "--verdict.no-tuned"]},
     "eval": {"smoke": [*_SMALL_PPO, "--lifetimes", "4", "8", "--num-seeds", "2", "--tuning.selection-seeds", "2",
                        "--tuning.lrs", "0.01", "--tuning.clips", "0.2", "--tuning.epochs", "2", "--tuning.anneal", "False",
                        "--tuning.no-extend"]},

@@ -225,3 +225,19 @@ def test_the_ta_lpo_preset_is_the_temporally_aware_studys_recipe():
     config = parse_meta_train_config(["--preset", "ta_lpo"])
     assert not differing_fields(stored["identity"], json.loads(json.dumps(config.identity())))
     assert config.objective == "ta_lpo" and not config.verdict.tuned
+
+
+def test_the_shaping_preset_is_the_shaping_studys_recipe():
+    """`metarl meta-train --preset shaping` makes the shaping study's run (results/shaping/pd_bad_progress_s0) with the
+    same identity, so the same trajectory; only its verdict's stream differs (the study chose on validation seeds)."""
+    from pathlib import Path
+
+    from metarl.app.meta_train import parse_meta_train_config
+    from metarl.io.checkpoint import differing_fields
+
+    run = Path(__file__).resolve().parents[1] / "results" / "shaping" / "pd_bad_progress_s0"
+    stored = json.loads((run / "config.json").read_text())
+    config = parse_meta_train_config(["--preset", "shaping"])
+    assert not differing_fields(stored["identity"], json.loads(json.dumps(config.identity())))
+    assert config.shaping.name == "learned" and config.objective == "ppo" and config.verdict.stream == "test"
+    assert parse_meta_train_config(["--preset", "shaping", "--shaping.heuristic", "pd_good"]).shaping.heuristic == "pd_good"

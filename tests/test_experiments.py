@@ -77,3 +77,18 @@ def test_the_acrobot_budget_tables_regenerate_from_its_runs():
     text = script.table(points) + ("\n\n" + script.judged_table(judged) if judged else "")
     assert (root / "budget.md").read_text() == text + "\n"
     assert {p["stream"] for p in points} == {r["stream"] for r in judged} == {"validation"}  # the test stream stays untouched
+
+
+def test_the_shaping_study_tables_regenerate_from_its_runs():
+    """study.md and study.json are a function of the shaping study's eval folders and shaping reports alone; every
+    verdict there is on the test stream."""
+    script = load_script("shaping_study")
+    root = ROOT / "results" / "shaping"
+    verdicts, weights, against_none = script.verdict_rows(root), script.weight_rows(root), script.against_none_rows(root)
+    counts = script.success_counts(verdicts)
+    stored = json.loads((root / "study.json").read_text())
+    assert_close(json.loads(json.dumps({"verdicts": verdicts, "success": counts, "against_none": against_none, "weights": weights})),
+                 stored)
+    assert (root / "study.md").read_text() == script.markdown(verdicts, counts, weights, against_none)
+    assert {json.loads((p.parent / "config.json").read_text())["config"]["heldout"] for p in root.glob("test_*/verdict.json")} == {"test"}
+    assert len(verdicts) == len(against_none) == 2 * 6 * 3  # two heuristics x six discoveries x three lifetimes

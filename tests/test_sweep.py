@@ -339,6 +339,33 @@ init_from = "{out}/lpo/learned/history/lpo_g%s.msgpack"
     assert not out.exists()
 
 
+def test_a_verdict_over_shapings_an_earlier_stage_will_write_validates(tmp_path):
+    """An eval judging a learned shaping an earlier stage will write against the best hand-designed one: the files are
+    planned, so the sweep validates (the verdict is checked when its stage runs), and the command names the file."""
+    text = """
+[[stage]]
+command = "meta-train"
+name = "learned"
+[stage.base]
+objective = "ppo"
+shaping = { name = "learned", heuristic = "pd_bad" }
+[[stage]]
+command = "eval"
+name = "judge"
+[stage.base]
+objectives = ["ppo"]
+shapings = ["none", "naive", "{out}/learned/learned/shaping_learned.msgpack"]
+heuristic = "pd_bad"
+heldout = "test"
+verdict_against = "best_hand_designed"
+"""
+    out = tmp_path / "results"
+    sweep = load_sweep(write(tmp_path, text), out=str(out))
+    judge = sweep.runs[1]
+    assert judge.config.verdict_against == "best_hand_designed"
+    assert str(out / "learned" / "learned" / "shaping_learned.msgpack") in judge.command_line() and not out.exists()
+
+
 def test_an_objectives_keywords_may_be_a_toml_table(tmp_path):
     """``objective_kwargs = { ppo_init = true }`` is the JSON string ``--objective-kwargs`` takes, in the run's command."""
     path = write(tmp_path, 'command = "meta-train"\nname = "x"\n[base]\nobjective = "lpo"\n'

@@ -330,7 +330,10 @@ def _validate(run: Run, planned: set[str]) -> None:
     if run.command == "eval":  # learned files an earlier stage will write are checked when this stage runs
         keep = lambda entries: tuple(e for e in entries if str(Path(e)) not in planned) or None
         replaced = {name: keep(getattr(config, name)) for name in ("objectives", "curricula", "shapings")}
+        dropped = any(v != getattr(config, k) for k, v in replaced.items())
         config = dataclasses.replace(config, **{k: v for k, v in replaced.items() if v is not None})
+        if dropped and config.verdict_against:  # a verdict over files still to be written is checked when its stage runs
+            config = dataclasses.replace(config, verdict_against="")
     if run.command == "meta-train" and config.init_from is not None and str(Path(config.init_from)) in planned:
         config = dataclasses.replace(config, init_from=None)  # the warm start is checked when its stage runs
 
