@@ -159,3 +159,29 @@ def test_all_members_non_finite_stops_the_run_with_the_last_good_checkpoint_inta
     finally:
         objectives.REGISTRY._factories.pop("always_nan")
     assert sorted(p.name for p in (tmp_path / "nan" / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]
+
+
+@pytest.mark.slow  # two small meta-training runs of all three families (20-40 s)
+@pytest.mark.heavy
+def test_a_joint_discovery_of_objective_curriculum_and_shaping_resumes_exactly_and_writes_all_three(tmp_path):
+    """Objective, curriculum and shaping in one meta-parameter pytree: stopped after one generation and rerun, the run
+    ends where a straight run ends, part for part, and writes one learned file per part that reads back as it."""
+    from metarl import components, envs
+    from metarl.config import CurriculumConfig, ShapingConfig
+
+    joint = dict(objective="lpo", curriculum=CurriculumConfig(name="learned"),
+                 shaping=ShapingConfig(name="learned", heuristic="pd_good", kwargs='{"hidden": 4}'),
+                 tasks=TaskDistribution(envs=("CartPole-levels",), fitness="heldout_return", normalize=False), num_generations=2,
+                 eval_seeds=0)
+    straight = run(tmp_path, "straight", **joint)
+    run(tmp_path, "resumed", **{**joint, "num_generations": 1})
+    resumed = run(tmp_path, "resumed", **joint)
+    assert resumed["ran_generations"] == 1
+    final = straight["final_params"]
+    assert all(jax.tree.leaves(part) for part in (final.objective, final.curriculum, final.shaping))  # three searched parts
+    assert_same_params(final, resumed["final_params"])
+    learned = Path(resumed["run_dir"]) / "learned"
+    spec = envs.make("CartPole-levels")
+    assert_same_params(objectives.load(learned / "lpo.msgpack")[1], final.objective)
+    assert_same_params(components.load_curriculum(learned / "curriculum_learned.msgpack", spec)[1], final.curriculum)
+    assert_same_params(components.load_shaping(learned / "shaping_learned.msgpack", spec, 0.99)[2], final.shaping)
