@@ -177,17 +177,17 @@ class EvalConfig:
         return tuple(not any(p.endswith(".msgpack") for p in v) for v in self.variants()) + ((True,) if self.tuned_ppo else ())
 
     def _entries(self) -> tuple[str, ...]:
-        """The objectives as given, where each is one variant (one curriculum and one shaping), and 'tuned_ppo'."""
-        single = len(self.curricula) == 1 and len(self.shapings) == 1
-        return (tuple(self.objectives) if single else ()) + (("tuned_ppo",) if self.tuned_ppo else ())
+        """The objectives as given (a learned file by its path), where each is one variant (one curriculum and one
+        shaping): the same order as :meth:`labels`."""
+        return tuple(self.objectives) if len(self.curricula) == 1 and len(self.shapings) == 1 else ()
 
     def baseline(self) -> int | tuple[bool, ...]:
         """``verdict_against`` for :func:`verdict_table`: a label's index, or the hand-designed mask."""
         if self.verdict_against == BEST_HAND_DESIGNED:
             return self.hand_designed()
-        if self.verdict_against in self._entries():
-            return self._entries().index(self.verdict_against)
-        return self.labels().index(self.verdict_against)
+        if self.verdict_against in self.labels():
+            return self.labels().index(self.verdict_against)
+        return self._entries().index(self.verdict_against)  # a learned file's path: one variant per objective
 
     def inner_config(self) -> PPOConfig:
         return dataclasses.replace(self.ppo, total_timesteps=max(self.lifetimes) * self.ppo.batch_size)
