@@ -51,6 +51,7 @@ def assert_close(computed, stored, where="") -> None:
         assert computed == stored, where
 
 
+@pytest.mark.slow  # 10-12 s of bootstraps over stored scores, like the other regenerations of results/: CI's slow step
 @pytest.mark.skipif(not (ROOT / "results" / "ta_study" / "study.json").is_file(), reason="study not stored")
 def test_the_temporally_aware_study_tables_regenerate_from_its_runs(monkeypatch):
     script = load_script("ta_study")
@@ -66,6 +67,7 @@ def test_the_temporally_aware_study_tables_regenerate_from_its_runs(monkeypatch)
     assert {r["stream"] for r in evals} <= {"test"}
 
 
+@pytest.mark.slow  # 10 s of bootstraps over stored scores: CI's slow step
 def test_the_acrobot_budget_tables_regenerate_from_its_runs():
     """budget.md and budget.json are a function of the study's run folders and eval.npz files alone (the verdicts'
     bootstrap draws its resamples from a fixed key, so a recomputation is exact)."""

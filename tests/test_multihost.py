@@ -111,7 +111,8 @@ def test_a_sweep_runs_unchanged_on_two_processes(tmp_path):
                  for i in range(2)]
     single = metarl(["sweep", str(sweep), "--out", str(tmp_path / "one")], 2, tmp_path / "single.log")
     for process in [*processes, single]:
-        assert process.wait(timeout=600) == 0, (tmp_path / "s0.log").read_text()[-3000:]
+        assert process.wait(timeout=600) == 0, "\n".join(f"--- {name}:\n" + (tmp_path / name).read_text()[-2000:]
+                                                          for name in ("s0.log", "s1.log", "single.log"))  # whichever died first
     for seed in (0, 1):
         for a, b in zip(learned(tmp_path / "two" / f"lpo_s{seed}"), learned(tmp_path / "one" / f"lpo_s{seed}"), strict=True):
             np.testing.assert_array_equal(a, b)
