@@ -17,7 +17,8 @@ Registered envs:
   bank level uniformly (what a run without a curriculum trains on).
 - ``Maze-starts``: one fixed maze whose levels are its start cells (:data:`STARTS_LAYOUT`): a 22-step winding
   corridor to the goal, and a walled-off pocket of 7 starts that can never reach it. Early in training the far starts
-  are as hopeless as the pocket and the near ones trivial: the testbed where a curriculum can save updates.
+  are as hopeless as the pocket and the near ones trivial: built so that a curriculum might save updates
+  (whether any does is a measurement: see results/README.md).
 - ``Maze-open``: one open 7 x 7 room, start and goal in opposite corners (12 steps apart): a sparse
   reward that random exploration rarely finds, the shaping testbed.
 """
