@@ -406,14 +406,20 @@ def _ppo_objective(clip_eps):
     return drift_objective("ppo", lambda meta_params, ratio, advantages, context: ppo_drift(ratio, advantages, clip_eps))
 
 
+def _discovers(part: dict[str, Any], hand_designed: Sequence[str]) -> bool:
+    """Whether a curriculum or shaping (its config as ``to_dict`` gives it) is searched by the run: a registry entry
+    that is neither off nor hand-designed, and not read from a learned file."""
+    return part.get("name", "none") not in ("none", *hand_designed) and not part.get("file")
+
+
 def discovered_shaping(config: MetaTrainConfig) -> bool:
     """Whether the run discovers a shaping (one with meta-parameters), so its verdict also faces the hand-designed ones."""
-    return config.shaping.active and config.shaping.file is None and config.shaping.name not in shaping_family.HAND_DESIGNED
+    return _discovers(to_dict(config.shaping), shaping_family.HAND_DESIGNED)
 
 
 def discovered_curriculum(config: MetaTrainConfig) -> bool:
     """Whether the run discovers a curriculum, so its verdict also faces the hand-designed samplers."""
-    return config.curriculum.active and config.curriculum.file is None and config.curriculum.name not in curricula.HAND_DESIGNED
+    return _discovers(to_dict(config.curriculum), curricula.HAND_DESIGNED)
 
 
 def candidate_label(config: dict[str, Any]) -> str:
@@ -427,9 +433,9 @@ def candidate_label(config: dict[str, Any]) -> str:
         learned = True
     parts = [f"learned {name}" if learned else name]
     shaping, curriculum = config.get("shaping") or {}, config.get("curriculum") or {}
-    if shaping.get("name", "none") not in shaping_family.HAND_DESIGNED and not shaping.get("file"):
+    if _discovers(shaping, shaping_family.HAND_DESIGNED):
         parts.append(f"{shaping['name']} shaping ({shaping.get('heuristic', 'none')})")
-    if curriculum.get("name", "none") not in (curricula.NONE, *curricula.HAND_DESIGNED) and not curriculum.get("file"):
+    if _discovers(curriculum, curricula.HAND_DESIGNED):
         parts.append(f"{curriculum['name']} curriculum")
     return " + ".join(parts)
 
