@@ -184,13 +184,25 @@ def test_every_curriculum_samples_levels_of_every_level_space(name, env_name):
     assert sampled.shape == (2, 8) and sampled.min() >= 0 and sampled.max() < space.num_levels
 
 
-def test_maze_starts_levels_are_the_start_cells_of_one_maze():
-    """Maze-starts: one layout and goal for every level; difficulty is the shortest path (the pocket: unreachable,
-    difficulty 1); the held-out starts are solvable and the farthest."""
+START_SPACES = {  # env: (layout name, held-out distance name, pocket starts, farthest solvable start)
+    "Maze-starts": ("STARTS_LAYOUT", "STARTS_HELDOUT_DISTANCE", 7, 22),
+    "Maze-pocket": ("POCKET_LAYOUT", "POCKET_HELDOUT_DISTANCE", 21, 14),
+}
+
+
+def test_every_start_cell_env_is_checked():
+    assert set(START_SPACES) == {name for name in envs.LEVEL_ENVS if name.startswith("Maze-") and name != "Maze-levels"}
+
+
+@pytest.mark.parametrize("env_name", sorted(START_SPACES))
+def test_start_cell_levels_are_the_start_cells_of_one_maze(env_name):
+    """Maze-starts / Maze-pocket: one layout and goal for every level; difficulty is the shortest path (the pocket:
+    unreachable, difficulty 1); the held-out starts are solvable and the farthest."""
     from metarl.envs import maze
 
-    space = envs.make("Maze-starts").level_space
-    walls, goal = maze.starts_layout()
+    layout_name, heldout_name, pocket_size, farthest_expected = START_SPACES[env_name]
+    space = envs.make(env_name).level_space
+    walls, goal = maze.starts_layout(getattr(maze, layout_name))
     distance = maze.distances_from(walls, goal)
     farthest = int(distance.max())
     pocket = 0
@@ -202,6 +214,6 @@ def test_maze_starts_levels_are_the_start_cells_of_one_maze():
         pocket += d < 0
         expected = 1.0 if d < 0 else (d - 1) / (farthest - 1)
         assert abs(float(space.difficulty[index]) - expected) < 1e-6
-    assert pocket == 7 and farthest == 22
+    assert pocket == pocket_size and farthest == farthest_expected
     heldout = [int(distance[tuple(np.asarray(s))]) for s in np.asarray(space.heldout.start)]
-    assert sorted(heldout) == list(range(maze.STARTS_HELDOUT_DISTANCE, farthest + 1))
+    assert sorted(heldout) == list(range(getattr(maze, heldout_name), farthest + 1))

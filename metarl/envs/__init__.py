@@ -1,5 +1,5 @@
 """Environment registry: every gymnax env by its gymnax id, plus metarl's own JAX envs (``GridWorld-*``,
-``Maze-levels``, ``Maze-starts``, ``Maze-open``) and ``CartPole-levels`` (a level space over CartPole physics).
+``Maze-levels``, ``Maze-starts``, ``Maze-pocket``, ``Maze-open``) and ``CartPole-levels`` (a level space over CartPole physics).
 
 ``make(name, **kwargs) -> EnvSpec``. Register a new env with ``register(name, factory)``.
 """
@@ -19,10 +19,11 @@ for _env_id in gymnax_adapter.env_ids():
 for _env_id, _configurations in gridworld.registered().items():
     REGISTRY.register(_env_id, functools.partial(gridworld.make_gridworld, _env_id, _configurations))
 
-LEVEL_ENVS = ("CartPole-levels", "Maze-levels", "Maze-starts")  # envs with a level space (curricula choose their levels)
+LEVEL_ENVS = ("CartPole-levels", "Maze-levels", "Maze-starts", "Maze-pocket")  # envs with a level space (curricula choose their levels)
 REGISTRY.register("CartPole-levels", gymnax_adapter.make_cartpole_levels)
 REGISTRY.register("Maze-levels", maze.make_maze_levels)
 REGISTRY.register("Maze-starts", maze.make_maze_starts)
+REGISTRY.register("Maze-pocket", maze.make_maze_pocket)
 REGISTRY.register("Maze-open", maze.make_maze_open)
 
 make = REGISTRY.make

@@ -19,6 +19,8 @@ Registered envs:
   corridor to the goal, and a walled-off pocket of 7 starts that can never reach it. Early in training the far starts
   are as hopeless as the pocket and the near ones trivial: built so that a curriculum might save updates
   (whether any does is a measurement: see results/README.md).
+- ``Maze-pocket``: the same idea with the waste made the majority (:data:`POCKET_LAYOUT`): a 14-step corridor and a
+  pocket of 21 starts, so uniform sampling spends three fifths of its episodes where nothing can be learned.
 - ``Maze-open``: one open 7 x 7 room, start and goal in opposite corners (12 steps apart): a sparse
   reward that random exploration rarely finds, the shaping testbed.
 """
@@ -189,9 +191,9 @@ def level_space() -> LevelSpace:
     return make_level_space(levels, difficulty, heldout, NUM_CATEGORIES, MAX_STEPS)
 
 
-# ``Maze-starts``: one fixed maze, the level is the start cell. A winding corridor leads to the goal (G); the bottom
-# row is a walled-off pocket no start there can leave. '#': wall, '.': free.
-STARTS_LAYOUT = (
+# Start-cell level spaces: one fixed maze, the level is the start cell. A winding corridor leads to the goal (G); the
+# walled-off bottom rows are a pocket no start there can leave. '#': wall, '.': free.
+STARTS_LAYOUT = (  # ``Maze-starts``: a 22-step corridor, a pocket of 7 starts (a quarter of the 29 levels)
     "#########",
     "#G......#",
     "#######.#",
@@ -202,29 +204,41 @@ STARTS_LAYOUT = (
     "#.......#",
     "#########",
 )
+POCKET_LAYOUT = (  # ``Maze-pocket``: a 14-step corridor, a pocket of 21 starts (three fifths of the 35 levels)
+    "#########",
+    "#G......#",
+    "#######.#",
+    "#.......#",
+    "#########",
+    "#.......#",
+    "#.......#",
+    "#.......#",
+    "#########",
+)
 STARTS_CATEGORIES = 4
-STARTS_HELDOUT_DISTANCE = 18  # held-out: the starts at least this far from the goal
+STARTS_HELDOUT_DISTANCE = 18  # Maze-starts' held-out: the starts at least this far from the goal
+POCKET_HELDOUT_DISTANCE = 11  # Maze-pocket's: the last 4 cells of its corridor
 
 
-def starts_layout() -> tuple[np.ndarray, tuple[int, int]]:
-    """(walls (SIZE, SIZE) bool, goal cell) of :data:`STARTS_LAYOUT`."""
-    walls = np.array([[ch == "#" for ch in row] for row in STARTS_LAYOUT], bool)
-    goal = next((r, c) for r, row in enumerate(STARTS_LAYOUT) for c, ch in enumerate(row) if ch == "G")
+def starts_layout(layout: tuple[str, ...] = STARTS_LAYOUT) -> tuple[np.ndarray, tuple[int, int]]:
+    """(walls (SIZE, SIZE) bool, goal cell) of a start-cell layout (:data:`STARTS_LAYOUT` by default)."""
+    walls = np.array([[ch == "#" for ch in row] for row in layout], bool)
+    goal = next((r, c) for r, row in enumerate(layout) for c, ch in enumerate(row) if ch == "G")
     return walls, goal
 
 
 @cache
-def starts_level_space() -> LevelSpace:
-    """Every free cell but the goal as a start, in row-major order. Difficulty: the shortest-path distance to the goal,
-    ``(d − 1) / (d_max − 1)``; a start that cannot reach the goal (the pocket) has difficulty 1, so a sampler that sees
-    only difficulty cannot tell it from the farthest solvable start. Held-out: the solvable starts at least
-    :data:`STARTS_HELDOUT_DISTANCE` steps away (also in the bank: one maze has no other levels of that difficulty)."""
-    walls, goal = starts_layout()
+def starts_level_space(layout: tuple[str, ...] = STARTS_LAYOUT, heldout_distance: int = STARTS_HELDOUT_DISTANCE) -> LevelSpace:
+    """Every free cell of ``layout`` but the goal as a start, in row-major order. Difficulty: the shortest-path distance
+    to the goal, ``(d − 1) / (d_max − 1)``; a start that cannot reach the goal (the pocket) has difficulty 1, so a
+    sampler that sees only difficulty cannot tell it from the farthest solvable start. Held-out: the solvable starts at
+    least ``heldout_distance`` steps away (also in the bank: one maze has no other levels of that difficulty)."""
+    walls, goal = starts_layout(layout)
     distance = distances_from(walls, goal)
     starts = [(r, c) for r in range(SIZE) for c in range(SIZE) if not walls[r, c] and (r, c) != goal]
     farthest = int(distance.max())
     difficulty = [float((distance[cell] - 1) / (farthest - 1)) if distance[cell] > 0 else 1.0 for cell in starts]
-    heldout = [level(walls, cell, goal) for cell in starts if distance[cell] >= STARTS_HELDOUT_DISTANCE]
+    heldout = [level(walls, cell, goal) for cell in starts if distance[cell] >= heldout_distance]
     return make_level_space([level(walls, cell, goal) for cell in starts], difficulty, heldout, STARTS_CATEGORIES, MAX_STEPS)
 
 
@@ -247,6 +261,11 @@ def make_maze_levels() -> EnvSpec:
 def make_maze_starts() -> EnvSpec:
     space = starts_level_space()
     return _spec("Maze-starts", space.take(0), space)
+
+
+def make_maze_pocket() -> EnvSpec:
+    space = starts_level_space(POCKET_LAYOUT, POCKET_HELDOUT_DISTANCE)
+    return _spec("Maze-pocket", space.take(0), space)
 
 
 def make_maze_open() -> EnvSpec:

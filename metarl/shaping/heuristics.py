@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from metarl.envs import maze
 from metarl.registry import Registry
 
-MAZE_ENVS = ("Maze-open", "Maze-levels", "Maze-starts")
+MAZE_ENVS = ("Maze-open", "Maze-levels", "Maze-starts", "Maze-pocket")
 CARTPOLE_ENVS = ("CartPole-v1", "CartPole-levels")
 
 
