@@ -99,34 +99,62 @@ def table(points: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def figure(points: list[dict], path: Path) -> None:
+def judged_points(points: list[dict], judged: list[dict]) -> list[dict]:
+    """The 128-seed verdicts against tuned PPO, each placed at its run's testbed, budget, schedule and seed (the
+    learned objective's label names its run folder: ``lpo (<run>)``)."""
+    runs = {p["run"]: p for p in points}
+    placed = []
+    for row in judged:
+        run = row["objective"].rsplit("(", 1)[-1].rstrip(")")
+        if row["baseline_objective"] == "tuned_ppo" and run in runs:
+            p = runs[run]
+            placed.append({**{k: p[k] for k in ("testbed", "budget", "schedule", "seed")},
+                           "difference": row["difference"]["iqm"], "ci": row["difference"]["ci"]})
+    return placed
+
+
+def _panel(ax, entries: list[dict], budgets: list[int]) -> None:
+    markers, labelled = {"constant": "o"}, set()
+    for e in entries:
+        marker = markers.setdefault(e["schedule"], "s^vD"[len(markers) % 4])
+        shift = 0.05 * (e["seed"] - 0.5) + (0.0 if e["schedule"] == "constant" else 0.12)  # seeds and schedules side by side
+        label = None if e["schedule"] in labelled else e["schedule"]
+        labelled.add(e["schedule"])
+        ax.errorbar(e["budget"] * (1 + shift), e["difference"], yerr=[[e["difference"] - e["ci"][0]], [e["ci"][1] - e["difference"]]],
+                    fmt=marker, color="C0" if e["schedule"] == "constant" else "C1", capsize=3, label=label)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xticks(budgets, [str(b) for b in budgets], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.set_xlim(min(budgets) / 1.5, max(budgets) * 1.5)
+    if entries:
+        ax.legend(fontsize=8)
+
+
+def figure(points: list[dict], judged: list[dict], path: Path) -> None:
+    """Top row: each run's own verdict (32 seeds, normalized AUC); bottom row (when ``judge*`` evals exist): the same
+    runs judged again on 128 seeds (raw AUC return), both as the paired difference to tuned PPO, by outer budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     testbeds = sorted({p["testbed"] for p in points}, key=lambda t: (int(t.split("x")[0]), t))
-    fig, axes = plt.subplots(1, len(testbeds), figsize=(5 * len(testbeds), 3.6), squeeze=False, sharey=True)
-    markers = {"constant": "o"}
-    for ax, testbed in zip(axes[0], testbeds, strict=True):
-        for p in (q for q in points if q["testbed"] == testbed and "tuned_ppo" in q):
-            e = p["tuned_ppo"]
-            marker = markers.setdefault(p["schedule"], "s^vD"[len(markers) % 4])
-            shift = 0.05 * (p["seed"] - 0.5) + (0.0 if p["schedule"] == "constant" else 0.12)  # seeds and schedules side by side
-            x = p["budget"] * (1 + shift)
-            ax.errorbar(x, e["difference"], yerr=[[e["difference"] - e["ci"][0]], [e["ci"][1] - e["difference"]]], fmt=marker,
-                        color="C0" if p["schedule"] == "constant" else "C1", capsize=3,
-                        label=p["schedule"] if p["seed"] == 0 else None)
-        ax.axhline(0.0, color="grey", lw=0.8)
+    again = judged_points(points, judged)
+    rows = 2 if again else 1
+    fig, axes = plt.subplots(rows, len(testbeds), figsize=(5 * len(testbeds), 3.4 * rows), squeeze=False, sharey="row")
+    for column, testbed in enumerate(testbeds):
         budgets = sorted({q["budget"] for q in points if q["testbed"] == testbed})
-        ax.set_xscale("log")
-        ax.set_xticks(budgets, [str(b) for b in budgets], minor=False)
-        ax.set_xticks([], minor=True)
-        ax.set_xlim(min(budgets) / 1.5, max(budgets) * 1.5)
-        ax.set_xlabel("outer budget (members x generations)")
-        ax.set_title(f"Acrobot-v1, {testbed} (envs x steps per update)", fontsize=9)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("learned - tuned PPO (normalized AUC)\npaired difference, 95% CI")
+        own = [{**{k: p[k] for k in ("budget", "schedule", "seed")}, "difference": p["tuned_ppo"]["difference"], "ci": p["tuned_ppo"]["ci"]}
+               for p in points if p["testbed"] == testbed and "tuned_ppo" in p]
+        _panel(axes[0][column], own, budgets)
+        axes[0][column].set_title(f"Acrobot-v1, {testbed} (envs x steps per update)", fontsize=9)
+        if rows == 2:
+            _panel(axes[1][column], [e for e in again if e["testbed"] == testbed], budgets)
+        axes[rows - 1][column].set_xlabel("outer budget (members x generations)")
+    axes[0][0].set_ylabel("learned - tuned PPO, 32 seeds\n(normalized AUC), 95% CI")
+    if rows == 2:
+        axes[1][0].set_ylabel("learned - tuned PPO, 128 seeds\n(AUC return), 95% CI")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -144,7 +172,7 @@ def main() -> None:
         text += "\n\n" + judged_table(judged)
     (root / "budget.md").write_text(text + "\n")
     (root / "budget.json").write_text(json.dumps({"runs": points, "judged": judged}, indent=1, default=float) + "\n")
-    figure(points, root / "budget.png")
+    figure(points, judged, root / "budget.png")
     print(text)
     print(f"wrote {root / 'budget.md'}, budget.json, budget.png")
 
