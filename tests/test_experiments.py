@@ -94,3 +94,25 @@ def test_the_shaping_study_tables_regenerate_from_its_runs():
     assert (root / "study.md").read_text() == script.markdown(verdicts, counts, weights, against_none)
     assert {json.loads((p.parent / "config.json").read_text())["config"]["heldout"] for p in root.glob("test_*/verdict.json")} == {"test"}
     assert len(verdicts) == len(against_none) == 2 * 6 * 3  # two heuristics x six discoveries x three lifetimes
+
+
+@pytest.mark.slow  # bootstraps over stored scores, like the other regenerations of results/: CI's slow step
+def test_the_joint_study_tables_regenerate_from_its_runs():
+    """study.md and study.json are a function of the joint study's test evals and run folders alone; the compared
+    variants are the ones the sweep's grid puts at those positions (joint = the joint run's drift with its own shaping)."""
+    script = load_script("joint_study")
+    root = ROOT / "results" / "joint"
+    evals, runs = script.eval_rows(root), script.run_rows(root)
+    summary = script.counts(evals)
+    stored = json.loads((root / "study.json").read_text())
+    assert_close(json.loads(json.dumps({"evals": evals, "summary": summary, "runs": runs}, default=float)), stored)
+    assert (root / "study.md").read_text() == script.markdown(evals, summary, runs)
+    for path in sorted(root.glob("test_s*/config.json")):
+        config = json.loads(path.read_text())["config"]
+        index, k = script._variants(config), path.parent.name.removeprefix("test_s")
+        variants = [(o, s) for o in config["objectives"] for s in config["shapings"]]
+        assert variants[index["joint"]] == (f"results/joint/joint_pd_bad_s{k}/learned/lpo.msgpack",
+                                            f"results/joint/joint_pd_bad_s{k}/learned/shaping_learned.msgpack")
+        assert variants[index["objective alone"]] == (f"results/joint/lpo_alone_s{k}/learned/lpo.msgpack", "none")
+        assert variants[index["shaping alone"]] == ("ppo", f"results/shaping/pd_bad_progress_s{k}/learned/shaping_learned.msgpack")
+        assert config["heldout"] == "test"
