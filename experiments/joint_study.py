@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
-
-PARTS = ("joint", "shaping alone", "objective alone")
 
 
 def _variants(config: dict) -> dict[str, int]:
@@ -74,10 +73,9 @@ def run_rows(root: Path) -> list[dict]:
 
 def counts(rows: list[dict]) -> list[dict]:
     """Per comparison, variant and N: how many meta-seeds got each verdict (after Holm)."""
-    table: dict[tuple, dict[str, int]] = {}
+    table: dict[tuple, Counter] = {}
     for r in rows:
-        key = (r["comparison"], r["variant"], r["lifetime"])
-        table.setdefault(key, {})[r["verdict_holm"]] = table.setdefault(key, {}).get(r["verdict_holm"], 0) + 1
+        table.setdefault((r["comparison"], r["variant"], r["lifetime"]), Counter())[r["verdict_holm"]] += 1
     return [{"comparison": c, "variant": v, "lifetime": n, "verdicts": dict(sorted(w.items()))} for (c, v, n), w in table.items()]
 
 
