@@ -116,3 +116,25 @@ def test_the_joint_study_tables_regenerate_from_its_runs():
         assert variants[index["objective alone"]] == (f"results/joint/lpo_alone_s{k}/learned/lpo.msgpack", "none")
         assert variants[index["shaping alone"]] == ("ppo", f"results/shaping/pd_bad_progress_s{k}/learned/shaping_learned.msgpack")
         assert config["heldout"] == "test"
+
+
+@pytest.mark.slow  # drift grids and bootstraps over stored scores, like the other regenerations of results/: CI's slow step
+@pytest.mark.skipif(not (ROOT / "results" / "metagrad_ta" / "study.json").is_file(), reason="study not stored")
+def test_the_es_vs_metagradient_tables_regenerate_from_their_runs(monkeypatch):
+    """study.md and study.json are a function of the meta-gradient runs and ta_study's ES runs alone; both arms start
+    from the same η0 per meta-seed and are paired on the same test seeds."""
+    script = load_script("metagrad_study")
+    monkeypatch.chdir(ROOT)
+    root, es_root = Path("results") / "metagrad_ta", Path("results") / "ta_study"
+    folders = [p.parent for p in sorted(es_root.glob("ta_lpo_s*/summary.json")) if script.ES_RUN.match(p.parent.name)]
+    folders += [p.parent for p in sorted(root.glob("metagrad_*_s*/summary.json")) if script.METAGRAD_RUN.match(p.parent.name)]
+    rows = [script.run_row(folder) for folder in folders]
+    versus = script.versus_es(rows)
+    stored = json.loads((root / "study.json").read_text())
+    assert_close(json.loads(json.dumps({"runs": rows, "versus_es": versus})), stored)
+    assert (root / "study.md").read_text() == script.markdown(rows, versus) + "\n"
+    assert {r["stream"] for r in rows} == {v["stream"] for v in versus} == {"test"}
+    assert {r["arm"] for r in rows} == {"ES", "meta-gradients lr1e-3", "meta-gradients lr1e-2"}
+    for row in rows:  # the meta-gradient arm started where ES did: its η0 is the same init under the same seed
+        config = json.loads((Path(row["folder"]) / "config.json").read_text())["config"]
+        assert config["seed"] == row["seed"] and config["objective"] == "ta_lpo" and config["init_from"] is None
