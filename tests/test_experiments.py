@@ -18,10 +18,12 @@ def load_script(name: str):
     return module
 
 
-@pytest.mark.skipif(not (ROOT / "results" / "ta_headroom" / "headroom.json").is_file(), reason="study not stored")
-def test_the_time_awareness_headroom_table_regenerates_from_its_runs(tmp_path):
+@pytest.mark.parametrize("study", ["ta_headroom", "ta_headroom_wide"])
+def test_the_time_awareness_headroom_table_regenerates_from_its_runs(study):
+    if not (ROOT / "results" / study / "headroom.json").is_file():
+        pytest.skip("study not stored")
     script = load_script("ta_headroom")
-    root = ROOT / "results" / "ta_headroom"
+    root = ROOT / "results" / study
     labels, scores, envs, lifetimes, stream = script.load_members(root)
     result = script.headroom(labels, scores, envs, lifetimes, "ppo_clip0.2", stream)
     stored = json.loads((root / "headroom.json").read_text())
