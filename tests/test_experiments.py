@@ -54,11 +54,13 @@ def assert_close(computed, stored, where="") -> None:
 
 
 @pytest.mark.slow  # 10-12 s of bootstraps over stored scores, like the other regenerations of results/: CI's slow step
-@pytest.mark.skipif(not (ROOT / "results" / "ta_study" / "study.json").is_file(), reason="study not stored")
-def test_the_temporally_aware_study_tables_regenerate_from_its_runs(monkeypatch):
+@pytest.mark.parametrize("study", ["ta_study", "ta_wide"])
+def test_the_temporally_aware_study_tables_regenerate_from_its_runs(monkeypatch, study):
+    if not (ROOT / "results" / study / "study.json").is_file():
+        pytest.skip("study not stored")
     script = load_script("ta_study")
     monkeypatch.chdir(ROOT)  # the tables name the learned files as the script's users do, relative to the project
-    root = Path("results") / "ta_study"
+    root = Path("results") / study
     meta, versus = script.meta_train_rows(root), script.versus_lpo_rows(root)
     evals, info = script.eval_rows(root)
     stored = json.loads((root / "study.json").read_text())
