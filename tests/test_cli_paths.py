@@ -114,6 +114,7 @@ def test_meta_train_exits_3_when_every_member_is_non_finite(tmp_path, capsys):
 
 
 @pytest.mark.heavy
+@pytest.mark.slow  # 9 s, a fresh process: CI's slow step, with the other fresh-process checks
 def test_host_devices_hold_when_an_imported_module_starts_jax(tmp_path):
     """--host-devices is set before any --import module runs: a plug-in that starts jax's backend at import (as one
     importing metarl.meta.tasks does) sees the requested device count instead of fixing it at 1."""

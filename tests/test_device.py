@@ -167,7 +167,8 @@ def positive_finite(value) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value > 0
 
 
-@pytest.mark.slow  # 15-21 s: in CI's slow step, so the README's test command stays within 8 min on 2 cores
+@pytest.mark.slow
+@pytest.mark.manual  # 25 s, run by hand before every device call (benchmarks/README.md), so CI stays within 15 min
 @pytest.mark.heavy
 def test_device_benchmark_smoke(tmp_path):
     """The whole script at smoke size on the CPU: every kind of case runs and the JSON holds what the GPU run reports."""

@@ -32,6 +32,7 @@ def test_bootstrap_ci_brackets_the_iqm_and_narrows_with_more_seeds():
 
 
 @pytest.mark.heavy
+@pytest.mark.slow  # 16 s: CI's slow step (the default tier keeps eval's stream check), so the README's test command stays within 8 min
 def test_eval_grid_writes_scores_and_summary(tmp_path):
     learned = objectives.make("ta_lpo", hidden=8)
     path = objectives.save(tmp_path / "learned" / "ta_lpo", "ta_lpo", {"hidden": 8}, learned.init(jax.random.PRNGKey(0)))
