@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ta_study import meta_training_seconds  # noqa: E402  (the sibling script: one definition of a run's seconds)
+from ta_study import meta_training_seconds, paired_verdicts  # noqa: E402  (the sibling script: one definition of each)
 
 ES_RUN = re.compile(r"^ta_lpo_s(\d+)$")
 METAGRAD_RUN = re.compile(r"^metagrad_(lr[0-9e.-]+)_s(\d+)$")
@@ -93,9 +93,6 @@ def _mean_abs_drift(objective, params) -> float:
 def versus_es(rows: list[dict]) -> list[dict]:
     """Each meta-gradient run against the ES run of its meta-seed, on the verdict's own test seeds (paired), per
     lifetime and over all of them, from the raw scores both summary.json files store."""
-    from metarl.app.verdict import paired_comparison, per_seed_score
-    from metarl.meta.tasks import References
-
     def verdict_of(row):
         return json.loads((Path(row["folder"]) / "summary.json").read_text())["verdict"]
 
@@ -104,15 +101,8 @@ def versus_es(rows: list[dict]) -> list[dict]:
     for row in rows:
         if row["arm"] == "ES" or row["seed"] not in es:
             continue
-        candidate, baseline = verdict_of(row), verdict_of(es[row["seed"]])
-        if candidate["seed_keys"] != baseline["seed_keys"] or candidate["lifetimes"] != baseline["lifetimes"]:
-            raise SystemExit(f"{row['run']} and {es[row['seed']]['run']} were judged on other seeds or lifetimes: not paired")
-        references = References(np.asarray(baseline["references"]["initial"]), np.asarray(baseline["references"]["ppo"]))
-        mg, es_scores = np.asarray(candidate["candidate_scores"]), np.asarray(baseline["candidate_scores"])
-        for li, n in [(None, "all")] + list(enumerate(baseline["lifetimes"])):
-            pick = slice(None) if li is None else slice(li, li + 1)
-            result = paired_comparison(per_seed_score(mg[:, pick], references, True), per_seed_score(es_scores[:, pick], references, True),
-                                       margin=baseline["equivalence_margin"])
+        baseline = verdict_of(es[row["seed"]])
+        for n, result in paired_verdicts(verdict_of(row), baseline, (row["run"], es[row["seed"]]["run"])):
             out.append({"run": row["run"], "arm": row["arm"], "against": es[row["seed"]]["run"], "lifetime": n,
                         "stream": baseline["stream"], "difference": result["difference"], "verdict": result["verdict"]})
     return out

@@ -62,12 +62,28 @@ def meta_train_rows(root: Path) -> list[dict]:
     return rows
 
 
-def versus_lpo_rows(root: Path) -> list[dict]:
-    """Each TA-LPO run against the LPO of its meta-seed on the meta-training verdict's own test seeds (the same seeds,
-    paired), per lifetime and averaged over them, from the raw scores both summary.json files store."""
+def paired_verdicts(candidate: dict, baseline: dict, names: tuple[str, str]) -> list[tuple]:
+    """Two meta-training verdicts (summary.json's "verdict") judged on the same seeds and lifetimes, paired: the
+    candidate against the baseline per lifetime and over all of them, as (lifetime or "all", paired comparison) on
+    normalized per-seed scores. ``names``: the two runs, for the error when they were judged on other seeds."""
     from metarl.app.verdict import paired_comparison, per_seed_score
     from metarl.meta.tasks import References
 
+    if candidate["seed_keys"] != baseline["seed_keys"] or candidate["lifetimes"] != baseline["lifetimes"]:
+        raise SystemExit(f"{names[0]} and {names[1]} were judged on other seeds or lifetimes: not paired")
+    references = References(np.asarray(baseline["references"]["initial"]), np.asarray(baseline["references"]["ppo"]))
+    ours, theirs = np.asarray(candidate["candidate_scores"]), np.asarray(baseline["candidate_scores"])
+    pairs = []
+    for li, n in [(None, "all")] + list(enumerate(baseline["lifetimes"])):
+        pick = slice(None) if li is None else slice(li, li + 1)
+        pairs.append((n, paired_comparison(per_seed_score(ours[:, pick], references, True),
+                                           per_seed_score(theirs[:, pick], references, True), margin=baseline["equivalence_margin"])))
+    return pairs
+
+
+def versus_lpo_rows(root: Path) -> list[dict]:
+    """Each TA-LPO run against the LPO of its meta-seed on the meta-training verdict's own test seeds (the same seeds,
+    paired), per lifetime and averaged over them, from the raw scores both summary.json files store."""
     def verdict_of(run):
         path = root / run / "summary.json"
         return json.loads(path.read_text())["verdict"] if path.is_file() else None
@@ -75,18 +91,12 @@ def versus_lpo_rows(root: Path) -> list[dict]:
     rows = []
     for summary_path in sorted(root.glob("ta_lpo*_s*/summary.json")):
         run = summary_path.parent.name
-        candidate, baseline = verdict_of(run), verdict_of(f"lpo_s{seed_of(run)}")
+        lpo = f"lpo_s{seed_of(run)}"
+        candidate, baseline = verdict_of(run), verdict_of(lpo)
         if candidate is None or baseline is None or arm_of(run) is None:
             continue
-        if candidate["seed_keys"] != baseline["seed_keys"] or candidate["lifetimes"] != baseline["lifetimes"]:
-            raise SystemExit(f"{run} and lpo_s{seed_of(run)} were judged on other seeds or lifetimes: not paired")
-        references = References(np.asarray(baseline["references"]["initial"]), np.asarray(baseline["references"]["ppo"]))
-        ta, lpo = np.asarray(candidate["candidate_scores"]), np.asarray(baseline["candidate_scores"])
-        for li, n in [(None, "all")] + list(enumerate(baseline["lifetimes"])):
-            pick = slice(None) if li is None else slice(li, li + 1)
-            result = paired_comparison(per_seed_score(ta[:, pick], references, True), per_seed_score(lpo[:, pick], references, True),
-                                       margin=baseline["equivalence_margin"])
-            rows.append({"run": run, "arm": arm_of(run), "against": f"lpo_s{seed_of(run)}", "lifetime": n,
+        for n, result in paired_verdicts(candidate, baseline, (run, lpo)):
+            rows.append({"run": run, "arm": arm_of(run), "against": lpo, "lifetime": n,
                          "stream": baseline["stream"], "difference": result["difference"], "verdict": result["verdict"]})
     return rows
 
