@@ -57,12 +57,14 @@ PRESETS: dict[str, dict[str, list[str]]] = {
                              "--tasks.seeds-per-member", "1", "--tasks.reference-seeds", "2", "--verdict.num-seeds", "4",
                              "--verdict.selection-seeds", "2", "--verdict.tuned-lrs", "0.01", "--verdict.tuned-clips", "0.2",
                              "--verdict.tuned-epochs", "2", "--verdict.tuned-anneal", "False", "--verdict.no-tuned-extend"],
-                   # ta_lpo: the temporally-aware study's recipe (results/ta_study): TA-LPO with n/N and log N (scaled over
-                   # the range), CartPole lifetimes drawn log-uniformly in 8..32 updates, 16 members x 30 generations; its
-                   # verdict at N = 8, 16, 32 against PPO at the same settings (tuned PPO per lifetime: `metarl eval
-                   # --tuned-ppo`, as the study's eval stage does; searched over three lifetimes at once it takes > 16 min)
-                   "ta_lpo": ["--objective", "ta_lpo", "--objective-kwargs", '{"log_horizon": true}', "--tasks.lifetimes", "8", "32",
-                              "--tasks.lifetime-sampling", "log_uniform", "--num-generations", "30", "--verdict.no-tuned"],
+                   # ta_lpo: the temporally-aware study's recipe on its wide testbed (results/ta_wide; results/ta_headroom_wide
+                   # measured that the best update rule changes between N = 2 and N = 128 there): TA-LPO with n/N and log N
+                   # (scaled over the range), CartPole lifetimes drawn log-uniformly in 2..128 updates (128 x 512 steps),
+                   # 16 members x 30 generations; its verdict at N = 2, 16, 128 against PPO at the same settings (tuned PPO per
+                   # lifetime: `metarl eval --tuned-ppo`, as the study's eval stage does). About 10 min on 2 CPU cores.
+                   "ta_lpo": ["--objective", "ta_lpo", "--objective-kwargs", '{"log_horizon": true}', "--tasks.lifetimes", "2", "128",
+                              "--ppo.total-timesteps", "65536", "--tasks.lifetime-sampling", "log_uniform", "--num-generations", "30",
+                              "--verdict.no-tuned"],
                    # shaping: the shaping study's recipe (results/shaping): PPO learns from r + w r_aux + b, w and b a learned
                    # function of (s, r, r_aux, n/N) started at w = b = 0 (no shaping), with CartPole's misleading PD heuristic;
                    # 32-update lifetimes, 16 members x 30 generations; its verdict on the test stream against PPO with none,

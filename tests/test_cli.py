@@ -214,14 +214,14 @@ def test_the_smoke_preset_sets_the_outer_loops_own_fields_for_the_loop_the_run_u
 
 
 def test_the_ta_lpo_preset_is_the_temporally_aware_studys_recipe():
-    """`metarl meta-train --preset ta_lpo` makes the study's TA-LPO run (results/ta_study/ta_lpo_s0): the same identity,
-    so the same trajectory, bit for bit."""
+    """`metarl meta-train --preset ta_lpo` makes the wide-range study's TA-LPO run (results/ta_wide/ta_lpo_s0): the same
+    identity, so the same trajectory, bit for bit."""
     from pathlib import Path
 
     from metarl.app.meta_train import parse_meta_train_config
     from metarl.io.checkpoint import differing_fields
 
-    stored = json.loads((Path(__file__).resolve().parents[1] / "results" / "ta_study" / "ta_lpo_s0" / "config.json").read_text())
+    stored = json.loads((Path(__file__).resolve().parents[1] / "results" / "ta_wide" / "ta_lpo_s0" / "config.json").read_text())
     config = parse_meta_train_config(["--preset", "ta_lpo"])
     assert not differing_fields(stored["identity"], json.loads(json.dumps(config.identity())))
     assert config.objective == "ta_lpo" and not config.verdict.tuned

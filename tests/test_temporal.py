@@ -206,3 +206,21 @@ def test_a_learned_ta_lpo_gets_its_schedule_figure_and_an_lpo_does_not(tmp_path)
         written = plots.plot_learned(path)
         assert [p.name for p in written] == [f"drift_{name}.png"] + ([f"drift_schedule_{name}.png"] if name == "ta_lpo" else [])
         assert all(p.stat().st_size > 0 for p in written)
+
+
+@pytest.mark.parametrize("lifetimes, total_timesteps, noted", [((8, 32), None, True), ((2, 128), 65536, False), ((), None, False)])
+def test_meta_train_notes_a_scan_longer_than_every_lifetime_and_the_flag_that_trims_it(lifetimes, total_timesteps, noted):
+    """Lifetimes 8..32 at the default 64 updates scan twice the work they use: the run says so and names the flag; that
+    flag's config scans exactly to the longest lifetime and is not noted again."""
+    from metarl.app.meta_train import parse_meta_train_config
+    from metarl.meta.run import unused_updates_note
+
+    args = ["--tasks.lifetimes", *map(str, lifetimes)] if lifetimes else []
+    args += ["--ppo.total-timesteps", str(total_timesteps)] if total_timesteps else []
+    note = unused_updates_note(parse_meta_train_config(args))
+    assert (note is not None) == noted
+    if noted:
+        flag = note.split("--ppo.total-timesteps ")[1].split()[0]
+        trimmed = parse_meta_train_config([*args, "--ppo.total-timesteps", flag])
+        assert trimmed.ppo.num_updates == max(lifetimes) and unused_updates_note(trimmed) is None
+        assert "2.0x" in note

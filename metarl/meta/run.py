@@ -116,6 +116,17 @@ def build(config: MetaTrainConfig) -> Built:
     return Built(problem, loops.make(config, problem))
 
 
+def unused_updates_note(config: MetaTrainConfig) -> str | None:
+    """A note when the inner scan runs past every lifetime the run draws (``ppo.num_updates`` > the longest): the updates
+    past a member's N are masked, not skipped: they cost time, and change a score only in the last bit (the length of
+    its reduction); None when there are none."""
+    longest, scan = max(config.tasks.lifetimes_for(config.ppo)), config.ppo.num_updates
+    if longest >= scan:
+        return None
+    return (f"note: every member scans ppo.num_updates = {scan} updates but no lifetime exceeds {longest}: about "
+            f"{scan / longest:.1f}x the work used; --ppo.total-timesteps {longest * config.ppo.batch_size} scans only those")
+
+
 def progress_line(config: MetaTrainConfig, loop: OuterLoop, generation: int, row: dict[str, float], last_eval,
                   seconds: float | None) -> str:
     """One chunk's line; ``seconds`` per generation is None for a chunk that held only the compiling first one."""
@@ -186,6 +197,8 @@ class _Run:
         """Config, references, outer loop and state (restored from the newest good checkpoint, if any)."""
         if is_writer():
             write_config(self.run_dir, to_dict(config), command, kind="meta-train", identity=config.identity())
+        if self.verbose and (note := unused_updates_note(config)):
+            print(note, flush=True)
         reference_path = self.run_dir / "references.json"
         stored_references = reference_path.is_file()  # looked at before process 0 may write it
         barrier("metarl-run-dir")  # the other processes read the folder process 0 prepared
