@@ -10,7 +10,7 @@ from conftest import perturbed, tiny
 
 from metarl import curricula, envs, objectives
 from metarl.curricula.base import LevelSignals, initial_state, record
-from metarl.curricula.samplers import plr_probs, rank_weights, sec_category_probs, sec_update_q
+from metarl.curricula.samplers import learnability_probs, plr_probs, rank_weights, sec_category_probs, sec_update_q
 from metarl.envs.levels import LevelSpace
 from metarl.inner.train import default_task, make_inner
 from metarl.types import LifetimeContext, MetaParams
@@ -138,6 +138,24 @@ def test_plr_rank_prioritization_staleness_and_unseen_levels():
     p = np.asarray(plr_probs(state, replay_prob=0.5, beta=1.0, staleness=0.0))
     # half replays seen levels by rank (level 0 rank 1, level 1 rank 2), half draws the two unseen ones uniformly
     np.testing.assert_allclose(p, [0.5 * 2 / 3, 0.5 * 1 / 3, 0.25, 0.25], rtol=1e-6)
+
+
+def test_learnability_top_set_fills_with_failed_levels_and_the_weighted_one_does_not():
+    """Eight levels: one learnable (p = 0.5), one solved, six failed k = 1..6 times (p = 0.5^(k+1)). The top quarter (2
+    levels) takes the learnable one and the least-failed one, each half of the non-exploring mass; in proportion to
+    p(1 − p) the failed ones get their tiny shares."""
+    success = jnp.array([0.5, 1.0] + [0.5 ** (k + 1) for k in range(1, 7)], jnp.float32)
+    top = np.asarray(learnability_probs(success, jax.random.PRNGKey(0), top_fraction=0.25, explore=0.0))
+    np.testing.assert_allclose(top, [0.5, 0, 0.5, 0, 0, 0, 0, 0], atol=1e-7)
+    weighted = np.asarray(learnability_probs(success, jax.random.PRNGKey(0), 0.25, explore=0.2, weighting="proportional"))
+    learnability = np.asarray(success * (1 - success))
+    np.testing.assert_allclose(weighted, 0.2 / 8 + 0.8 * learnability / learnability.sum(), rtol=1e-5)
+    assert weighted.argmax() == 0 and weighted[1] == pytest.approx(0.2 / 8) and np.all(np.diff(weighted[2:]) < 0)
+    # nothing learnable (every p is 0 or 1): uniform, not a division by zero
+    flat = np.asarray(learnability_probs(jnp.array([0.0, 1.0, 1.0, 0.0]), jax.random.PRNGKey(0), 0.25, 0.1, "proportional"))
+    np.testing.assert_allclose(flat, 0.25, rtol=1e-6)
+    with pytest.raises(ValueError, match="weighting must be one of top, proportional"):
+        curricula.make("learnability", space=_toy_space(), weighting="ranked")
 
 
 def test_record_keeps_running_statistics_per_level():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metarl.curricula.base import Curriculum
 from metarl.curricula.learned import make_learned
-from metarl.curricula.samplers import make_hardest, make_learnability, make_plr, make_sec, make_uniform
+from metarl.curricula.samplers import make_hardest, make_learnability, make_learnability_weighted, make_plr, make_sec, make_uniform
 from metarl.registry import Registry
 
 REGISTRY: Registry[Curriculum] = Registry("curriculum")
@@ -14,9 +14,10 @@ REGISTRY.register("hardest", make_hardest)
 REGISTRY.register("sec", make_sec)
 REGISTRY.register("plr", make_plr)
 REGISTRY.register("learnability", make_learnability)
+REGISTRY.register("learnability_weighted", make_learnability_weighted)
 REGISTRY.register("learned", make_learned)
 
-HAND_DESIGNED = ("uniform", "hardest", "sec", "plr", "learnability")
+HAND_DESIGNED = ("uniform", "hardest", "sec", "plr", "learnability", "learnability_weighted")
 """The samplers without meta-parameters: a discovered curriculum (any other entry) is judged against each of them."""
 
 NONE = "none"  # no curriculum: every env trains on the task's own level (not a registry entry)

@@ -14,6 +14,11 @@
 - ``learnability``: SFL-style. p = a level's running success rate (prior 0.5 before its first episode);
   train uniformly on the ``top_fraction`` of levels with the highest p(1 − p), and with probability
   ``explore`` on a uniform level, which refreshes the estimates.
+- ``learnability_weighted``: the same p, each level drawn in proportion to p(1 − p) (a zone-of-proximal-development
+  curriculum, as in ProCuRL), and with probability ``explore`` a uniform level. Where fewer levels are learnable than
+  the top set holds (a small level space, many of it unsolvable), the top set fills with levels whose p(1 − p) is
+  tiny but not 0 — a level that failed k times keeps p = 0.5^(k+1) — and those are drawn as often as the learnable
+  ones; in proportion, each gets its tiny share.
 """
 
 from __future__ import annotations
@@ -99,8 +104,14 @@ def make_plr(space: LevelSpace, replay_prob: float = 0.5, beta: float = 0.3, sta
     return hand_designed("plr", space, lambda state, key: _log(plr_probs(state, replay_prob, beta, staleness)))
 
 
-def learnability_probs(success, key, top_fraction: float, explore: float):
+def learnability_probs(success, key, top_fraction: float, explore: float, weighting: str = "top"):
+    """(K,) sampling probabilities: ``weighting`` 'top' (uniform over the ``top_fraction`` highest p(1 − p)) or
+    'proportional' (∝ p(1 − p)), mixed with ``explore`` of uniform."""
     learnability = success * (1 - success)
+    if weighting == "proportional":
+        total = learnability.sum()
+        weights = jnp.where(total > 0, learnability / jnp.maximum(total, 1e-30), 1.0 / success.shape[0])
+        return explore / success.shape[0] + (1 - explore) * weights
     k = max(1, int(round(top_fraction * success.shape[0])))
     noisy = learnability + 1e-6 * jax.random.uniform(key, learnability.shape)  # random order among ties
     threshold = jax.lax.top_k(noisy, k)[0][-1]
@@ -108,9 +119,19 @@ def learnability_probs(success, key, top_fraction: float, explore: float):
     return explore / success.shape[0] + (1 - explore) * top / top.sum()
 
 
-def make_learnability(space: LevelSpace, top_fraction: float = 0.25, explore: float = 0.1):
+def make_learnability(space: LevelSpace, top_fraction: float = 0.25, explore: float = 0.1, weighting: str = "top"):
     if not 0 < top_fraction <= 1:
         raise ValueError(f"learnability top_fraction must be in (0, 1], got {top_fraction}")
     if not 0 <= explore <= 1:
         raise ValueError(f"learnability explore must be in [0, 1], got {explore}")
-    return hand_designed("learnability", space, lambda state, key: _log(learnability_probs(state.success, key, top_fraction, explore)))
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"learnability weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+    name = "learnability" if weighting == "top" else f"learnability_{WEIGHTINGS[weighting]}"
+    return hand_designed(name, space, lambda state, key: _log(learnability_probs(state.success, key, top_fraction, explore, weighting)))
+
+
+def make_learnability_weighted(space: LevelSpace, explore: float = 0.1):
+    return make_learnability(space, explore=explore, weighting="proportional")
+
+
+WEIGHTINGS = {"top": "top", "proportional": "weighted"}  # learnability's weightings, and the registry suffix of each
