@@ -285,7 +285,7 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
                     if "fraction" in extras:
                         fractions[(v, e)] = np.asarray(extras["fraction"][0])
             if verbose:
-                means = ", ".join(f"N={n}: {m:.3f}" for n, m in zip(config.lifetimes, np.nanmean(scores[v, e], -1), strict=True))
+                means = ", ".join(f"N={n}: {_finite_mean(row):.3f}" for n, row in zip(config.lifetimes, scores[v, e], strict=True))
                 print(f"{labels[v]:>24} · {env_name}: {means}", flush=True)
     if config.tuned_ppo:
         tuned, cells = tuned_ppo_scores(config, verbose)
@@ -316,6 +316,12 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
     if verbose:
         print(f"wrote {run_dir}/eval.npz, summary.md" + (", verdict.json" if config.verdict_against else ""))
     return run_dir
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values; NaN (no warning) when there are none, e.g. no episode ended in the lifetime."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
 def tuned_ppo_scores(config: EvalConfig, verbose: bool = True) -> tuple[np.ndarray, dict[str, dict[str, dict]]]:
