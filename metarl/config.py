@@ -579,6 +579,12 @@ class TaskDistribution:
     """Lifetimes N in agent updates (default: the PPO config's num_updates). Each must be <= it."""
     lifetime_sampling: Literal["choice", "log_uniform"] = "choice"
     """choice: uniform over `lifetimes`; log_uniform: log-uniform integer between min and max of `lifetimes`."""
+    lifetime_strata: int = 1
+    """log_uniform only: split min..max into this many equal log-width strata and give each the same share of the
+    population, so every member still draws a log-uniform lifetime but each stratum's runs scan only to its own
+    longest lifetime instead of the longest of all (updates past a member's N are masked, not skipped: on 2..128,
+    three quarters of the scan). 1: one scan to ppo.num_updates for every member. ES only; members (pairs, when
+    antithetic) must divide evenly."""
     seeds_per_member: int = 2
     """Agents trained per member and env (their scores are averaged; more seeds, less fitness noise)."""
     fitness: FitnessScore = "auc"
@@ -610,6 +616,13 @@ class TaskDistribution:
             "tasks.lifetime_sampling",
             f"must be 'choice' or 'log_uniform', got {self.lifetime_sampling!r}",
         )
+        _positive_int(self.lifetime_strata, "tasks.lifetime_strata")
+        if self.lifetime_strata > 1:
+            lifetimes = self.lifetimes_for(ppo)
+            _require(self.lifetime_sampling == "log_uniform", "tasks.lifetime_strata",
+                     f"strata split a log-uniform range: needs tasks.lifetime_sampling log_uniform, got {self.lifetime_sampling!r}")
+            _require(max(lifetimes) > min(lifetimes),
+                     "tasks.lifetime_strata", f"needs a range of lifetimes to split, got {list(lifetimes)}")
         _positive_int(self.seeds_per_member, "tasks.seeds_per_member")
         _require(self.fitness in FITNESS_SCORES, "tasks.fitness", f"must be one of {', '.join(FITNESS_SCORES)}; got {self.fitness!r}")
         _positive_int(self.last_k, "tasks.last_k")
@@ -728,6 +741,12 @@ class MetaTrainConfig:
         _require(not (self.outer.name == "metagrad" and self.curriculum.active), "curriculum.name",
                  "the meta-gradient loop runs without a curriculum (level sampling has no gradient): use outer:es")
         self.outer.validate()
+        if self.tasks.lifetime_strata > 1:
+            _require(self.outer.name == "es", "tasks.lifetime_strata", f"strata split an ES population; outer:{self.outer.name} has none")
+            members = self.outer.population_size // (2 if self.outer.antithetic else 1)
+            _require(members % self.tasks.lifetime_strata == 0, "tasks.lifetime_strata",
+                     f"{self.tasks.lifetime_strata} strata must divide the {members} "
+                     f"{'antithetic pairs' if self.outer.antithetic else 'members'} of outer.population_size {self.outer.population_size}")
         for name in ("num_generations", "chunk_size", "keep_checkpoints"):
             _positive_int(getattr(self, name), name)
         _require(isinstance(self.eval_seeds, int) and self.eval_seeds >= 0, "eval_seeds", f"must be >= 0, got {self.eval_seeds}")

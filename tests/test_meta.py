@@ -251,3 +251,73 @@ def test_a_changed_objective_default_is_part_of_the_run_identity():
     assert objective_identity("ppo", '{"clip_eps": 0.3}') == {"objective_kwargs": '{"clip_eps": 0.3}'}
     pinned = MetaTrainConfig(objective_kwargs='{"hidden": 8, "mirror": false}').identity()
     assert pinned["objective_kwargs"] == '{"hidden": 8}' and "objective_defaults" not in pinned
+
+
+def stratified_config(strata: int, population: int = 8, **overrides) -> MetaTrainConfig:
+    """Lifetimes 1..8 log-uniform over a tiny PPO that scans 8 updates."""
+    tasks = TaskDistribution(lifetimes=(1, 8), lifetime_sampling="log_uniform", lifetime_strata=strata, normalize=False)
+    return MetaTrainConfig(ppo=tiny(total_timesteps=8 * tiny().batch_size), tasks=tasks, verdict=VerdictConfig(num_seeds=0),
+                           outer=ESConfig(population_size=population, **overrides))
+
+
+def test_lifetime_strata_keep_every_draw_in_its_stratum_and_the_population_log_uniform():
+    from metarl.meta.tasks import strata_scan_lengths, stratum_members
+
+    cfg = stratified_config(strata=2)
+    assert strata_scan_lengths(cfg.tasks, cfg.ppo) == (3, 8)  # edges 1, sqrt(8) = 2.83, 8
+    assert strata_scan_lengths(stratified_config(strata=1).tasks, cfg.ppo) == (8,)  # one stratum: the config's scan
+    members = stratum_members(cfg.tasks, 8, antithetic=True)
+    assert [m.tolist() for m in members] == [[0, 1, 4, 5], [2, 3, 6, 7]]  # a pair and its mirror share a stratum
+    draws = np.stack([np.asarray(sample_member_tasks(jax.random.PRNGKey(i), cfg, 8, True).num_updates) for i in range(400)])
+    np.testing.assert_array_equal(draws[:, :4], draws[:, 4:])  # mirrors share their task
+    assert draws[:, members[0]].max() <= 3 and draws[:, members[1]].min() >= 3 and draws.max() == 8 and draws.min() == 1
+    unstratified = np.stack([np.asarray(sample_member_tasks(jax.random.PRNGKey(i), stratified_config(1), 8, True).num_updates)
+                             for i in range(400)])
+    # the same log-uniform marginal: the share of each lifetime agrees with the unstratified draw's within sampling noise
+    shares = [np.bincount(d.ravel(), minlength=9)[1:] / d.size for d in (draws, unstratified)]
+    np.testing.assert_allclose(shares[0], shares[1], atol=0.03)
+
+
+def test_stratified_evaluation_gives_each_member_the_fitness_of_the_full_scan():
+    """Each stratum scans only to its own longest lifetime; the updates it skips were masked anyway, so every member's
+    fitness equals the one-scan evaluation's (up to the length of the score's reduction), in population order."""
+    from metarl.meta.tasks import make_stratified_evaluator, strata_scan_lengths, stratum_members, with_scan_length
+
+    cfg = stratified_config(strata=2, antithetic=False, population=4)
+    problem, _ = build(cfg)
+    evaluate = lambda c: make_member_evaluator(c, problem.objective, problem.env_specs, 1, problem.components)  # noqa: E731
+    scans = strata_scan_lengths(cfg.tasks, cfg.ppo)
+    stratified = make_stratified_evaluator([make_population_evaluator(evaluate(with_scan_length(cfg, s)), None) for s in scans],
+                                           stratum_members(cfg.tasks, 4, antithetic=False))
+    one_scan = make_population_evaluator(evaluate(cfg), None)
+    population, _ = make_es(cfg.outer, problem.meta_params).ask(jax.random.PRNGKey(3), make_es(cfg.outer, problem.meta_params).init(
+        jax.random.PRNGKey(0), problem.meta_params))
+    tasks = sample_member_tasks(jax.random.PRNGKey(5), cfg, 4, False)
+    assert scans == (3, 8) and int(tasks.num_updates[:2].max()) <= 3  # the first stratum's runs scan 3 updates, not 8
+    (f_strata, e_strata), (f_one, e_one) = jax.jit(stratified)(population, tasks, REFS), jax.jit(one_scan)(population, tasks, REFS)
+    assert len(set(np.asarray(f_one).tolist())) == 4
+    np.testing.assert_allclose(f_strata, f_one, rtol=1e-5)
+    np.testing.assert_allclose(e_strata, e_one, rtol=1e-5)
+    loop = make_es_outer_loop(cfg, [evaluate(with_scan_length(cfg, s)) for s in scans], problem.meta_params)
+    state, metrics = jax.jit(loop.step)(loop.init(jax.random.PRNGKey(0), problem.meta_params), jax.random.PRNGKey(1), REFS)
+    assert np.isfinite(float(metrics["fitness_mean"])) and int(state.generation) == 1
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"lifetime_sampling": "choice"}, "needs tasks.lifetime_sampling log_uniform"),
+    ({"lifetimes": (8,)}, "needs a range of lifetimes to split"),
+    ({"lifetime_strata": 3}, "3 strata must divide the 4 antithetic pairs"),
+    ({"lifetime_strata": 0}, "tasks.lifetime_strata"),
+])
+def test_lifetime_strata_refuse_what_they_cannot_split(overrides, match):
+    cfg = stratified_config(strata=2)
+    with pytest.raises(ConfigError, match=match):
+        dataclasses.replace(cfg, tasks=dataclasses.replace(cfg.tasks, **overrides)).validate()
+
+
+def test_lifetime_strata_are_for_es_only():
+    from metarl.app.meta_train import parse_meta_train_config
+
+    with pytest.raises(ConfigError, match="strata split an ES population; outer:metagrad has none"):
+        parse_meta_train_config(["--tasks.lifetimes", "2", "8", "--tasks.lifetime-sampling", "log_uniform",
+                                 "--tasks.lifetime-strata", "2", "outer:metagrad"]).validate()

@@ -15,12 +15,22 @@ from flax import struct
 
 from metarl.config import ESConfig, MetaTrainConfig
 from metarl.distributed import population_mesh
+from metarl.errors import ConfigError
 from metarl.inner.train import inner_hparams
 from metarl.meta import fitness as fit
 from metarl.meta.base import OuterLoop, Problem, default_status
 from metarl.meta.evosax_adapter import ESHparams, es_hparams, make_es, tree_is_finite
 from metarl.meta.memory import population_chunk
-from metarl.meta.tasks import References, make_member_evaluator, make_population_evaluator, sample_member_tasks
+from metarl.meta.tasks import (
+    References,
+    make_member_evaluator,
+    make_population_evaluator,
+    make_stratified_evaluator,
+    sample_member_tasks,
+    strata_scan_lengths,
+    stratum_members,
+    with_scan_length,
+)
 from metarl.types import InnerHparams
 
 
@@ -42,8 +52,20 @@ def make(config: MetaTrainConfig, problem: Problem) -> OuterLoop:
     settings: ESConfig = config.outer
     es = make_es(settings, problem.meta_params)  # refuses an impossible option before the memory analysis compiles
     mesh = population_mesh(settings.population_size)
-    evaluate_member = make_member_evaluator(config, problem.objective, problem.env_specs, config.tasks.seeds_per_member, problem.components)
-    chunk = population_chunk(config, evaluate_member, problem.meta_params, mesh.size, problem.env_specs)
+    scans = strata_scan_lengths(config.tasks, config.ppo)
+    if len(scans) == 1:
+        evaluate_member = make_member_evaluator(config, problem.objective, problem.env_specs, config.tasks.seeds_per_member,
+                                                problem.components)
+        longest = evaluate_member
+    else:  # one evaluator per lifetime stratum, each scanning to its own longest lifetime
+        per_stratum = settings.population_size // len(scans)
+        if mesh.size > 1 and per_stratum % mesh.size:
+            raise ConfigError(f"tasks.lifetime_strata: each of the {len(scans)} strata holds {per_stratum} members, which the "
+                              f"{mesh.size} devices cannot share evenly; choose strata so population_size / strata divides by {mesh.size}")
+        evaluate_member = [make_member_evaluator(with_scan_length(config, scan), problem.objective, problem.env_specs,
+                                                 config.tasks.seeds_per_member, problem.components) for scan in scans]
+        longest = evaluate_member[-1]
+    chunk = population_chunk(config, longest, problem.meta_params, mesh.size, problem.env_specs)
     hparams = ESLoopHparams(es_hparams(settings), inner_hparams(config.ppo))
     loop = make_es_outer_loop(config, evaluate_member, problem.meta_params, mesh, chunk, es=es)
     return loop._replace(hparams=hparams)
@@ -55,12 +77,17 @@ def describe(row: dict[str, float]) -> tuple[str, str]:
 
 
 def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, mesh=None, chunk: int = 0, es=None) -> OuterLoop:
-    """``evaluate_member``: metarl.meta.tasks.make_member_evaluator's; ``chunk``: members each device evaluates
+    """``evaluate_member``: metarl.meta.tasks.make_member_evaluator's, or one per lifetime stratum (a list); ``chunk``:
+    members each device evaluates
     at once (0: its whole share; see :mod:`metarl.meta.memory`); ``es``: the strategy, if built already."""
     settings: ESConfig = config.outer
     default_es = es if es is not None else make_es(settings, solution)
-    evaluate = make_population_evaluator(evaluate_member, mesh, chunk)
     population_size = settings.population_size
+    if callable(evaluate_member):
+        evaluate = make_population_evaluator(evaluate_member, mesh, chunk)
+    else:  # per lifetime stratum (tasks.lifetime_strata > 1)
+        evaluate = make_stratified_evaluator([make_population_evaluator(m, mesh, chunk) for m in evaluate_member],
+                                             stratum_members(config.tasks, population_size, settings.antithetic))
 
     def init(key, meta_params) -> ESLoopState:
         return ESLoopState(default_es.init(key, meta_params), jnp.int32(0), jnp.int32(0))

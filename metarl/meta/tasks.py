@@ -8,11 +8,14 @@ different shapes, so each has its own compiled ``train`` and the fitness is the 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
@@ -46,10 +49,47 @@ def sample_lifetimes(key, tasks: TaskDistribution, ppo: PPOConfig, count: int) -
     return jnp.clip(sampled, lifetimes.min(), lifetimes.max()).astype(jnp.int32)
 
 
+def strata_edges(tasks: TaskDistribution, ppo: PPOConfig) -> np.ndarray:
+    """(S + 1,) log-lifetime edges of ``tasks.lifetime_strata`` equal log-width strata of min..max."""
+    lifetimes = tasks.lifetimes_for(ppo)
+    return np.linspace(np.log(min(lifetimes)), np.log(max(lifetimes)), tasks.lifetime_strata + 1)
+
+
+def strata_scan_lengths(tasks: TaskDistribution, ppo: PPOConfig) -> tuple[int, ...]:
+    """Each stratum's scan length: the longest lifetime it can draw (one stratum: ``ppo.num_updates``, as always)."""
+    if tasks.lifetime_strata == 1:
+        return (ppo.num_updates,)
+    longest = max(tasks.lifetimes_for(ppo))
+    return tuple(min(longest, math.ceil(round(math.exp(edge), 6))) for edge in strata_edges(tasks, ppo)[1:])
+
+
+def sample_stratified_lifetimes(key, tasks: TaskDistribution, ppo: PPOConfig, count: int) -> chex.Array:
+    """``count`` log-uniform lifetimes, the first count/S in the shortest stratum, the next in the next, ...: each
+    stratum a log-uniform draw within its edges, so the population's lifetimes are still log-uniform in min..max."""
+    edges, scans = strata_edges(tasks, ppo), strata_scan_lengths(tasks, ppo)
+    per = count // tasks.lifetime_strata
+    stratum = np.arange(count) // per
+    low, high = jnp.asarray(edges[stratum], jnp.float32), jnp.asarray(edges[stratum + 1], jnp.float32)
+    sampled = jnp.round(jnp.exp(low + (high - low) * jax.random.uniform(key, (count,))))
+    return jnp.clip(sampled, min(tasks.lifetimes_for(ppo)), jnp.asarray(np.asarray(scans)[stratum])).astype(jnp.int32)
+
+
+def stratum_members(tasks: TaskDistribution, population: int, antithetic: bool) -> list[np.ndarray]:
+    """Per stratum, the population indices of its members (with antithetic sampling, member i and its mirror
+    i + P/2 share a task and so a stratum)."""
+    count = population // 2 if antithetic else population
+    per = count // tasks.lifetime_strata
+    members = [np.arange(j * per, (j + 1) * per) for j in range(tasks.lifetime_strata)]
+    return [np.concatenate([m, m + count]) if antithetic else m for m in members]
+
+
 def sample_member_tasks(key, config: MetaTrainConfig, population: int, antithetic: bool) -> MemberTasks:
     count = population // 2 if antithetic else population
     lifetime_key, seed_key = jax.random.split(key)
-    num_updates = sample_lifetimes(lifetime_key, config.tasks, config.ppo, count)
+    if config.tasks.lifetime_strata > 1:
+        num_updates = sample_stratified_lifetimes(lifetime_key, config.tasks, config.ppo, count)
+    else:
+        num_updates = sample_lifetimes(lifetime_key, config.tasks, config.ppo, count)
     keys = jax.random.split(seed_key, count)
     if antithetic:
         num_updates = jnp.concatenate([num_updates, num_updates])
@@ -116,6 +156,29 @@ def make_population_evaluator(evaluate_member, mesh: Mesh | None, chunk: int = 0
         return sharded(population, member_tasks.num_updates, member_tasks.keys, references, hparams)
 
     return evaluate
+
+
+def make_stratified_evaluator(evaluators: list, members: list[np.ndarray]):
+    """One population evaluator per lifetime stratum (each built for its own scan length, see
+    :func:`strata_scan_lengths`), each given its stratum's ``members``; fitness and per-env scores come back in
+    population order."""
+    order = np.argsort(np.concatenate(members))
+
+    def evaluate(population, member_tasks: MemberTasks, references: References, hparams=None):
+        fitness, per_env = [], []
+        for evaluate_stratum, index in zip(evaluators, members, strict=True):
+            taken = jax.tree.map(lambda x, index=index: x[index], population)
+            f, e = evaluate_stratum(taken, MemberTasks(member_tasks.num_updates[index], member_tasks.keys[index]), references, hparams)
+            fitness.append(f)
+            per_env.append(e)
+        return jnp.concatenate(fitness)[order], jnp.concatenate(per_env)[order]
+
+    return evaluate
+
+
+def with_scan_length(config: MetaTrainConfig, num_updates: int) -> MetaTrainConfig:
+    """``config`` whose inner loop scans ``num_updates`` updates (its lifetimes and everything else unchanged)."""
+    return dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, total_timesteps=num_updates * config.ppo.batch_size))
 
 
 def first_finite(returns: chex.Array) -> chex.Array:
