@@ -241,3 +241,36 @@ def test_the_shaping_preset_is_the_shaping_studys_recipe():
     assert not differing_fields(stored["identity"], json.loads(json.dumps(config.identity())))
     assert config.shaping.name == "learned" and config.objective == "ppo" and config.verdict.stream == "test"
     assert parse_meta_train_config(["--preset", "shaping", "--shaping.heuristic", "pd_good"]).shaping.heuristic == "pd_good"
+
+
+def documented_commands() -> list[tuple[str, str, list[str]]]:
+    """Every `metarl meta-train|train` line in the README's and docs' code blocks: (file, command, its arguments), with
+    backslash continuations joined and trailing comments dropped."""
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in [root / "README.md", *(root / "docs").glob("*.md")]:
+        for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if (len(words) > 2 and words[0] == "metarl" and words[1] in ("meta-train", "train") and "--help" not in words
+                        and "..." not in words):
+                    found.append((path.name, words[1], words[2:]))
+    return found
+
+
+@pytest.mark.parametrize("name, command, args", documented_commands(), ids=lambda v: v if isinstance(v, str) else None)
+def test_every_documented_command_line_is_a_valid_config(name, command, args):
+    """The command lines the README and docs show build configs that pass validation (an example lifetime beyond the
+    scan, a misspelt flag, a removed option would fail here, not on a reader's machine)."""
+    from metarl.app.commands import parse
+    from metarl.checks import validate
+
+    if "--import" in args or any("path/to" in a or a.endswith(".msgpack") for a in args):
+        pytest.skip("names a file of the reader's own")
+    config = parse(command, args)
+    config.validate()
+    if command == "meta-train":
+        validate(config)
