@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 
 ARMS = {"LPO": re.compile(r"^lpo_s\d+$"), "TA-LPO (scratch)": re.compile(r"^ta_lpo_s\d+$"),
-        "TA-LPO (warm from LPO)": re.compile(r"^ta_lpo_warm_s\d+$")}
+        "TA-LPO (warm from LPO)": re.compile(r"^ta_lpo_warm_s\d+$"),
+        "TA-LPO (scratch, lifetime strata)": re.compile(r"^ta_lpo_strata_s\d+$")}
+ONE_SCAN = {"TA-LPO (scratch, lifetime strata)": "ta_lpo_s{seed}"}  # an arm that changes only how it computes: paired
+# with the run of the same meta-seed made the usual way
 RELATIVE_MARGIN = 0.05  # eval scores are raw returns: equivalent inside ±5 % of the baseline's IQM (metarl eval's default)
 
 
@@ -91,17 +94,20 @@ def versus_lpo_rows(root: Path) -> list[dict]:
     rows = []
     for summary_path in sorted(root.glob("ta_lpo*_s*/summary.json")):
         run = summary_path.parent.name
-        lpo = f"lpo_s{seed_of(run)}"
-        candidate, baseline = verdict_of(run), verdict_of(lpo)
-        if candidate is None or baseline is None or arm_of(run) is None:
+        if arm_of(run) is None:
             continue
-        for n, result in paired_verdicts(candidate, baseline, (run, lpo)):
-            rows.append({"run": run, "arm": arm_of(run), "against": lpo, "lifetime": n,
-                         "stream": baseline["stream"], "difference": result["difference"], "verdict": result["verdict"]})
+        for other in [f"lpo_s{seed_of(run)}"] + ([ONE_SCAN[arm_of(run)].format(seed=seed_of(run))] if arm_of(run) in ONE_SCAN else []):
+            candidate, baseline = verdict_of(run), verdict_of(other)
+            if candidate is None or baseline is None:
+                continue
+            for n, result in paired_verdicts(candidate, baseline, (run, other)):
+                rows.append({"run": run, "arm": arm_of(run), "against": other, "lifetime": n,
+                             "stream": baseline["stream"], "difference": result["difference"], "verdict": result["verdict"]})
     return rows
 
 
-EVALS = ("eval", "eval_minatar")  # the eval stages' run folders (classic control; MinAtar at its CPU-scale inner loop)
+EVALS = ("eval", "eval_minatar", "eval_long")  # the eval stages' run folders (classic control; MinAtar at its CPU-scale inner
+# loop; lifetimes 4x longer than the range, where a study has them)
 BASELINES = ("ppo", "tuned_ppo", "dpo")
 
 
@@ -112,7 +118,7 @@ def eval_rows(root: Path) -> tuple[list[dict], dict]:
     from metarl.app.verdict import paired_comparison, with_holm
     from metarl.stats import iqm
 
-    rows, envs, lifetimes, iqms, streams, seeds, unscored = [], [], [], {}, set(), set(), set()
+    rows, envs, lifetimes, iqms, no_score, streams, seeds, unscored = [], [], [], {}, {}, set(), set(), set()
     for folder in [root / name for name in EVALS if (root / name / "eval.npz").is_file()]:
         data = load_eval(folder / "eval.npz")
         config = json.loads((folder / "config.json").read_text())["config"]
@@ -149,13 +155,17 @@ def eval_rows(root: Path) -> tuple[list[dict], dict]:
                                  "baseline_iqm": result["baseline"]["iqm"], "difference": result["difference"],
                                  "verdict": result["verdict"], "p_difference": result["p_difference"],
                                  "p_equivalence": result["p_equivalence"], "margin": margin})
-        for run, i in by_run.items():
-            iqms.setdefault(run, {}).update({f"{env}/{n}": float(iqm(data["scores"][i, e, li])) for e, env in enumerate(folder_envs)
-                                             for li, n in enumerate(folder_lifetimes)})
+        for run, i in by_run.items():  # IQM over the seeds with a score, and how many had none (diverged, or no episode)
+            cells = {f"{env}/{n}": data["scores"][i, e, li] for e, env in enumerate(folder_envs) for li, n in enumerate(folder_lifetimes)}
+            iqms.setdefault(run, {}).update({key: float(iqm(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+                                             for key, v in cells.items()})
+            no_score.setdefault(run, {}).update({key: int((~np.isfinite(v)).sum()) for key, v in cells.items()
+                                                 if 0 < (~np.isfinite(v)).sum() < v.size})
     if len(streams) > 1 or len(seeds) > 1:
         raise SystemExit(f"the evals were judged on other streams or seed counts ({sorted(streams)}, {sorted(seeds)}): not one study")
     return with_holm(rows), {"envs": envs, "lifetimes": sorted(lifetimes), "stream": streams.pop() if streams else "",
-                             "num_seeds": seeds.pop() if seeds else 0, "iqm": iqms, "unscored": sorted(unscored)}
+                             "num_seeds": seeds.pop() if seeds else 0, "iqm": iqms, "no_score": no_score,
+                             "unscored": sorted(unscored)}
 
 
 def counts(rows: list[dict], **where) -> str:
@@ -197,19 +207,24 @@ def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict
         lines.append("\nMean D: how strictly the drift holds the ratio near 1 on each side (PPO's clip: 0.052 on both at every "
                      "n/N); rollback share: the grid points where the objective pushes r back towards 1 (PPO: 0). The paper "
                      "describes permissive early, strict late, and rollback.")
-    if versus:
-        lifetimes = [r["lifetime"] for r in versus if r["run"] == versus[0]["run"]]
-        lines += ["", "## TA-LPO against the LPO of its meta-seed (the same test seeds, paired; normalized AUC)", "",
-                  "| run | " + " | ".join(f"N = {n}" for n in lifetimes) + " |", "| --- |" + " --- |" * len(lifetimes)]
-        for run in dict.fromkeys(r["run"] for r in versus):
+    for title, against_lpo in (("TA-LPO against the LPO of its meta-seed", True),
+                               ("Lifetime strata against the one-scan run of the same meta-seed", False)):
+        chosen = [r for r in versus if r["against"].startswith("lpo_s") == against_lpo]
+        if not chosen:
+            continue
+        lifetimes = [r["lifetime"] for r in chosen if r["run"] == chosen[0]["run"]]
+        lines += ["", f"## {title} (the same test seeds, paired; normalized AUC)", "",
+                  "| run | against | " + " | ".join(f"N = {n}" for n in lifetimes) + " |", "| --- | --- |" + " --- |" * len(lifetimes)]
+        for run in dict.fromkeys(r["run"] for r in chosen):
             cells = [f"{r['difference']['iqm']:+.3f} [{r['difference']['ci'][0]:+.3f}, {r['difference']['ci'][1]:+.3f}] {r['verdict']}"
-                     for r in versus if r["run"] == run]
-            lines.append(f"| {run} | " + " | ".join(cells) + " |")
+                     for r in chosen if r["run"] == run]
+            lines.append(f"| {run} | {next(r['against'] for r in chosen if r['run'] == run)} | " + " | ".join(cells) + " |")
         for arm in ARMS:
-            words = [r["verdict"] for r in versus if r["arm"] == arm and r["lifetime"] == "all"]
+            words = [r["verdict"] for r in chosen if r["arm"] == arm and r["lifetime"] == "all"]
             if words:
-                lines.append(f"\n{arm} vs LPO over all lifetimes: " + ", ".join(f"{words.count(w)} {w}" for w in
-                             ("better", "equivalent", "inconclusive", "worse") if words.count(w)) + f" (of {len(words)}).")
+                lines.append(f"\n{arm} vs {'LPO' if against_lpo else 'one scan'} over all lifetimes: " + ", ".join(
+                    f"{words.count(w)} {w}" for w in ("better", "equivalent", "inconclusive", "worse") if words.count(w))
+                    + f" (of {len(words)}).")
     if not evals:
         return "\n".join(lines)
     lines += ["", f"## Eval: every objective on the same {info['num_seeds']} {info['stream']} seeds (paired), AUC return", "",
@@ -223,15 +238,24 @@ def markdown(meta: list[dict], versus: list[dict], evals: list[dict], info: dict
                 continue
             for arm in ARMS:
                 versus_lpo = "—" if arm == "LPO" else counts(evals, env=env, lifetime=n, arm=arm, against="lpo (same meta-seed)")
-                if not any(r["env"] == env and r["lifetime"] == n for r in evals):
+                if not any(r["env"] == env and r["lifetime"] == n and r["arm"] == arm for r in evals):
                     continue
                 cells = " | ".join(counts(evals, env=env, lifetime=n, arm=arm, against=b) for b in BASELINES)
                 lines.append(f"| {env} | {n} | {arm} | {cells} | {versus_lpo} |")
     lines += ["", "IQM per run (eval):", "", "| run | " + " | ".join(f"{e} N={n}" for e in info["envs"] for n in info["lifetimes"]) + " |",
               "| --- |" + " --- |" * (len(info["envs"]) * len(info["lifetimes"]))]
     for run, values in info["iqm"].items():
-        lines.append(f"| {run} | " + " | ".join(f"{values[f'{e}/{n}']:.1f}" if f"{e}/{n}" in values else "—"
-                                                  for e in info["envs"] for n in info["lifetimes"]) + " |")
+        missing = info.get("no_score", {}).get(run, {})
+
+        def cell(key, values=values, missing=missing):
+            if key not in values:
+                return "—"
+            return f"{values[key]:.1f}" + (f" ({missing[key]} of {info['num_seeds']} no score)" if key in missing else "")
+
+        lines.append(f"| {run} | " + " | ".join(cell(f"{e}/{n}") for e in info["envs"] for n in info["lifetimes"]) + " |")
+    if any(info.get("no_score", {}).values()):
+        lines.append("\nIQM over the seeds with a score; a seed has none where its agent diverged (non-finite losses) or no "
+                     "episode ended within the lifetime. The verdicts count such a seed at the lowest score of the pair.")
     return "\n".join(lines)
 
 
