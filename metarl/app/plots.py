@@ -187,8 +187,11 @@ def plot_curves(eval_dir: str | Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.5), squeeze=False)
     for e, (ax, env) in enumerate(zip(axes[0], envs, strict=True)):
         for v, name in enumerate(names):
-            if np.isfinite(data["curves"][v, e]).any():  # tuned PPO's curves are not recorded
-                ax.plot(np.nanmean(data["curves"][v, e], axis=0), label=name)
+            curves = data["curves"][v, e]
+            if np.isfinite(curves).any():  # tuned PPO's curves are not recorded
+                counted = np.isfinite(curves).sum(axis=0)  # updates before any seed's first episode end have none
+                mean = np.where(counted > 0, np.nansum(curves, axis=0) / np.maximum(counted, 1), np.nan)
+                ax.plot(mean, label=name)
         ax.set_xlabel("update")
         ax.set_title(env)
     axes[0][0].set_ylabel("env return (mean over seeds)")
