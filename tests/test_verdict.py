@@ -396,7 +396,7 @@ def test_family_members_are_the_hand_designed_entries_of_what_a_run_discovers():
     both = dataclasses.replace(plain, curriculum=CurriculumConfig(name="learned"), shaping=ShapingConfig(name="blend", heuristic="pd_good"))
     members = verdict.family_members(both)
     assert list(members) == ["curriculum_hardest", "curriculum_sec", "curriculum_plr", "curriculum_learnability",
-                             "shaping_naive", "shaping_potential"]
+                             "curriculum_learnability_weighted", "shaping_naive", "shaping_potential"]
     assert members["curriculum_plr"][1] == CurriculumConfig(name="plr")
     assert members["shaping_potential"][1] == ShapingConfig(name="potential", heuristic="pd_good")
     assert set(curricula_names()) - set(verdict.curricula.HAND_DESIGNED) == {"learned"}  # a new sampler must say which it is
