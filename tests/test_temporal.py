@@ -208,8 +208,11 @@ def test_a_learned_ta_lpo_gets_its_schedule_figure_and_an_lpo_does_not(tmp_path)
         assert all(p.stat().st_size > 0 for p in written)
 
 
-@pytest.mark.parametrize("lifetimes, total_timesteps, noted", [((8, 32), None, True), ((2, 128), 65536, False), ((), None, False)])
-def test_meta_train_notes_a_scan_longer_than_every_lifetime_and_the_flag_that_trims_it(lifetimes, total_timesteps, noted):
+@pytest.mark.parametrize("lifetimes, total_timesteps, noted, extra", [((8, 32), None, True, []), ((2, 128), 65536, False, []),
+                                                                   ((), None, False, []),
+                                                                   ((8, 32), None, False, ["--tasks.lifetime-sampling", "log_uniform",
+                                                                                           "--tasks.lifetime-strata", "2"])])
+def test_meta_train_notes_a_scan_longer_than_every_lifetime_and_the_flag_that_trims_it(lifetimes, total_timesteps, noted, extra):
     """Lifetimes 8..32 at the default 64 updates scan twice the work they use: the run says so and names the flag; that
     flag's config scans exactly to the longest lifetime and is not noted again."""
     from metarl.app.meta_train import parse_meta_train_config
@@ -217,6 +220,7 @@ def test_meta_train_notes_a_scan_longer_than_every_lifetime_and_the_flag_that_tr
 
     args = ["--tasks.lifetimes", *map(str, lifetimes)] if lifetimes else []
     args += ["--ppo.total-timesteps", str(total_timesteps)] if total_timesteps else []
+    args += extra  # lifetime strata scan each stratum to its own longest lifetime: nothing to note
     note = unused_updates_note(parse_meta_train_config(args))
     assert (note is not None) == noted
     if noted:

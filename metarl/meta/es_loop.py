@@ -78,8 +78,8 @@ def describe(row: dict[str, float]) -> tuple[str, str]:
 
 def make_es_outer_loop(config: MetaTrainConfig, evaluate_member, solution, mesh=None, chunk: int = 0, es=None) -> OuterLoop:
     """``evaluate_member``: metarl.meta.tasks.make_member_evaluator's, or one per lifetime stratum (a list); ``chunk``:
-    members each device evaluates
-    at once (0: its whole share; see :mod:`metarl.meta.memory`); ``es``: the strategy, if built already."""
+    members each device evaluates at once (0: its whole share; see :mod:`metarl.meta.memory`); ``es``: the strategy,
+    if built already."""
     settings: ESConfig = config.outer
     default_es = es if es is not None else make_es(settings, solution)
     population_size = settings.population_size

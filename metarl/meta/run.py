@@ -121,7 +121,7 @@ def unused_updates_note(config: MetaTrainConfig) -> str | None:
     past a member's N are masked, not skipped: they cost time, and change a score only in the last bit (the length of
     its reduction); None when there are none."""
     longest, scan = max(config.tasks.lifetimes_for(config.ppo)), config.ppo.num_updates
-    if longest >= scan:
+    if longest >= scan or config.tasks.lifetime_strata > 1:  # strata scan to their own longest lifetimes already
         return None
     return (f"note: every member scans ppo.num_updates = {scan} updates but no lifetime exceeds {longest}: about "
             f"{scan / longest:.1f}x the work used; --ppo.total-timesteps {longest * config.ppo.batch_size} scans only those")
