@@ -62,6 +62,18 @@ def test_without_a_margin_nothing_is_equivalent():
         verdict.paired_comparison(candidate, baseline, margin=-1.0)
 
 
+@pytest.mark.parametrize("num_seeds", [2, 7, 32])
+def test_resampled_probability_of_improvement_is_the_direct_one_to_the_bit(num_seeds):
+    """The verdict's bootstrap of P(X > Y) from seed multiplicities equals comparing the resampled copies, ties
+    included (scores on a coarse grid tie often)."""
+    rng = np.random.default_rng(num_seeds)
+    candidate, baseline = np.arange(num_seeds) % 3.0, rng.permutation(np.arange(num_seeds) % 3.0 + 1.0)  # wins, ties, losses
+    index = rng.integers(0, num_seeds, size=(500, num_seeds))
+    direct = verdict.probability_of_improvement(candidate[index], baseline[index])
+    np.testing.assert_array_equal(verdict.resampled_probability_of_improvement(candidate, baseline, index), direct)
+    assert 0.0 < direct.std()  # resamples that differ: the multiplicities matter
+
+
 def test_probability_of_improvement_on_hand_made_scores():
     low, high = np.arange(4.0), np.arange(4.0) + 10
     assert verdict.probability_of_improvement(high, low) == 1.0

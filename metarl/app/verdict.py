@@ -133,6 +133,22 @@ def probability_of_improvement(candidate, baseline) -> np.ndarray:
     return greater + 0.5 * ties
 
 
+def resampled_probability_of_improvement(candidate, baseline, index) -> np.ndarray:
+    """``probability_of_improvement(candidate[index], baseline[index])`` for a joint resample ``index`` (R, S) of seeds,
+    without building the copies: each resample's seed multiplicities m (R, S) weight the S x S table of pair outcomes,
+    P = mᵀ G m / S². The counts are whole numbers, exact in float64, so the result is the direct computation's to the
+    bit, at S² work per resample instead of S² comparisons of copies (0.9 s a verdict at 128 seeds before)."""
+    candidate, baseline, index = np.asarray(candidate, np.float64), np.asarray(baseline, np.float64), np.asarray(index)
+    resamples, size = index.shape
+    counts = np.bincount((index + candidate.size * np.arange(resamples)[:, None]).ravel(),
+                         minlength=resamples * candidate.size).reshape(resamples, candidate.size).astype(np.float64)
+
+    def pairs(table):
+        return np.sum((counts @ table.astype(np.float64)) * counts, axis=-1) / (size * size)
+
+    return pairs(candidate[:, None] > baseline[None, :]) + 0.5 * pairs(candidate[:, None] == baseline[None, :])
+
+
 def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples: int = 10_000, confidence: float = 0.95,
                       seed: int = 0) -> dict[str, Any]:
     """Compare per-seed scores of a candidate and a baseline trained on the same seeds.
@@ -160,7 +176,7 @@ def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples
     index = rng.integers(0, candidate.size, size=(num_resamples, candidate.size))  # one resample for both sides
     resampled_candidate, resampled_baseline = iqm(candidate[index]), iqm(baseline[index])
     differences = resampled_candidate - resampled_baseline
-    improvement = probability_of_improvement(candidate[index], baseline[index])
+    improvement = resampled_probability_of_improvement(candidate, baseline, index)
     alpha = (1.0 - confidence) / 2.0
 
     def interval(samples):
