@@ -73,16 +73,25 @@ def test_meta_train_bad_input_is_refused_before_compiling(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.heavy
-@pytest.mark.slow  # the longest end-to-end checks (36-100 s each on 2 cores) run in CI's slow step
-def test_plot_regenerates_every_figure_from_the_committed_results_alone(tmp_path):
-    runs = [p.parent for p in RESULTS.rglob("config.json")]
-    assert runs, "results/ holds no run folders"
-    copy = tmp_path / "results"
-    shutil.copytree(RESULTS, copy, ignore=shutil.ignore_patterns("*.png", "checkpoints"))
-    written = plot_all(copy)
-    names = {p.name for p in written}
+STUDIES = sorted(p.name for p in RESULTS.iterdir() if p.is_dir() and any(p.rglob("config.json")))
+
+
+def test_results_hold_studies_with_every_kind_of_figure():
+    assert len(STUDIES) >= 10, "results/ holds no studies"
+    names = {p.name for study in STUDIES for p in (RESULTS / study).rglob("*.png")}
     assert {"meta_training.png", "eval.png", "sweep.png"} <= names and any(n.startswith("drift_") for n in names)
+
+
+@pytest.mark.heavy
+@pytest.mark.slow  # 2-30 s a study (130 s in all on 2 cores), in CI's slow step; one test per study spreads them over the workers
+@pytest.mark.parametrize("study", STUDIES)
+def test_plot_regenerates_every_figure_of_a_study_from_its_committed_files_alone(tmp_path, study):
+    """`metarl plot` on a copy of the study without its figures draws them again, and only figures the study commits."""
+    shutil.copytree(RESULTS / study, tmp_path / study, ignore=shutil.ignore_patterns("*.png", "checkpoints"))
+    written = plot_all(tmp_path)
+    figures = {p.relative_to(tmp_path) for p in written if p.suffix == ".png"}
+    assert figures, f"{study}: no figure drawn"
+    assert figures <= {p.relative_to(RESULTS) for p in (RESULTS / study).rglob("*.png")}
     assert all(p.stat().st_size > 10_000 for p in written if p.suffix == ".png")  # figures, not the JSON shaping reports
     assert all(p.stat().st_size > 0 for p in written)
 
