@@ -109,6 +109,30 @@ def versus_lpo_rows(root: Path) -> list[dict]:
 EVALS = ("eval", "eval_minatar", "eval_long")  # the eval stages' run folders (classic control; MinAtar at its CPU-scale inner
 # loop; lifetimes 4x longer than the range, where a study has them)
 BASELINES = ("ppo", "tuned_ppo", "dpo")
+TUNED_SUFFIX = "_tuned"  # <eval>_tuned: tuned PPO (beside PPO) measured later for an eval folder that left it out
+SAME_SETTINGS = ("envs", "lifetimes", "num_seeds", "score", "heldout", "ppo", "batch_size")  # config fields that must agree
+
+
+def with_tuned_companion(folder: Path, data: dict, config: dict, entries: list[str]) -> tuple[dict, list[str]]:
+    """Append tuned PPO's scores from ``<folder>_tuned`` when ``folder`` has none. The pairing is valid only on the same
+    judging seeds at the same settings: the two configs must agree on them, and the companion's PPO scores must equal
+    this folder's bit for bit (they differ for any other seed or setting)."""
+    companion = folder.parent / (folder.name + TUNED_SUFFIX)
+    if "tuned_ppo" in entries or not (companion / "eval.npz").is_file():
+        return data, entries
+    from metarl.app.evaluation import load_eval
+
+    other, other_config = load_eval(companion / "eval.npz"), json.loads((companion / "config.json").read_text())["config"]
+    differ = [k for k in SAME_SETTINGS if config.get(k) != other_config.get(k)]
+    labels = [str(label) for label in other["objectives"]]
+    if differ or "ppo" not in labels or "tuned_ppo" not in labels or "ppo" not in entries:
+        raise SystemExit(f"{companion} cannot pair with {folder}: " + (f"its {', '.join(differ)} differ" if differ else
+                         "it needs PPO and tuned PPO, and the folder it completes needs PPO"))
+    if not np.array_equal(other["scores"][labels.index("ppo")], data["scores"][entries.index("ppo")], equal_nan=True):
+        raise SystemExit(f"{companion}: its PPO scores differ from {folder}'s, so its seeds or settings are not the same; "
+                         "tuned PPO cannot be paired with that folder")
+    scores = np.concatenate([data["scores"], other["scores"][labels.index("tuned_ppo")][None]])
+    return {**data, "scores": scores}, entries + ["tuned_ppo"]
 
 
 def eval_rows(root: Path) -> tuple[list[dict], dict]:
@@ -124,6 +148,8 @@ def eval_rows(root: Path) -> tuple[list[dict], dict]:
         config = json.loads((folder / "config.json").read_text())["config"]
         labels = [str(label) for label in data["objectives"]]
         entries = list(config["objectives"]) + labels[len(config["objectives"]):]  # tuned_ppo comes after the given ones
+        data, entries = with_tuned_companion(folder, data, config, entries)
+        labels += entries[len(labels):]
         by_run = {Path(entry).parent.parent.name if entry.endswith(".msgpack") else label: i
                   for i, (label, entry) in enumerate(zip(labels, entries, strict=True))}
         folder_envs, folder_lifetimes = [str(e) for e in data["envs"]], [int(n) for n in data["lifetimes"]]

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,39 @@ def test_the_temporally_aware_study_tables_regenerate_from_its_runs(monkeypatch,
     assert (root / "study.md").read_text() == script.markdown(meta, versus, evals, info) + "\n"
     assert {r["stream"] for r in meta} == {r["stream"] for r in versus} == {"test"}  # final verdicts: the test stream
     assert {r["stream"] for r in evals} <= {"test"}
+
+
+def _eval_folder(folder: Path, objectives: list[str], scores: np.ndarray, **config) -> None:
+    folder.mkdir(parents=True)
+    np.savez(folder / "eval.npz", scores=scores, objectives=np.array(objectives), envs=np.array(["CartPole-v1"]),
+             lifetimes=np.array([16]))
+    base = {"envs": ["CartPole-v1"], "lifetimes": [16], "num_seeds": 4, "score": "auc", "heldout": "test", "ppo": {"lr": 0.01}}
+    (folder / "config.json").write_text(json.dumps({"config": {**base, **config, "objectives": objectives}}))
+
+
+def test_tuned_ppo_measured_later_pairs_only_on_the_same_seeds_and_settings(tmp_path):
+    """An eval that left tuned PPO out gets it from <eval>_tuned only where both agree on the settings and the
+    companion's PPO scores equal the folder's bit for bit; anything else stops with the reason."""
+    script = load_script("ta_study")
+    rng = np.random.default_rng(0)
+    ppo, other, tuned = (rng.normal(size=(1, 1, 4)) for _ in range(3))
+    _eval_folder(tmp_path / "eval", ["ppo", "x/lpo_s0/learned/lpo.msgpack"], np.stack([ppo, other]))
+    data = {"scores": np.stack([ppo, other])}
+    config = json.loads((tmp_path / "eval" / "config.json").read_text())["config"]
+    entries = ["ppo", "x/lpo_s0/learned/lpo.msgpack"]
+    assert script.with_tuned_companion(tmp_path / "eval", data, config, entries) == (data, entries)  # none stored: as is
+
+    _eval_folder(tmp_path / "eval_tuned", ["ppo", "tuned_ppo"], np.stack([ppo, tuned]))
+    merged, merged_entries = script.with_tuned_companion(tmp_path / "eval", data, config, entries)
+    assert merged_entries == entries + ["tuned_ppo"]
+    np.testing.assert_array_equal(merged["scores"], np.stack([ppo, other, tuned]))
+
+    (tmp_path / "eval_tuned" / "eval.npz").unlink()
+    np.savez((tmp_path / "eval_tuned" / "eval.npz"), scores=np.stack([ppo + 1e-7, tuned]), objectives=np.array(["ppo", "tuned_ppo"]))
+    with pytest.raises(SystemExit, match="PPO scores differ"):
+        script.with_tuned_companion(tmp_path / "eval", data, config, entries)
+    with pytest.raises(SystemExit, match="lifetimes differ"):
+        script.with_tuned_companion(tmp_path / "eval", data, {**config, "lifetimes": [32]}, entries)
 
 
 @pytest.mark.slow  # 10 s of bootstraps over stored scores: CI's slow step
