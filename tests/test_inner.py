@@ -196,3 +196,25 @@ def test_continuous_and_image_envs_run(env):
     output = jax.jit(train)({}, task, jax.random.PRNGKey(0))
     assert jnp.all(jnp.isfinite(output.metrics["value_loss"]))
     assert jnp.all(jnp.isfinite(output.metrics["entropy"]))
+
+
+def test_a_learned_step_size_at_zero_trains_exactly_as_the_plain_lpo_and_at_log_2_as_twice_the_lr():
+    """LPO with ``learned_step``: its extra meta-parameters log_step = (a, b) scale the inner lr by exp(a + b·n/N).
+    At (0, 0) the run is the plain LPO's (to the last bits: the tests' cheap code generation fuses the extra product
+    its own way; XLA's default gives the same bits); at (log 2, 0) it is the plain LPO's with the config's lr doubled."""
+    import dataclasses
+
+    plain_train, plain, task = _train("lpo", hidden=16)
+    stepped_train, stepped, _ = _train("lpo", hidden=16, learned_step=True)
+    key = jax.random.PRNGKey(4)
+    params = plain.init(jax.random.PRNGKey(1))
+    start = stepped.init(jax.random.PRNGKey(1))
+    assert_trees_equal({k: v for k, v in start.items() if k != "log_step"}, params)  # the same drift net, from the same key
+    np.testing.assert_array_equal(start["log_step"], 0.0)
+    assert_trees_close(jax.jit(stepped_train)(start, task, key).agent_params, jax.jit(plain_train)(params, task, key).agent_params,
+                       rtol=1e-6, atol=1e-9)
+    doubled_train = make_train(dataclasses.replace(TINY, lr=2 * TINY.lr), envs.make("CartPole-v1"), plain)
+    doubled = jax.jit(doubled_train)(params, task, key).agent_params
+    log_2 = {**start, "log_step": jnp.array([jnp.log(2.0), 0.0])}
+    assert_trees_close(jax.jit(stepped_train)(log_2, task, key).agent_params, doubled)
+    assert not np.allclose(jax.tree.leaves(doubled)[0], jax.tree.leaves(jax.jit(plain_train)(params, task, key).agent_params)[0])

@@ -228,3 +228,29 @@ def test_meta_train_notes_a_scan_longer_than_every_lifetime_and_the_flag_that_tr
         trimmed = parse_meta_train_config([*args, "--ppo.total-timesteps", flag])
         assert trimmed.ppo.num_updates == max(lifetimes) and unused_updates_note(trimmed) is None
         assert "2.0x" in note
+
+
+def test_the_learned_step_size_schedule_and_its_warm_start():
+    """exp(a + b·n/N), clipped to e^±5; a warm start carries log_step over, and a TA-LPO that does not match the
+    LPO file's learned_step is refused naming the argument."""
+    from metarl.objectives.lpo import MAX_LOG_STEP
+
+    stepped = objectives.make("lpo", hidden=8, learned_step=True)
+    for a, b in [(0.0, 0.0), (0.5, -2.0), (-1.0, 1.5), (4.0, 3.0)]:
+        for n, big_n in [(0, 10), (5, 10), (10, 10)]:
+            expected = np.exp(np.clip(a + b * n / big_n, -MAX_LOG_STEP, MAX_LOG_STEP))
+            scale = stepped.step_scale({"log_step": jnp.array([a, b])}, LifetimeContext(n, big_n))
+            assert float(scale) == pytest.approx(expected, rel=1e-6)
+    assert objectives.make("lpo", hidden=8).step_scale is None and objectives.make("ppo").step_scale is None
+    params = {**perturbed(objectives.make("lpo", hidden=8).init(jax.random.PRNGKey(0)), 1), "log_step": jnp.array([0.3, -1.0])}
+    import tempfile
+    from pathlib import Path
+
+    path = objectives.save(Path(tempfile.mkdtemp()) / "lpo.msgpack", "lpo", {"hidden": 8, "learned_step": True}, params)
+    from metarl.analysis.drift import describe_file
+
+    assert describe_file(path)["step_scale"] == pytest.approx([np.exp(0.3 - p) for p in PROGRESS], rel=1e-6)
+    start = objectives.warm_start(path, "ta_lpo", {"hidden": 8, "learned_step": True})
+    np.testing.assert_array_equal(start["log_step"], params["log_step"])
+    with pytest.raises(ConfigError, match="learned_step true"):
+        objectives.warm_start(path, "ta_lpo", {"hidden": 8})

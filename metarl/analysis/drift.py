@@ -55,8 +55,13 @@ def describe_file(path, num_updates: int = 100) -> dict:
     """The numbers of one learned objective file: its objective, mean |D| and temporal variation."""
     objective, params, _ = objectives.load(path)
     grid = drift_grid(objective, params, PROGRESS, num_updates)
-    return {"file": str(path), "objective": objective.name, "mean_abs_drift": float(np.mean(np.abs(grid))),
-            "temporal_variation": temporal_variation(objective, params, num_updates), "num_updates": num_updates}
+    described = {"file": str(path), "objective": objective.name, "mean_abs_drift": float(np.mean(np.abs(grid))),
+                 "temporal_variation": temporal_variation(objective, params, num_updates), "num_updates": num_updates}
+    if objective.step_scale is not None:  # the learned step-size schedule: the factor on the lr at each n/N of PROGRESS
+        described["step_scale"] = [float(objective.step_scale(params, LifetimeContext(jnp.float32(p * num_updates),
+                                                                                     jnp.float32(num_updates))))
+                                   for p in PROGRESS]
+    return described
 
 
 def schedule_profile(objective, params, num_updates: int = 100) -> dict:

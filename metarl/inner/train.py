@@ -208,6 +208,8 @@ def make_inner(config: PPOConfig, env: EnvSpec, objective: Objective, *, differe
         trajectory, discount = shape(meta_params, trajectory, context)
         targets, prepare_aux = agent.prepare(runner.agent_params, meta_params.objective, trajectory, context, discount)
         lr = hparams.lr * (1.0 - context.progress) if config.anneal_lr else hparams.lr
+        if objective.step_scale is not None:  # the objective's own learned step-size schedule, on top
+            lr = lr * objective.step_scale(meta_params.objective, context)
         flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (trajectory, targets))
 
         def minibatch_step(carry, minibatch):

@@ -71,6 +71,8 @@ class Objective(NamedTuple):
     a categorical prediction head of ``head_size`` bins).
     ``targets(η, TrajectoryInputs) -> (π̂, ŷ, aux)``: for target objectives (else None). An aux entry
     ``meta_regularizer`` (a scalar, differentiable in η) is added to the meta-gradient's meta-loss.
+    ``step_scale(η, context) -> s``: where an objective also learns its step size, the factor (> 0) on the inner
+    learning rate at update n of N, applied on top of the config's schedule (else None: the config's alone).
     """
 
     name: str
@@ -80,6 +82,7 @@ class Objective(NamedTuple):
     agent: str = "actor_critic"
     targets: Callable[..., Any] | None = None
     head_size: int = 1
+    step_scale: Callable[[MetaParams, LifetimeContext], chex.Array] | None = None
 
 
 def no_meta_params(key: chex.PRNGKey) -> MetaParams:
@@ -87,8 +90,9 @@ def no_meta_params(key: chex.PRNGKey) -> MetaParams:
     return {}
 
 
-def drift_objective(name: str, drift: Callable[..., chex.Array], init: Callable = no_meta_params) -> Objective:
-    """Build the objective ``−mean(r·A − D(r, A))`` from a drift function."""
+def drift_objective(name: str, drift: Callable[..., chex.Array], init: Callable = no_meta_params,
+                    step_scale: Callable | None = None) -> Objective:
+    """Build the objective ``−mean(r·A − D(r, A))`` from a drift function (and, where given, a learned step size)."""
 
     def loss(meta_params: MetaParams, inputs: DriftInputs):
         log_ratio = inputs.log_prob - inputs.old_log_prob
@@ -102,4 +106,4 @@ def drift_objective(name: str, drift: Callable[..., chex.Array], init: Callable 
         }
         return -jnp.mean(surrogate), aux
 
-    return Objective(name=name, init=init, loss=loss, drift=drift)
+    return Objective(name=name, init=init, loss=loss, drift=drift, step_scale=step_scale)

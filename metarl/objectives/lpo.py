@@ -31,6 +31,13 @@ through the inner loop is exactly zero there; the meta-gradient loop refuses suc
 that learned files written before it load with their meaning).
 ``ppo_init`` adds PPO's drift inside the relu (and zero-initializes the output layer), so the search
 starts at PPO.
+
+``learned_step`` also learns the inner step size: two more meta-parameters ``log_step = (a, b)``, started at 0,
+scale the learning rate at update n of N by ``s = exp(a + b·n/N)`` (log s clipped to ±:data:`MAX_LOG_STEP`), on top
+of the config's lr and annealing. At (0, 0) the member trains as the plain one (bit for bit with XLA's default code
+generation; to the last bits where a compiler fuses the extra product otherwise); ``a`` moves the whole lifetime's
+step size and ``b`` tilts it (b < 0 decays it, as annealing does). Where a tuned PPO wins by its learning rate and
+annealing rather than by its clip, this is the part of its advantage a drift alone cannot learn.
 """
 
 from __future__ import annotations
@@ -44,6 +51,12 @@ from metarl.objectives.ppo import ppo_drift
 
 NUM_BASE_FEATURES = 8
 DRIFT_OFFSET = 1e-4
+MAX_LOG_STEP = 5.0  # a learned step size stays within e^±5 of the config's
+
+
+def step_size_scale(log_step, context):
+    """``exp(a + b·n/N)`` for ``log_step = (a, b)``, log clipped to ±MAX_LOG_STEP."""
+    return jnp.exp(jnp.clip(log_step[0] + log_step[1] * context.progress, -MAX_LOG_STEP, MAX_LOG_STEP))
 
 
 def base_features(ratio, advantages):
@@ -100,6 +113,7 @@ def make_lpo(
     offset: float = DRIFT_OFFSET,
     scaled_context: bool = True,
     horizon_range: list[int] | None = None,
+    learned_step: bool = False,
     name: str = "lpo",
 ) -> Objective:
     """LPO; with ``progress=True`` it is TA-LPO (see :func:`make_ta_lpo`).
@@ -123,10 +137,11 @@ def make_lpo(
     def init(key):
         hidden_key, out_key = jax.random.split(key)
         out_scale = 0.0 if ppo_init else output_scale / jnp.sqrt(hidden)
-        return {
+        params = {
             "hidden": jax.random.normal(hidden_key, (num_features, hidden)) / jnp.sqrt(num_features),
             "out": jax.random.normal(out_key, (hidden, 1)) * out_scale,
         }
+        return {**params, "log_step": jnp.zeros(2)} if learned_step else params
 
     def net(meta_params, ratio, advantages, context):
         weights = meta_params["hidden"]
@@ -150,7 +165,10 @@ def make_lpo(
             learned = learned + ppo_drift(ratio, advantages, clip_eps)
         return jax.nn.relu(learned - offset)
 
-    return drift_objective(name, drift, init)
+    def step_scale(meta_params, context):
+        return step_size_scale(meta_params["log_step"], context)
+
+    return drift_objective(name, drift, init, step_scale if learned_step else None)
 
 
 def make_ta_lpo(
@@ -163,11 +181,12 @@ def make_ta_lpo(
     offset: float = DRIFT_OFFSET,
     scaled_context: bool = True,
     horizon_range: list[int] | None = None,
+    learned_step: bool = False,
 ) -> Objective:
     """Temporally-aware LPO: the drift also sees n/N (and log N with ``log_horizon``)."""
     return make_lpo(hidden=hidden, progress=True, log_horizon=log_horizon, ppo_init=ppo_init, clip_eps=clip_eps,
                     output_scale=output_scale, mirror=mirror, offset=offset, scaled_context=scaled_context,
-                    horizon_range=horizon_range, name="ta_lpo")
+                    horizon_range=horizon_range, learned_step=learned_step, name="ta_lpo")
 
 
 # What a warm start from an LPO file needs to match: the arguments that change what the base rows compute.
@@ -185,5 +204,10 @@ def embed_lpo(lpo_params, lpo_kwargs: dict, ta_kwargs: dict, reference):
     if not ta_kwargs.get("scaled_context", True):
         raise ConfigError("init_from: a warm start needs scaled_context (the default); the unscaled form multiplies "
                           "every feature into one product and is not exactly the LPO member")
+    if bool(lpo_kwargs.get("learned_step")) != bool(ta_kwargs.get("learned_step")):
+        raise ConfigError(f"init_from: the LPO file {'learns' if lpo_kwargs.get('learned_step') else 'does not learn'} its "
+                          "step size and the TA-LPO being started must match it; pass objective_kwargs.learned_step "
+                          f"{str(bool(lpo_kwargs.get('learned_step'))).lower()}")
     hidden = jnp.zeros_like(reference["hidden"]).at[:NUM_BASE_FEATURES].set(lpo_params["hidden"])
-    return {"hidden": hidden, "out": jnp.asarray(lpo_params["out"])}
+    embedded = {"hidden": hidden, "out": jnp.asarray(lpo_params["out"])}
+    return {**embedded, "log_step": jnp.asarray(lpo_params["log_step"])} if "log_step" in lpo_params else embedded
