@@ -373,3 +373,34 @@ def test_an_objectives_keywords_may_be_a_toml_table(tmp_path):
     (run,) = load_sweep(path).runs
     assert json.loads(run.config.objective_kwargs) == {"ppo_init": True, "clip_eps": 0.5}
     assert run.command_line()[run.command_line().index("--objective-kwargs") + 1] == '{"clip_eps": 0.5, "ppo_init": true}'
+
+
+def test_a_finished_run_whose_judging_stream_changed_is_pending_and_keeps_its_training(tmp_path):
+    """The design-then-test protocol in a sweep: a run judged on the validation stream (a design choice) counts as
+    complete while its stage asks for validation; once the stage asks for the test stream it is pending (a rerun
+    resumes at its last generation and judges it again, nothing trained again). A verdict stored before verdicts
+    kept their seed keys counts as judged as asked."""
+    from metarl.app.sweep import is_complete
+
+    text = '''
+[[stage]]
+command = "meta-train"
+name = "lpo"
+[stage.base]
+num_generations = 3
+"verdict.stream" = "%s"
+"verdict.num_seeds" = 4
+'''
+    out = tmp_path / "results"
+    (run,) = load_sweep(write(tmp_path, text % "validation"), out=str(out)).runs
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "config.json").write_text(json.dumps({"kind": "meta-train", "identity": _plain(run.config.identity())}))
+    judged = {"stream": "validation", "seed_keys": [[0, i] for i in range(4)], "against": {"ppo": {}, "tuned_ppo": {}}}
+    (run.run_dir / "summary.json").write_text(json.dumps({"generations": 3, "verdict": judged}))
+    assert is_complete(run)
+    (rejudged,) = load_sweep(write(tmp_path, text % "test"), out=str(out)).runs
+    assert not is_complete(rejudged)
+    (run.run_dir / "summary.json").write_text(json.dumps({"generations": 3, "verdict": {"against": {"ppo": {}, "tuned_ppo": {}}}}))
+    assert is_complete(rejudged)
+    (run.run_dir / "summary.json").write_text(json.dumps({"generations": 2, "verdict": judged}))
+    assert not is_complete(run)  # and an unfinished run stays pending whatever its verdict

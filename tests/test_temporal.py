@@ -242,6 +242,14 @@ def test_the_learned_step_size_schedule_and_its_warm_start():
             scale = stepped.step_scale({"log_step": jnp.array([a, b])}, LifetimeContext(n, big_n))
             assert float(scale) == pytest.approx(expected, rel=1e-6)
     assert objectives.make("lpo", hidden=8).step_scale is None and objectives.make("ppo").step_scale is None
+    gained = objectives.make("lpo", hidden=8, learned_step=True, step_gain=10.0)  # k·(a + b·n/N), clipped after k
+    assert float(gained.step_scale({"log_step": jnp.array([0.1, -0.2])}, LifetimeContext(5, 10))) == pytest.approx(1.0)
+    assert float(gained.step_scale({"log_step": jnp.array([0.1, 0.0])}, LifetimeContext(5, 10))) == pytest.approx(np.e, rel=1e-6)
+    assert float(gained.step_scale({"log_step": jnp.array([1.0, 0.0])}, LifetimeContext(5, 10))) == pytest.approx(np.exp(MAX_LOG_STEP), rel=1e-6)
+    for bad, message in [({"step_gain": 0.0, "learned_step": True}, "step_gain: must be a number > 0"),
+                         ({"step_gain": 10.0}, "needs learned_step true")]:
+        with pytest.raises(ConfigError, match=message):
+            objectives.make("lpo", hidden=8, **bad)
     params = {**perturbed(objectives.make("lpo", hidden=8).init(jax.random.PRNGKey(0)), 1), "log_step": jnp.array([0.3, -1.0])}
     import tempfile
     from pathlib import Path
@@ -254,3 +262,5 @@ def test_the_learned_step_size_schedule_and_its_warm_start():
     np.testing.assert_array_equal(start["log_step"], params["log_step"])
     with pytest.raises(ConfigError, match="learned_step true"):
         objectives.warm_start(path, "ta_lpo", {"hidden": 8})
+    with pytest.raises(ConfigError, match="step_gain"):
+        objectives.warm_start(path, "ta_lpo", {"hidden": 8, "learned_step": True, "step_gain": 10.0})

@@ -531,7 +531,15 @@ def test_meta_train_ends_with_a_stored_verdict_against_ppo_and_tuned_ppo(tmp_pat
     # validation-stream verdict measures its baselines on the validation seeds (a design choice's stream).
     validation = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, stream="validation"))
     run_meta_train(validation, ["metarl", "meta-train"], verbose=False)
-    assert json.loads((run_dir / "summary.json").read_text())["verdict"]["stream"] == "validation"
+    rejudged = json.loads((run_dir / "summary.json").read_text())
+    assert rejudged["verdict"]["stream"] == "validation"
+    # ... and keeps the verdict it replaced (one entry: the reprinting rerun above added none), which
+    # `metarl verdict` recomputes from its own scores beside the new one.
+    assert rejudged["earlier_verdicts"] == [result]
+    from metarl.app.reprint import reprint_path
+
+    text, mismatches = reprint_path(run_dir)
+    assert mismatches == [] and "earlier verdict 1, on the test stream" in text and text.count("tuned PPO") >= 2
     streams = sorted(json.loads(p.read_text())["key"]["stream"] for p in (tmp_path / "store").glob("ppo_scores-*.json"))
     assert streams.count(verdict.VALIDATION_STREAM) == 2 and streams.count(verdict.TEST_STREAM) == 2
 

@@ -39,16 +39,30 @@ def reprint_path(path: str | Path, rewrite: bool = False) -> tuple[str, list[str
     if "references" not in stored or "normalize" not in stored:
         raise ValueError(f"{summary_path}: a verdict stored before verdicts kept their normalization references cannot be "
                          "recomputed from the file; rerun the run's command to re-judge it")
-    recomputed, mismatches = reprint(stored)
-    missing = any(set(recomputed["against"][name]) - set(entry) for name, entry in stored["against"].items())
-    if rewrite and (mismatches or missing):  # an older protocol's verdict: store the current one
-        summary["verdict"] = recomputed
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     label = "learned"
     config_path = summary_path.parent / "config.json"
     if config_path.is_file():
         label = candidate_label(json.loads(config_path.read_text()).get("config", {}))
-    return f"{summary_path.parent}\n{describe(recomputed, label)}", mismatches
+    texts, mismatches, changed = [], [], False
+    # Earlier verdicts first (a run judged on the validation stream, then again on the test stream), each from its scores.
+    judged = [*(("earlier_verdicts", i) for i in range(len(summary.get("earlier_verdicts", [])))), ("verdict", None)]
+    for field, index in judged:
+        stored = summary[field] if index is None else summary[field][index]
+        recomputed, differing = reprint(stored)
+        prefix = "" if index is None else f"{field}[{index}]."
+        mismatches += [prefix + name for name in differing]
+        missing = any(set(recomputed["against"][name]) - set(entry) for name, entry in stored["against"].items())
+        if rewrite and (differing or missing):  # an older protocol's verdict: store the current one
+            changed = True
+            if index is None:
+                summary["verdict"] = recomputed
+            else:
+                summary[field][index] = recomputed
+        heading = "" if index is None else f"(earlier verdict {index + 1}, on the {stored.get('stream', 'validation')} stream)\n"
+        texts.append(heading + describe(recomputed, label))
+    if changed:
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return f"{summary_path.parent}\n" + "\n".join(texts), mismatches
 
 
 def _reprint_eval(run_dir: Path, rewrite: bool = False) -> tuple[str, list[str]]:

@@ -55,6 +55,7 @@ import tyro
 
 from metarl.app.argv import outer_args
 from metarl.app.commands import config_class, parse, runnable, runner
+from metarl.app.verdict import judged_as_asked
 from metarl.checks import validate
 from metarl.config import DistributedConfig, to_dict
 from metarl.distributed import barrier, leave_peers
@@ -443,7 +444,10 @@ def is_complete(run: Run) -> bool:
     if run.command == "meta-train":
         last = run.config.num_generations
         if summary.is_file():
-            return json.loads(summary.read_text()).get("generations", 0) >= last
+            stored = json.loads(summary.read_text())
+            judged = (not run.config.verdict.num_seeds or "verdict" not in stored
+                      or judged_as_asked(stored["verdict"], run.config.verdict, legacy=True))
+            return stored.get("generations", 0) >= last and judged  # a changed verdict config: judged again on rerun
         # No summary: a run stopped after its last generation but before its verdict is not complete (rerun, it
         # resumes there and judges); only runs from before verdicts and summary.json count by their metrics.
         stored = run.run_dir / "config.json"

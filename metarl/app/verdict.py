@@ -800,6 +800,19 @@ def candidate_scores(config: MetaTrainConfig, env_specs, objective, components, 
     return np.stack(scores)
 
 
+def judged_as_asked(stored: dict[str, Any], config: VerdictConfig, legacy: bool = False) -> bool:
+    """Whether a stored meta-training verdict was judged as ``config`` asks: the same stream (verdicts stored before
+    the test stream existed have none and were judged on the validation stream), as many seeds, the same transfer
+    envs, tuned PPO or not. A finished run whose verdict config changed is judged again, nothing trained again.
+    ``legacy``: a verdict stored before verdicts kept their seed keys (and streams) counts as judged as asked (a
+    sweep's stored run stays complete; a rerun of its command still judges it again, with the keys)."""
+    if legacy and "seed_keys" not in stored:
+        return True
+    return (stored.get("stream", "validation") == config.stream and len(stored.get("seed_keys", [])) == config.num_seeds
+            and sorted(stored.get("transfer", {})) == sorted(config.transfer_envs)
+            and ("tuned_ppo" in stored.get("against", {})) == config.tuned)
+
+
 def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candidate_components, meta_params, references,
                 store: Store | None = None, progress=None) -> dict[str, Any]:
     """The discovered meta-parameters against PPO (same settings) and tuned PPO on the judging seeds

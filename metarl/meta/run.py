@@ -325,10 +325,18 @@ class _Run:
     def _verdict_matches(self, stored: dict[str, Any]) -> bool:
         """A stored verdict serves a rerun only if it was judged as this config asks (stream, seeds, transfer envs):
         rerunning a finished run with ``--verdict.stream test`` judges it again instead of reprinting validation."""
-        config = self.config.verdict
-        return (stored.get("stream") == config.stream and len(stored.get("seed_keys", [])) == config.num_seeds
-                and sorted(stored.get("transfer", {})) == sorted(config.transfer_envs)
-                and ("tuned_ppo" in stored.get("against", {})) == config.tuned)
+        return verdict.judged_as_asked(stored, self.config.verdict)
+
+    def _earlier_verdicts(self, current: dict[str, Any]) -> list[dict[str, Any]]:
+        """The verdicts this run stored before ``current``, oldest first: a run judged on the validation stream (a
+        design choice) and then again on the test stream (``--verdict.stream test``, nothing trained again) keeps
+        both, and `metarl verdict` recomputes each from its own scores."""
+        path = self.run_dir / "summary.json"
+        stored = json.loads(path.read_text()) if path.is_file() else {}
+        earlier = list(stored.get("earlier_verdicts", []))
+        if "verdict" in stored and stored["verdict"] != current:
+            earlier.append(stored["verdict"])
+        return earlier
 
     def finish(self, seconds: float) -> dict[str, Any]:
         self.checkpoints.close()
@@ -350,6 +358,9 @@ class _Run:
         complete = self.generation >= self.config.num_generations
         if is_writer() and complete and self.config.verdict.num_seeds:
             summary["verdict"] = self.verdict()
+            earlier = self._earlier_verdicts(summary["verdict"])
+            if earlier:
+                summary["earlier_verdicts"] = earlier
         if is_writer() and complete:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if self.verbose:

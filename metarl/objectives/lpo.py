@@ -37,7 +37,10 @@ scale the learning rate at update n of N by ``s = exp(a + b·n/N)`` (log s clipp
 of the config's lr and annealing. At (0, 0) the member trains as the plain one (bit for bit with XLA's default code
 generation; to the last bits where a compiler fuses the extra product otherwise); ``a`` moves the whole lifetime's
 step size and ``b`` tilts it (b < 0 decays it, as annealing does). Where a tuned PPO wins by its learning rate and
-annealing rather than by its clip, this is the part of its advantage a drift alone cannot learn.
+annealing rather than by its clip, this is the part of its advantage a drift alone cannot learn. ``step_gain`` k
+(default 1) multiplies both before the exponential, ``s = exp(k·(a + b·n/N))``: an ES perturbs every meta-parameter
+with one σ sized for the network's weights (0.03), which moves a log step size by a few percent a generation; k = 10
+searches it at σ·k while the drift is searched at σ.
 """
 
 from __future__ import annotations
@@ -54,9 +57,9 @@ DRIFT_OFFSET = 1e-4
 MAX_LOG_STEP = 5.0  # a learned step size stays within e^±5 of the config's
 
 
-def step_size_scale(log_step, context):
-    """``exp(a + b·n/N)`` for ``log_step = (a, b)``, log clipped to ±MAX_LOG_STEP."""
-    return jnp.exp(jnp.clip(log_step[0] + log_step[1] * context.progress, -MAX_LOG_STEP, MAX_LOG_STEP))
+def step_size_scale(log_step, context, gain: float = 1.0):
+    """``exp(gain·(a + b·n/N))`` for ``log_step = (a, b)``, log clipped to ±MAX_LOG_STEP."""
+    return jnp.exp(jnp.clip(gain * (log_step[0] + log_step[1] * context.progress), -MAX_LOG_STEP, MAX_LOG_STEP))
 
 
 def base_features(ratio, advantages):
@@ -114,6 +117,7 @@ def make_lpo(
     scaled_context: bool = True,
     horizon_range: list[int] | None = None,
     learned_step: bool = False,
+    step_gain: float = 1.0,
     name: str = "lpo",
 ) -> Objective:
     """LPO; with ``progress=True`` it is TA-LPO (see :func:`make_ta_lpo`).
@@ -131,6 +135,10 @@ def make_lpo(
         raise ConfigError(f"objective_kwargs.offset: must be >= 0, got {offset}")
     if ppo_init and not 0.0 < clip_eps < 1.0:
         raise ConfigError(f"objective_kwargs.clip_eps: must be in (0, 1), got {clip_eps}")
+    if not (isinstance(step_gain, (int, float)) and not isinstance(step_gain, bool) and step_gain > 0):
+        raise ConfigError(f"objective_kwargs.step_gain: must be a number > 0, got {step_gain!r}")
+    if step_gain != 1.0 and not learned_step:
+        raise ConfigError("objective_kwargs.step_gain: scales the learned step size; it needs learned_step true")
     horizon_range = check_horizon_range(horizon_range, log_horizon, scaled_context)
     num_features = NUM_BASE_FEATURES * (1 + int(progress) + int(log_horizon))
 
@@ -166,7 +174,7 @@ def make_lpo(
         return jax.nn.relu(learned - offset)
 
     def step_scale(meta_params, context):
-        return step_size_scale(meta_params["log_step"], context)
+        return step_size_scale(meta_params["log_step"], context, step_gain)
 
     return drift_objective(name, drift, init, step_scale if learned_step else None)
 
@@ -182,11 +190,13 @@ def make_ta_lpo(
     scaled_context: bool = True,
     horizon_range: list[int] | None = None,
     learned_step: bool = False,
+    step_gain: float = 1.0,
 ) -> Objective:
     """Temporally-aware LPO: the drift also sees n/N (and log N with ``log_horizon``)."""
     return make_lpo(hidden=hidden, progress=True, log_horizon=log_horizon, ppo_init=ppo_init, clip_eps=clip_eps,
                     output_scale=output_scale, mirror=mirror, offset=offset, scaled_context=scaled_context,
-                    horizon_range=horizon_range, learned_step=learned_step, name="ta_lpo")
+                    horizon_range=horizon_range, learned_step=learned_step, step_gain=step_gain,
+                    name="ta_lpo")
 
 
 # What a warm start from an LPO file needs to match: the arguments that change what the base rows compute.
@@ -208,6 +218,10 @@ def embed_lpo(lpo_params, lpo_kwargs: dict, ta_kwargs: dict, reference):
         raise ConfigError(f"init_from: the LPO file {'learns' if lpo_kwargs.get('learned_step') else 'does not learn'} its "
                           "step size and the TA-LPO being started must match it; pass objective_kwargs.learned_step "
                           f"{str(bool(lpo_kwargs.get('learned_step'))).lower()}")
+    if lpo_kwargs.get("learned_step") and lpo_kwargs.get("step_gain", 1.0) != ta_kwargs.get("step_gain", 1.0):
+        raise ConfigError(f"init_from: the LPO file's log_step is searched at step_gain {lpo_kwargs.get('step_gain', 1.0)} "
+                          f"and the TA-LPO being started has {ta_kwargs.get('step_gain', 1.0)}; pass the file's "
+                          "objective_kwargs.step_gain so the step size carries over unchanged")
     hidden = jnp.zeros_like(reference["hidden"]).at[:NUM_BASE_FEATURES].set(lpo_params["hidden"])
     embedded = {"hidden": hidden, "out": jnp.asarray(lpo_params["out"])}
     return {**embedded, "log_step": jnp.asarray(lpo_params["log_step"])} if "log_step" in lpo_params else embedded
