@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 
 
@@ -33,6 +34,8 @@ def run_points(root: Path) -> list[dict]:
         verdict = summary["verdict"]
         kwargs = json.loads(config.get("objective_kwargs") or "{}")
         inner = "" if (ppo["lr"], ppo["update_epochs"]) == (0.01, 4) else f", lr {ppo['lr']:g}, {ppo['update_epochs']} epochs"
+        if kwargs.get("learned_step"):  # the inner step size is meta-learned: its own column of the figure
+            inner += f", learned step (gain {kwargs.get('step_gain', 1.0):g})"
         start = f"PPO (clip {kwargs.get('clip_eps', 0.2):g})" if kwargs.get("ppo_init") else "drift ≈ 0"
         point = {"run": summary_path.parent.name, "seed": config["seed"], "envs": verdict["envs"], "stream": verdict["stream"],
                  "testbed": f"{ppo['num_envs']}x{ppo['num_steps']}{inner}", "start": start, "population": outer["population_size"],
@@ -148,7 +151,8 @@ def figure(points: list[dict], judged: list[dict], path: Path) -> None:
         own = [{**{k: p[k] for k in ("budget", "schedule", "seed")}, "difference": p["tuned_ppo"]["difference"], "ci": p["tuned_ppo"]["ci"]}
                for p in points if p["testbed"] == testbed and "tuned_ppo" in p]
         _panel(axes[0][column], own, budgets)
-        axes[0][column].set_title(f"Acrobot-v1, {testbed} (envs x steps per update)", fontsize=9)
+        title = textwrap.wrap(f"Acrobot-v1, {testbed} (envs x steps per update)", 52)
+        axes[0][column].set_title("\n".join(title), fontsize=9)
         if rows == 2:
             _panel(axes[1][column], [e for e in again if e["testbed"] == testbed], budgets)
         axes[rows - 1][column].set_xlabel("outer budget (members x generations)")
