@@ -176,3 +176,35 @@ def test_the_es_vs_metagradient_tables_regenerate_from_their_runs(monkeypatch):
     for row in rows:  # the meta-gradient arm started where ES did: its η0 is the same init under the same seed
         config = json.loads((Path(row["folder"]) / "config.json").read_text())["config"]
         assert config["seed"] == row["seed"] and config["objective"] == "ta_lpo" and config["init_from"] is None
+
+
+def test_the_step_ablation_splits_a_learned_step_size_lpo_into_ppo_under_its_schedule_and_its_drift_alone(tmp_path):
+    """experiments/step_ablation.py: ``schedule_only`` is PPO's drift exactly under the file's learned schedule,
+    ``drift_only`` the file's drift exactly at the recipe's step size; an LPO without a learned step is refused."""
+    import jax
+    import jax.numpy as jnp
+
+    from metarl import objectives
+    from metarl.objectives.base import LifetimeContext
+
+    ablation = load_script("step_ablation")
+    kwargs = {"hidden": 8, "learned_step": True, "step_gain": 10.0}
+    lpo = objectives.make("lpo", **kwargs)
+    params = {**jax.tree.map(lambda x: x + 0.3, lpo.init(jax.random.PRNGKey(0))), "log_step": jnp.array([0.1, -0.2])}
+    path = objectives.save(tmp_path / "learned" / "lpo.msgpack", "lpo", kwargs, params)
+    halves = ablation.ablations(path)
+    ratio = jax.random.uniform(jax.random.PRNGKey(1), (64,), minval=0.5, maxval=1.6)
+    advantages = jax.random.normal(jax.random.PRNGKey(2), (64,))
+    context = LifetimeContext(3, 10)
+    schedule_kwargs, schedule_params = halves["schedule_only"]
+    schedule = objectives.make("lpo", **schedule_kwargs)
+    np.testing.assert_array_equal(schedule.drift(schedule_params, ratio, advantages, context),
+                                  objectives.make("ppo").drift({}, ratio, advantages, context))
+    assert float(schedule.step_scale(schedule_params, context)) == pytest.approx(float(lpo.step_scale(params, context)))
+    drift_kwargs, drift_params = halves["drift_only"]
+    assert drift_kwargs == objectives.load(path)[2]
+    np.testing.assert_array_equal(lpo.drift(drift_params, ratio, advantages, context), lpo.drift(params, ratio, advantages, context))
+    assert float(lpo.step_scale(drift_params, context)) == 1.0
+    plain = objectives.save(tmp_path / "plain.msgpack", "lpo", {"hidden": 8}, objectives.make("lpo", hidden=8).init(jax.random.PRNGKey(0)))
+    with pytest.raises(SystemExit, match="learned_step is needed"):
+        ablation.ablations(plain)
