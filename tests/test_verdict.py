@@ -589,6 +589,63 @@ def test_verdict_table_against_the_best_hand_designed_picks_the_baseline_per_env
     assert [r["objective"] for r in everyone] == ["naive", "naive", "learned", "learned"]
 
 
+def success_scores(successes: int, seed: int, num_seeds: int = 128) -> np.ndarray:
+    """A success-like score: 1 on ``successes`` of the seeds (a held-out goal reached), 0 on the rest."""
+    scores = np.zeros(num_seeds)
+    scores[np.random.default_rng(seed).choice(num_seeds, successes, replace=False)] = 1.0
+    return scores
+
+
+def test_the_mean_statistic_sees_a_success_rate_that_the_iqm_cannot():
+    """Fewer than a quarter of the seeds succeed on either side: the IQM is 0 on both whatever the rates, so an IQM
+    verdict cannot tell 30 of 128 from 2 of 128. The mean can; the result names its statistic, keeps the IQM beside
+    it, and Holm's words take their sign from the mean."""
+    candidate, baseline = success_scores(30, 0), success_scores(2, 1)
+    by_iqm = verdict.paired_comparison(candidate, baseline)
+    assert by_iqm["verdict"] == "inconclusive" and by_iqm["difference"]["iqm"] == 0.0 and "statistic" not in by_iqm
+    by_mean = verdict.paired_comparison(candidate, baseline, statistic="mean")
+    assert by_mean["statistic"] == "mean" and by_mean["verdict"] == "better" and by_mean["difference"]["iqm"] == 0.0
+    np.testing.assert_allclose(by_mean["difference"]["value"], 28 / 128)
+    np.testing.assert_allclose([by_mean["candidate"]["value"], by_mean["baseline"]["value"]], [30 / 128, 2 / 128])
+    assert 0.0 < by_mean["difference"]["ci"][0] < 28 / 128 < by_mean["difference"]["ci"][1]
+    assert verdict.holm_verdicts([by_mean]) == ["better"]
+    assert verdict.holm_verdicts([verdict.paired_comparison(baseline, candidate, statistic="mean")]) == ["worse"]
+    with pytest.raises(ValueError, match="statistic"):
+        verdict.paired_comparison(candidate, baseline, statistic="median")
+
+
+def test_verdict_table_ranks_and_judges_by_its_statistic_and_reprints_with_it(tmp_path):
+    """'none' has the higher IQM and 'naive' the higher mean (three tenths of its seeds succeed): best_hand_designed
+    follows the statistic it is given, the table says which, and `metarl verdict` recomputes the stored table only with
+    the statistic its config names."""
+    from metarl.app.evaluation import verdict_markdown, verdict_table
+
+    scores = np.stack([np.full(128, 0.2), success_scores(38, 2), success_scores(60, 3)])[:, None, None]  # (variant, env, N, seed)
+    labels, hand = ["none", "naive", "learned"], (True, True, False)
+    by_iqm = verdict_table(scores, labels, hand, ["Maze-pocket"], [400], stream="validation")
+    by_mean = verdict_table(scores, labels, hand, ["Maze-pocket"], [400], stream="validation", statistic="mean")
+    assert by_iqm[0]["baseline_objective"] == "none" and by_mean[0]["baseline_objective"] == "naive"
+    np.testing.assert_allclose(by_mean[0]["margin"], 0.05 * 38 / 128)  # the margin is relative to the baseline's mean
+    assert "| mean [95% CI] |" in verdict_markdown(by_mean) and "| IQM [95% CI] |" in verdict_markdown(by_iqm)
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    np.savez(folder / "eval.npz", scores=scores, objectives=np.array(labels), envs=np.array(["Maze-pocket"]),
+             lifetimes=np.array([400]), hand_designed=np.array(hand))
+    (folder / "verdict.json").write_text(json.dumps(by_mean))
+    config = {"verdict_against": "best_hand_designed", "heldout": "validation", "equivalence_margin": 0.05}
+    (folder / "config.json").write_text(json.dumps({"config": {**config, "statistic": "mean"}}))
+    assert reprint_path(folder)[1] == []
+    (folder / "config.json").write_text(json.dumps({"config": config}))  # an IQM table would not give the stored one
+    assert reprint_path(folder)[1] != []
+
+
+def test_eval_names_the_statistic_field_when_it_is_not_one_it_knows():
+    from metarl.app.evaluation import EvalConfig
+
+    with pytest.raises(ConfigError, match="statistic.*iqm, mean"):
+        EvalConfig(objectives=("ppo", "dpo"), verdict_against="ppo", heldout="validation", statistic="median").validate()
+
+
 @pytest.mark.slow  # 8-19 s: the default tier is at its budget
 @pytest.mark.heavy
 def test_eval_judges_a_learned_shaping_against_the_best_hand_designed_shaping(tmp_path):

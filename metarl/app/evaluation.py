@@ -24,7 +24,7 @@ import numpy as np
 import tyro
 
 from metarl import components, envs, objectives
-from metarl.app.verdict import Store, over_devices, paired_comparison, stream_keys, stream_seed, tuned_ppo_alone, with_holm
+from metarl.app.verdict import Store, compared_value, over_devices, paired_comparison, stream_keys, stream_seed, tuned_ppo_alone, with_holm
 from metarl.checks import check_curriculum, check_shaping
 from metarl.config import (
     FITNESS_SCORES,
@@ -45,7 +45,7 @@ from metarl.io.results import prepare_run_dir, write_config
 from metarl.meta.fitness import score
 from metarl.meta.tasks import diverged
 from metarl.presets import expand_preset
-from metarl.stats import bootstrap_ci, iqm
+from metarl.stats import STATISTICS, bootstrap_ci, iqm
 
 BEST_HAND_DESIGNED = "best_hand_designed"
 
@@ -98,6 +98,11 @@ class EvalConfig:
     equivalence_margin: float = 0.05
     """With verdict_against: 'equivalent' when the CI of the difference lies inside ± this fraction of the baseline's
     IQM (eval scores are raw returns, so the margin is relative), 'inconclusive' otherwise; 0: never 'equivalent'."""
+    statistic: Literal["iqm", "mean"] = "iqm"
+    """With verdict_against: the aggregate over seeds that the verdict compares (and best_hand_designed ranks by): iqm,
+    the field's default, or mean, for a success-like score (e.g. heldout_return on a maze, where a seed reaches the
+    goal or does not) on which fewer than a quarter of the seeds succeed and the IQM reads 0 on both sides. Choose it
+    on the validation stream, before the test verdict."""
     tuned_ppo: bool = False
     """Also evaluate tuned PPO (label 'tuned_ppo', a valid ``verdict_against``): per env and lifetime, PPO at the best
     cell of the ``tuning`` grid, picked on the selection stream, trained on this eval's ``heldout`` seeds (paired with
@@ -139,6 +144,7 @@ class EvalConfig:
                  f"must be none, validation or test, got {self.heldout!r}")
         _require(math.isfinite(self.equivalence_margin) and self.equivalence_margin >= 0, "equivalence_margin",
                  f"must be a finite number >= 0, got {self.equivalence_margin!r}")
+        _require(self.statistic in STATISTICS, "statistic", f"must be one of {', '.join(STATISTICS)}; got {self.statistic!r}")
         if self.tuned_ppo:
             _require(self.heldout in ("validation", "test"), "heldout",
                      "tuned PPO is trained on a judging seed stream: --heldout validation or --heldout test, "
@@ -307,7 +313,7 @@ def _evaluate_and_write(config: EvalConfig, run_dir: Path, verbose: bool, loaded
         summary += "\n" + tuned_cells_markdown(cells)
     if config.verdict_against:
         verdicts = verdict_table(scores, labels, config.baseline(), config.envs, config.lifetimes,
-                                 config.equivalence_margin, config.heldout)
+                                 config.equivalence_margin, config.heldout, config.statistic)
         (run_dir / "verdict.json").write_text(json.dumps(verdicts, indent=2) + "\n")
         summary += "\n" + verdict_markdown(verdicts)
         if verbose:
@@ -350,21 +356,22 @@ def tuned_cells_markdown(cells: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def best_of(scores: np.ndarray, members) -> int:
-    """The index, among ``members``, of the highest IQM of ``scores[member]`` (seeds on the last axis; NaN seeds
-    dropped, a member without a finite seed never chosen; the first on ties)."""
+def best_of(scores: np.ndarray, members, statistic: str = "iqm") -> int:
+    """The index, among ``members``, of the highest ``statistic`` (metarl.stats.STATISTICS) of ``scores[member]`` (seeds
+    on the last axis; NaN seeds dropped, a member without a finite seed never chosen; the first on ties)."""
     def value(v):
         finite = scores[v][np.isfinite(scores[v])]
-        return float(iqm(finite)) if finite.size else -np.inf
+        return float(STATISTICS[statistic](finite)) if finite.size else -np.inf
     return max(members, key=value)
 
 
 def verdict_table(scores: np.ndarray, labels: list[str], baseline: int | tuple[bool, ...], envs, lifetimes,
-                  margin: float = 0.05, stream: str = "test") -> list[dict[str, Any]]:
-    """Comparisons per env and lifetime (paired seeds; metarl.app.verdict), with ``margin`` × |the baseline's IQM| as
-    each row's equivalence margin and Holm's correction over all rows. ``baseline``: an index (every other label
-    against ``labels[baseline]``), or a mask of the hand-designed labels (every other label against, per env and
-    lifetime, the hand-designed one with the highest IQM on these same seeds: a choice that favours the baseline)."""
+                  margin: float = 0.05, stream: str = "test", statistic: str = "iqm") -> list[dict[str, Any]]:
+    """Comparisons per env and lifetime (paired seeds; metarl.app.verdict), with ``margin`` × |the baseline's
+    ``statistic``| as each row's equivalence margin and Holm's correction over all rows. ``baseline``: an index (every
+    other label against ``labels[baseline]``), or a mask of the hand-designed labels (every other label against, per
+    env and lifetime, the hand-designed one with the highest ``statistic`` on these same seeds: a choice that favours
+    the baseline). ``statistic``: iqm or mean (metarl.stats.STATISTICS), what the CIs and verdicts are of."""
     hand = tuple(baseline) if not isinstance(baseline, (int, np.integer)) else None
     rows = []
     for v, label in enumerate(labels):
@@ -372,29 +379,31 @@ def verdict_table(scores: np.ndarray, labels: list[str], baseline: int | tuple[b
             continue
         for e, env in enumerate(envs):
             for li, n in enumerate(lifetimes):
-                b = baseline if hand is None else best_of(scores[:, e, li], [u for u, h in enumerate(hand) if h])
+                b = baseline if hand is None else best_of(scores[:, e, li], [u for u, h in enumerate(hand) if h], statistic)
                 base = scores[b, e, li]
                 finite = base[np.isfinite(base)]
-                row_margin = margin * abs(float(iqm(finite))) if finite.size else 0.0
-                comparison = paired_comparison(scores[v, e, li], base, margin=row_margin)
+                row_margin = margin * abs(float(STATISTICS[statistic](finite))) if finite.size else 0.0
+                comparison = paired_comparison(scores[v, e, li], base, margin=row_margin, statistic=statistic)
                 rows.append({"objective": label, "baseline_objective": labels[b], "env": str(env), "lifetime": int(n),
                              "stream": stream, "relative_margin": margin, **comparison})
     return with_holm(rows)
 
 
 def verdict_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| env | N | objective | IQM [95% CI] | baseline | IQM [95% CI] | difference [95% CI, paired] | P(obj > base) | verdict "
-             "| Holm |",
+    name = {"iqm": "IQM", "mean": "mean"}[rows[0].get("statistic", "iqm") if rows else "iqm"]
+    lines = [f"| env | N | objective | {name} [95% CI] | baseline | {name} [95% CI] | difference [95% CI, paired] | P(obj > base) "
+             "| verdict | Holm |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         c, b, d, pi = row["candidate"], row["baseline"], row["difference"], row["probability_of_improvement"]
-        lines.append(f"| {row['env']} | {row['lifetime']} | {row['objective']} | {c['iqm']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
-                     f"| {row['baseline_objective']} | {b['iqm']:.2f} [{b['ci'][0]:.2f}, {b['ci'][1]:.2f}] "
-                     f"| {d['iqm']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] | {pi['value']:.2f} [{pi['ci'][0]:.2f}, {pi['ci'][1]:.2f}] "
-                     f"| {row['verdict']} | {row['verdict_holm']} |")
+        lines.append(f"| {row['env']} | {row['lifetime']} | {row['objective']} "
+                     f"| {compared_value(c):.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
+                     f"| {row['baseline_objective']} | {compared_value(b):.2f} [{b['ci'][0]:.2f}, {b['ci'][1]:.2f}] "
+                     f"| {compared_value(d):+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] "
+                     f"| {pi['value']:.2f} [{pi['ci'][0]:.2f}, {pi['ci'][1]:.2f}] | {row['verdict']} | {row['verdict_holm']} |")
     margin = rows[0]["relative_margin"] if rows else 0.0
     return ("\n".join(lines) + f"\n\nSeeds: the {rows[0]['stream'] if rows else ''} stream. Equivalent: the CI inside "
-            f"±{margin:g} × the baseline's IQM; Holm: adjusted over the {len(rows)} comparisons of this table.\n")
+            f"±{margin:g} × the baseline's {name}; Holm: adjusted over the {len(rows)} comparisons of this table.\n")
 
 
 def load_eval(path: str | Path) -> dict[str, Any]:

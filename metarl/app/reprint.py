@@ -77,7 +77,8 @@ def _reprint_eval(run_dir: Path, rewrite: bool = False) -> tuple[str, list[str]]
     else:
         baseline = labels.index(stored[0]["baseline_objective"])
     rows = verdict_table(np.asarray(data["scores"]), labels, baseline, [str(e) for e in data["envs"]],
-                         [int(n) for n in data["lifetimes"]], config.get("equivalence_margin", 0.05), config["heldout"])
+                         [int(n) for n in data["lifetimes"]], config.get("equivalence_margin", 0.05), config["heldout"],
+                         config.get("statistic", "iqm"))
     mismatches = []
     for index, (old, new) in enumerate(zip(stored, rows, strict=False)):
         for field_name, value in new.items():

@@ -84,7 +84,7 @@ from metarl.meta.fitness import score
 from metarl.meta.tasks import References, as_dict, diverged, measure_references
 from metarl.objectives.base import drift_objective
 from metarl.objectives.ppo import ppo_drift
-from metarl.stats import iqm
+from metarl.stats import STATISTICS, iqm
 from metarl.types import InnerHparams
 
 SELECTION_STREAM = 0x5E1E_C7ED  # seeds on which the tuned baseline's grid cell is chosen
@@ -150,7 +150,7 @@ def resampled_probability_of_improvement(candidate, baseline, index) -> np.ndarr
 
 
 def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples: int = 10_000, confidence: float = 0.95,
-                      seed: int = 0) -> dict[str, Any]:
+                      seed: int = 0, statistic: str = "iqm") -> dict[str, Any]:
     """Compare per-seed scores of a candidate and a baseline trained on the same seeds.
 
     ``candidate`` and ``baseline``: shape (S,), entry i from seed i of both. A diverged seed (NaN) counts
@@ -160,7 +160,13 @@ def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples
     with its CI (seeds resampled jointly), the mean paired difference, the probability of improvement with
     its CI, bootstrap p-values (``p_difference``: two-sided, of "difference = 0"; ``p_equivalence``: of "the
     difference reaches the margin", the two one-sided tests), the count of diverged seeds and the verdict.
+    ``statistic`` (a key of metarl.stats.STATISTICS): the aggregate the CIs, p-values and verdict are of; with
+    ``"mean"`` each side and the difference also get ``value`` (the mean) and the result ``statistic``, and the
+    ``iqm`` fields stay the IQM, for reading beside it.
     """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    aggregate = STATISTICS[statistic]
     candidate, baseline = np.asarray(candidate, np.float64), np.asarray(baseline, np.float64)
     if candidate.shape != baseline.shape or candidate.ndim != 1 or candidate.size < 2:
         raise ValueError(f"paired scores must be two arrays of equal shape (S,) with S >= 2, got {candidate.shape} and {baseline.shape}")
@@ -174,7 +180,7 @@ def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples
     baseline = np.where(np.isfinite(baseline), baseline, floor)
     rng = np.random.default_rng(seed)
     index = rng.integers(0, candidate.size, size=(num_resamples, candidate.size))  # one resample for both sides
-    resampled_candidate, resampled_baseline = iqm(candidate[index]), iqm(baseline[index])
+    resampled_candidate, resampled_baseline = aggregate(candidate[index]), aggregate(baseline[index])
     differences = resampled_candidate - resampled_baseline
     improvement = resampled_probability_of_improvement(candidate, baseline, index)
     alpha = (1.0 - confidence) / 2.0
@@ -185,7 +191,7 @@ def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples
     difference_ci = interval(differences)
     p_difference = min(1.0, 2.0 * min(np.mean(differences <= 0), np.mean(differences >= 0)))
     p_equivalence = min(1.0, 2.0 * max(np.mean(differences <= -margin), np.mean(differences >= margin))) if margin > 0 else 1.0
-    return {
+    result = {
         "num_seeds": int(candidate.size),
         "candidate": {"iqm": float(iqm(candidate)), "ci": interval(resampled_candidate), "mean": float(candidate.mean())},
         "baseline": {"iqm": float(iqm(baseline)), "ci": interval(resampled_baseline), "mean": float(baseline.mean())},
@@ -199,6 +205,17 @@ def paired_comparison(candidate, baseline, *, margin: float = 0.0, num_resamples
         "confidence": confidence,
         "verdict": verdict_word(difference_ci, margin),
     }
+    if statistic != "iqm":  # IQM verdicts keep the fields they were stored with
+        result["statistic"] = statistic
+        for side, values in (("candidate", candidate), ("baseline", baseline)):
+            result[side]["value"] = float(aggregate(values))
+        result["difference"]["value"] = float(aggregate(candidate) - aggregate(baseline))
+    return result
+
+
+def compared_value(side: dict[str, Any]) -> float:
+    """The point value a comparison's verdict is about: its statistic's (``value``), else the IQM."""
+    return side.get("value", side["iqm"])
 
 
 def verdict_word(difference_ci: Sequence[float], margin: float) -> str:
@@ -235,7 +252,7 @@ def holm_verdicts(comparisons: Sequence[dict[str, Any]], alpha: float = 0.05) ->
     words = []
     for comparison, p_d, p_e in zip(comparisons, p_difference, p_equivalence, strict=True):
         if p_d < alpha:
-            words.append("better" if comparison["difference"]["iqm"] > 0 else "worse")
+            words.append("better" if compared_value(comparison["difference"]) > 0 else "worse")
         elif comparison["margin"] > 0 and p_e < alpha:
             words.append("equivalent")
         else:
