@@ -464,6 +464,10 @@ class VerdictConfig:
     """The difference the verdict calls negligible, in the score's units (normalized: 1 = PPO's reference gain):
     'equivalent' when the CI of the difference lies inside ±margin, 'inconclusive' when it is neither inside nor
     away from 0 (0: never 'equivalent')."""
+    statistic: Literal["iqm", "mean"] = "iqm"
+    """The aggregate over the judging seeds that the verdict compares: iqm (the field's default) or mean, for a
+    success-like score (heldout_return on a maze: a seed reaches the goal or does not) on which fewer than a quarter of
+    the seeds succeed, where the IQM is 0 on both sides whatever the success rates. Choose it on validation seeds."""
     tuned: bool = True
     """Also compare against tuned PPO: the best cell of the grid below, picked on separate seeds."""
     selection_seeds: int = 16
@@ -494,6 +498,7 @@ class VerdictConfig:
         _require(isinstance(self.num_seeds, int) and (self.num_seeds == 0 or self.num_seeds >= 2), "verdict.num_seeds",
                  f"must be 0 (off) or at least 2, got {self.num_seeds!r}")
         _require(self.stream in ("validation", "test"), "verdict.stream", f"must be 'validation' or 'test', got {self.stream!r}")
+        _require(self.statistic in ("iqm", "mean"), "verdict.statistic", f"must be 'iqm' or 'mean', got {self.statistic!r}")
         _finite(self.equivalence_margin, "verdict.equivalence_margin")
         _require(self.equivalence_margin >= 0, "verdict.equivalence_margin", f"must be >= 0, got {self.equivalence_margin}")
         _require(isinstance(self.selection_seeds, int) and self.selection_seeds >= 2, "verdict.selection_seeds",

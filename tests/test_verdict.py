@@ -777,6 +777,25 @@ def test_the_verdict_command_reprints_flags_a_tampered_file_and_rewrites_it(tmp_
     assert cli.main(["metarl", "verdict"]) == 2 and cli.main(["metarl", "verdict", "--help"]) == 0
 
 
+def test_a_meta_train_verdict_by_the_mean_reprints_by_the_mean_and_a_changed_statistic_is_judged_again():
+    from metarl.config import VerdictConfig
+
+    stored = json.loads((STORED_VERDICTS[0] / "summary.json").read_text())["verdict"]
+    config = VerdictConfig(num_seeds=len(stored["seed_keys"]), stream=stored["stream"], transfer_envs=tuple(stored.get("transfer", {})))
+    assert verdict.judged_as_asked(stored, config)
+    assert not verdict.judged_as_asked(stored, dataclasses.replace(config, statistic="mean"))  # a sweep judges it again
+    by_mean, mismatches = verdict.reprint({**stored, "statistic": "mean"})
+    assert mismatches  # the same scores, another statistic: other CIs
+    for row in by_mean["against"].values():
+        assert row["statistic"] == "mean" and row["candidate"]["value"] == row["candidate"]["mean"]
+        np.testing.assert_allclose(row["difference"]["value"], row["candidate"]["mean"] - row["baseline"]["mean"])
+        assert row["candidate"]["ci"][0] <= row["candidate"]["mean"] <= row["candidate"]["ci"][1]
+    assert verdict.reprint(by_mean)[1] == []
+    assert " mean " in verdict.describe(by_mean, "learned") and " IQM " in verdict.describe(stored, "learned")
+    with pytest.raises(ConfigError, match="verdict.statistic"):
+        VerdictConfig(statistic="median").validate()
+
+
 STORED_STUDY_VERDICTS = sorted({p.parent for p in (Path(__file__).resolve().parent.parent / "results").glob("*/*/verdict.json")}
                                | {p.parent for p in (Path(__file__).resolve().parent.parent / "results").glob("*/*/summary.json")
                                   if "verdict" in json.loads(p.read_text())})

@@ -820,14 +820,14 @@ def candidate_scores(config: MetaTrainConfig, env_specs, objective, components, 
 def judged_as_asked(stored: dict[str, Any], config: VerdictConfig, legacy: bool = False) -> bool:
     """Whether a stored meta-training verdict was judged as ``config`` asks: the same stream (verdicts stored before
     the test stream existed have none and were judged on the validation stream), as many seeds, the same transfer
-    envs, tuned PPO or not. A finished run whose verdict config changed is judged again, nothing trained again.
+    envs, tuned PPO or not, the same statistic. A finished run whose verdict config changed is judged again, nothing trained again.
     ``legacy``: a verdict stored before verdicts kept their seed keys (and streams) counts as judged as asked (a
     sweep's stored run stays complete; a rerun of its command still judges it again, with the keys)."""
     if legacy and "seed_keys" not in stored:
         return True
     return (stored.get("stream", "validation") == config.stream and len(stored.get("seed_keys", [])) == config.num_seeds
             and sorted(stored.get("transfer", {})) == sorted(config.transfer_envs)
-            and ("tuned_ppo" in stored.get("against", {})) == config.tuned)
+            and ("tuned_ppo" in stored.get("against", {})) == config.tuned and stored.get("statistic", "iqm") == config.statistic)
 
 
 def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candidate_components, meta_params, references,
@@ -866,6 +866,8 @@ def run_verdict(config: MetaTrainConfig, env_specs, candidate_objective, candida
         "candidate_scores": candidate.tolist(),
         "against": {},
     }
+    if verdict.statistic != "iqm":  # IQM verdicts keep the fields they were stored with
+        result["statistic"] = verdict.statistic
     result["against"] = compare_against(result, baselines)
     if len(env_specs) > 1:
         result["per_env"] = {name: env_slice(result, e) for e, name in enumerate(result["envs"])}
@@ -924,7 +926,7 @@ def compare_against(result: dict[str, Any], baselines: dict[str, dict[str, Any]]
     for name, baseline in baselines.items():
         scores = np.asarray(baseline["baseline_scores"], np.float64)
         comparison = paired_comparison(candidate, per_seed_score(scores, references, result["normalize"]),
-                                       margin=result["equivalence_margin"])
+                                       margin=result["equivalence_margin"], statistic=result.get("statistic", "iqm"))
         against[name] = {**{k: v for k, v in baseline.items() if k != "baseline_scores"}, **comparison,
                          "baseline_scores": scores.tolist()}
     for name, row in zip(against, with_holm(list(against.values())), strict=True):
@@ -980,13 +982,14 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
     lines = [f"verdict on {result['seeds']} · {', '.join(result['envs'])} · N = {', '.join(map(str, result['lifetimes']))} "
              f"· score: {result['score']}"]
     first = next(iter(result["against"].values()))
-    lines.append(f"  {candidate_label:<28} IQM {_interval(first['candidate'])}")
+    name = {"iqm": "IQM", "mean": "mean"}[result.get("statistic", "iqm")]
+    lines.append(f"  {candidate_label:<28} {name} {_interval(first['candidate'])}")
     for entry in result["against"].values():
         config = entry["config"]
         setting = _cell_text(config) if "lr" in config else "tuned per env and lifetime"
-        lines.append(f"  {entry['label'] + ' (' + setting + ')':<28} IQM {_interval(entry['baseline'])}")
+        lines.append(f"  {entry['label'] + ' (' + setting + ')':<28} {name} {_interval(entry['baseline'])}")
         difference, improvement = entry["difference"], entry.get("probability_of_improvement")
-        text = (f"      difference {difference['iqm']:+.3f} [{difference['ci'][0]:+.3f}, {difference['ci'][1]:+.3f}]"
+        text = (f"      difference {compared_value(difference):+.3f} [{difference['ci'][0]:+.3f}, {difference['ci'][1]:+.3f}]"
                 + (f", P(learned > baseline) {improvement['value']:.2f} [{improvement['ci'][0]:.2f}, {improvement['ci'][1]:.2f}]"
                    if improvement else "")
                 + f" → {entry['verdict'].upper()}" + (f" (Holm over {entry['family_size']}: {entry['verdict_holm']})"
@@ -1004,13 +1007,13 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
     for kind, parts in (("alone", result.get("per_env", {})), ("never seen in meta-training", result.get("transfer", {}))):
         for env, part in parts.items():
             first = next(iter(part["against"].values()))
-            lines.append(f"  on {env} {kind}: learned IQM {_interval(first['candidate'])}")
+            lines.append(f"  on {env} {kind}: learned {name} {_interval(first['candidate'])}")
             for entry in part["against"].values():
                 config = entry["config"]
                 setting = _cell_text(config) if "lr" in config else "tuned per lifetime"
                 difference = entry["difference"]
-                lines.append(f"      vs {entry['label']} ({setting}) IQM {_interval(entry['baseline'])}: difference "
-                             f"{difference['iqm']:+.3f} [{difference['ci'][0]:+.3f}, {difference['ci'][1]:+.3f}] → "
+                lines.append(f"      vs {entry['label']} ({setting}) {name} {_interval(entry['baseline'])}: difference "
+                             f"{compared_value(difference):+.3f} [{difference['ci'][0]:+.3f}, {difference['ci'][1]:+.3f}] → "
                              f"{entry['verdict'].upper()}" + (f" (Holm: {entry['verdict_holm']})" if "verdict_holm" in entry else ""))
     margin = result.get("equivalence_margin")
     if margin is not None:
@@ -1019,7 +1022,7 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
 
 
 def _interval(side: dict[str, Any]) -> str:
-    return f"{side['iqm']:.3f} [{side['ci'][0]:.3f}, {side['ci'][1]:.3f}]"
+    return f"{compared_value(side):.3f} [{side['ci'][0]:.3f}, {side['ci'][1]:.3f}]"
 
 
 def trace_history(config: MetaTrainConfig, run_dir: str | Path, num_seeds: int, stream: str = "validation") -> dict[str, Any]:
