@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -67,22 +68,31 @@ def measure_baselines(extra: list[str]) -> float:
     return float(output.stdout.strip().splitlines()[-1])
 
 
+def meta_train_flags(command: str) -> list[str]:
+    """The flags of a stored `metarl meta-train ...` command line, split as a shell would (an --objective-kwargs JSON
+    object keeps its spaces)."""
+    words = shlex.split(command)
+    if words[:2] != ["metarl", "meta-train"]:
+        raise ValueError(f"not a `metarl meta-train` command: {command!r}")
+    return words[2:]
+
+
 def trace(run_dir: Path, num_seeds: int) -> dict:
     """Every chunk's mean meta-parameters (learned/history/) on the first ``num_seeds`` validation seeds against
     tuned PPO on the same seeds (IQM of the normalized score, averaged over envs and lifetimes), in one process."""
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "run_dir, num_seeds = Path(sys.argv[1]), int(sys.argv[2])\n"
-        "command = json.loads((run_dir / 'config.json').read_text())['command'].split()[2:]\n"
+        "run_dir, num_seeds, command = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]\n"
         "from metarl.app.cli import set_up_devices; set_up_devices(command)  # before anything starts jax's backend\n"
         "from metarl.app.meta_train import parse_meta_train_config\n"
         "config = parse_meta_train_config(command)\n"
         "from metarl.app.verdict import trace_history\n"
         "print(json.dumps(trace_history(config, run_dir, num_seeds)))\n"
     )
-    output = subprocess.run([sys.executable, "-c", code, str(run_dir), str(num_seeds)], check=True, capture_output=True, text=True,
-                            cwd=ROOT)
+    flags = meta_train_flags(json.loads((run_dir / "config.json").read_text())["command"])
+    output = subprocess.run([sys.executable, "-c", code, str(run_dir), str(num_seeds), *flags], check=True, capture_output=True,
+                            text=True, cwd=ROOT)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
@@ -195,7 +205,7 @@ def rebuild(path: Path) -> None:
         if "trace" in previous:
             entry["trace"] = previous["trace"]
         runs.append(entry)
-    extra = old["command"].split()[2:]
+    extra = meta_train_flags(old["command"])
     write_report(path, runs, extra, old["platform"], keep_dir, old["baselines_seconds"], old.get("target_seconds", TARGET_SECONDS))
 
 
@@ -225,7 +235,7 @@ def write_report(path: Path, runs: list[dict], extra: list[str], platform: str, 
         f"every_run_within_{target_seconds:g}_s": summary["max_wall_seconds"] <= target_seconds,
     }
     report = {
-        "command": "metarl meta-train " + " ".join(extra),
+        "command": shlex.join(["metarl", "meta-train", *extra]),
         "platform": platform,
         "score": verdict["score"],
         "judged_on": verdict["seeds"],

@@ -755,6 +755,26 @@ def test_every_discovery_benchmark_json_agrees_with_its_run_folders(path):
                 assert count["better"] == sum(e[kind][env][name]["verdict"] == "better" for e in report["runs"])
 
 
+def test_the_discovery_benchmark_reads_a_stored_command_as_the_shell_wrote_it():
+    """A run's stored command quotes an --objective-kwargs JSON object with spaces; the benchmark's trace and its
+    --rebuild parse it back into the same config (split on spaces, the JSON fell apart and tyro refused it)."""
+    import importlib.util
+    import shlex
+
+    from metarl.app.meta_train import parse_meta_train_config
+
+    spec = importlib.util.spec_from_file_location("discovery_benchmark", BENCHMARK_RESULTS.parent / "discovery.py")
+    discovery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(discovery)
+    flags = ["--objective", "lpo", "--objective-kwargs", '{"learned_step": true, "step_gain": 10.0}', "--seed", "2"]
+    parsed = discovery.meta_train_flags(shlex.join(["metarl", "meta-train", *flags]))
+    assert parsed == flags
+    config = parse_meta_train_config(parsed)
+    assert config.objective_kwargs_dict() == {"learned_step": True, "step_gain": 10.0} and config.seed == 2
+    with pytest.raises(ValueError, match="meta-train"):
+        discovery.meta_train_flags("metarl eval --objectives ppo")
+
+
 def test_the_verdict_command_reprints_flags_a_tampered_file_and_rewrites_it(tmp_path, capsys):
     import shutil
 
