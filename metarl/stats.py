@@ -27,6 +27,7 @@ def mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 STATISTICS = {"iqm": iqm, "mean": mean}  # the aggregates over seeds a verdict may compare (iqm: the field's default)
+STATISTIC_LABELS = {"iqm": "IQM", "mean": "mean"}  # as tables and verdict lines print them
 
 
 def bootstrap_ci(values: np.ndarray, statistic=iqm, num_resamples: int = 2000, confidence: float = 0.95, seed: int = 0):

@@ -45,7 +45,7 @@ from metarl.io.results import prepare_run_dir, write_config
 from metarl.meta.fitness import score
 from metarl.meta.tasks import diverged
 from metarl.presets import expand_preset
-from metarl.stats import STATISTICS, bootstrap_ci, iqm
+from metarl.stats import STATISTIC_LABELS, STATISTICS, bootstrap_ci, iqm
 
 BEST_HAND_DESIGNED = "best_hand_designed"
 
@@ -390,7 +390,7 @@ def verdict_table(scores: np.ndarray, labels: list[str], baseline: int | tuple[b
 
 
 def verdict_markdown(rows: list[dict[str, Any]]) -> str:
-    name = {"iqm": "IQM", "mean": "mean"}[rows[0].get("statistic", "iqm") if rows else "iqm"]
+    name = STATISTIC_LABELS[rows[0].get("statistic", "iqm") if rows else "iqm"]
     lines = [f"| env | N | objective | {name} [95% CI] | baseline | {name} [95% CI] | difference [95% CI, paired] | P(obj > base) "
              "| verdict | Holm |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -84,7 +84,7 @@ from metarl.meta.fitness import score
 from metarl.meta.tasks import References, as_dict, diverged, measure_references
 from metarl.objectives.base import drift_objective
 from metarl.objectives.ppo import ppo_drift
-from metarl.stats import STATISTICS, iqm
+from metarl.stats import STATISTIC_LABELS, STATISTICS, iqm
 from metarl.types import InnerHparams
 
 SELECTION_STREAM = 0x5E1E_C7ED  # seeds on which the tuned baseline's grid cell is chosen
@@ -982,7 +982,7 @@ def describe(result: dict[str, Any], candidate_label: str) -> str:
     lines = [f"verdict on {result['seeds']} · {', '.join(result['envs'])} · N = {', '.join(map(str, result['lifetimes']))} "
              f"· score: {result['score']}"]
     first = next(iter(result["against"].values()))
-    name = {"iqm": "IQM", "mean": "mean"}[result.get("statistic", "iqm")]
+    name = STATISTIC_LABELS[result.get("statistic", "iqm")]
     lines.append(f"  {candidate_label:<28} {name} {_interval(first['candidate'])}")
     for entry in result["against"].values():
         config = entry["config"]
