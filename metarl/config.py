@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from metarl.compat import LEGACY_IDENTITY, OBJECTIVE_DEFAULT_CHANGES
 from metarl.errors import ConfigError
@@ -333,6 +333,8 @@ def to_dict(config: Any) -> dict[str, Any]:
 FitnessShaping = Literal["centered_rank", "z_score", "pairwise_rank"]
 FitnessScore = Literal["final_return", "last_k_mean", "auc", "heldout_return", "heldout_success"]
 FITNESS_SCORES = ("final_return", "last_k_mean", "auc", "heldout_return", "heldout_success")
+Statistic = Literal["iqm", "mean"]  # what a verdict compares over seeds: metarl.stats.STATISTICS (a test keeps them one list)
+STATISTIC_NAMES: tuple[str, ...] = get_args(Statistic)
 HELDOUT_SCORES = ("heldout_return", "heldout_success")
 
 
@@ -464,7 +466,7 @@ class VerdictConfig:
     """The difference the verdict calls negligible, in the score's units (normalized: 1 = PPO's reference gain):
     'equivalent' when the CI of the difference lies inside ±margin, 'inconclusive' when it is neither inside nor
     away from 0 (0: never 'equivalent')."""
-    statistic: Literal["iqm", "mean"] = "iqm"
+    statistic: Statistic = "iqm"
     """The aggregate over the judging seeds that the verdict compares: iqm (the field's default) or mean, for a
     success-like score (heldout_return on a maze: a seed reaches the goal or does not) on which fewer than a quarter of
     the seeds succeed, where the IQM is 0 on both sides whatever the success rates. Choose it on validation seeds."""
@@ -498,7 +500,8 @@ class VerdictConfig:
         _require(isinstance(self.num_seeds, int) and (self.num_seeds == 0 or self.num_seeds >= 2), "verdict.num_seeds",
                  f"must be 0 (off) or at least 2, got {self.num_seeds!r}")
         _require(self.stream in ("validation", "test"), "verdict.stream", f"must be 'validation' or 'test', got {self.stream!r}")
-        _require(self.statistic in ("iqm", "mean"), "verdict.statistic", f"must be 'iqm' or 'mean', got {self.statistic!r}")
+        _require(self.statistic in STATISTIC_NAMES, "verdict.statistic",
+                 f"must be one of {', '.join(STATISTIC_NAMES)}; got {self.statistic!r}")
         _finite(self.equivalence_margin, "verdict.equivalence_margin")
         _require(self.equivalence_margin >= 0, "verdict.equivalence_margin", f"must be >= 0, got {self.equivalence_margin}")
         _require(isinstance(self.selection_seeds, int) and self.selection_seeds >= 2, "verdict.selection_seeds",

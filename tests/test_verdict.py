@@ -639,6 +639,13 @@ def test_verdict_table_ranks_and_judges_by_its_statistic_and_reprints_with_it(tm
     assert reprint_path(folder)[1] != []
 
 
+def test_the_statistics_a_config_accepts_are_the_ones_stats_computes():
+    from metarl.config import STATISTIC_NAMES
+    from metarl.stats import STATISTIC_LABELS, STATISTICS
+
+    assert STATISTIC_NAMES == tuple(STATISTICS) == tuple(STATISTIC_LABELS)
+
+
 def test_eval_names_the_statistic_field_when_it_is_not_one_it_knows():
     from metarl.app.evaluation import EvalConfig
 

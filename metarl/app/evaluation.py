@@ -28,10 +28,12 @@ from metarl.app.verdict import Store, compared_value, over_devices, paired_compa
 from metarl.checks import check_curriculum, check_shaping
 from metarl.config import (
     FITNESS_SCORES,
+    STATISTIC_NAMES,
     CurriculumConfig,
     FitnessScore,
     PPOConfig,
     ShapingConfig,
+    Statistic,
     TrainConfig,
     TuningConfig,
     _positive_int,
@@ -98,7 +100,7 @@ class EvalConfig:
     equivalence_margin: float = 0.05
     """With verdict_against: 'equivalent' when the CI of the difference lies inside ± this fraction of the baseline's
     IQM (eval scores are raw returns, so the margin is relative), 'inconclusive' otherwise; 0: never 'equivalent'."""
-    statistic: Literal["iqm", "mean"] = "iqm"
+    statistic: Statistic = "iqm"
     """With verdict_against: the aggregate over seeds that the verdict compares (and best_hand_designed ranks by): iqm,
     the field's default, or mean, for a success-like score (e.g. heldout_return on a maze, where a seed reaches the
     goal or does not) on which fewer than a quarter of the seeds succeed and the IQM reads 0 on both sides. Choose it
@@ -144,7 +146,7 @@ class EvalConfig:
                  f"must be none, validation or test, got {self.heldout!r}")
         _require(math.isfinite(self.equivalence_margin) and self.equivalence_margin >= 0, "equivalence_margin",
                  f"must be a finite number >= 0, got {self.equivalence_margin!r}")
-        _require(self.statistic in STATISTICS, "statistic", f"must be one of {', '.join(STATISTICS)}; got {self.statistic!r}")
+        _require(self.statistic in STATISTIC_NAMES, "statistic", f"must be one of {', '.join(STATISTIC_NAMES)}; got {self.statistic!r}")
         if self.tuned_ppo:
             _require(self.heldout in ("validation", "test"), "heldout",
                      "tuned PPO is trained on a judging seed stream: --heldout validation or --heldout test, "
