@@ -1,6 +1,7 @@
 """Curricula: every registry entry in the scan (jit, vmap over a population), SEC and PLR by hand, level spaces."""
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +27,11 @@ def default_levels_sampled_on_fixed_signals(name, space):
     return levels_sampled_on_fixed_signals(name, space)
 
 
-def levels_sampled_on_fixed_signals(name, space, meta_params=None, updates=4, num_envs=64):
-    """The level ids (updates, num_envs) a curriculum samples when every level always gives the same made-up
-    learning signals (one fixed table), with the same keys for every curriculum; ``meta_params`` default: the
-    initial ones, moved."""
-    curriculum = curricula.make(name, space=space)
+def levels_sampled_on_fixed_signals(name, space, meta_params=None, updates=4, num_envs=64, **kwargs):
+    """The level ids (updates, num_envs) a curriculum (``kwargs``: its factory's) samples when every level always
+    gives the same made-up learning signals (one fixed table), with the same keys for every curriculum;
+    ``meta_params`` default: the initial ones, moved."""
+    curriculum = curricula.make(name, space=space, **kwargs)
     meta_params = perturbed(curriculum.meta_init(jax.random.PRNGKey(0)), 4000) if meta_params is None else meta_params
     table = jax.random.uniform(jax.random.PRNGKey(7), (4, space.num_levels))
     state, sampled = curriculum.init(jax.random.PRNGKey(0)), []
@@ -202,6 +203,35 @@ def test_every_curriculum_samples_levels_of_every_level_space(name, env_name):
     assert sampled.shape == (2, 8) and sampled.min() >= 0 and sampled.max() < space.num_levels
 
 
+@pytest.mark.parametrize("base", curricula.HAND_DESIGNED)
+def test_a_learned_residual_starts_as_its_base_sampler_and_moves_away_from_it(base):
+    """``learned`` with ``base=NAME`` at its initial parameters (zero output layer) draws exactly the levels the base
+    sampler draws, update after update (its state kept as the base keeps it); moved parameters draw others; and a
+    level the base never draws (logit -inf, e.g. hardest's easier categories) stays undrawn whatever the residual.
+    (Uniform is the plain scorer, whose draws stored runs made with their own keys: there the same distribution.)"""
+    space = envs.make("Maze-levels").level_space
+    params = curricula.make("learned", space=space, base=base).meta_init(jax.random.PRNGKey(0))
+    if base == "uniform":
+        from metarl.curricula.learned import level_features, scorer
+
+        logits = scorer(params, level_features(space, initial_state(space), 0.3, True))
+        np.testing.assert_array_equal(logits, np.zeros(space.num_levels))
+        return
+    alone = levels_sampled_on_fixed_signals(base, space)
+    np.testing.assert_array_equal(levels_sampled_on_fixed_signals("learned", space, meta_params=params, base=base), alone)
+    moved = levels_sampled_on_fixed_signals("learned", space, meta_params=perturbed(params, 3, scale=2.0), base=base)
+    assert not np.array_equal(moved, alone)
+    never = ~np.isin(np.arange(space.num_levels), alone)
+    if base == "hardest":
+        assert never.any() and not np.isin(moved, np.flatnonzero(never)).any()
+
+
+def test_a_learned_residual_names_the_allowed_bases():
+    space = envs.make("Maze-pocket").level_space
+    with pytest.raises(ValueError, match=r"base must be one of uniform, hardest, .*learnability.*got 'learned'"):
+        curricula.make("learned", space=space, base="learned")
+
+
 START_SPACES = {  # env: (layout name, held-out distance name, pocket starts, farthest solvable start)
     "Maze-starts": ("STARTS_LAYOUT", "STARTS_HELDOUT_DISTANCE", 7, 22),
     "Maze-pocket": ("POCKET_LAYOUT", "POCKET_HELDOUT_DISTANCE", 21, 14),
@@ -235,3 +265,30 @@ def test_start_cell_levels_are_the_start_cells_of_one_maze(env_name):
     assert pocket == pocket_size and farthest == farthest_expected
     heldout = [int(distance[tuple(np.asarray(s))]) for s in np.asarray(space.heldout.start)]
     assert sorted(heldout) == list(range(getattr(maze, heldout_name), farthest + 1))
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_curriculum_report_reads_the_scorer_over_success_and_progress(progress, tmp_path):
+    """The report's grid is the scorer's own logit: 0 everywhere at the start (zero output layer), moved parameters
+    move it; its spread over n/N is 0 for a scorer without n/N and not for one whose n/N weights are moved; and
+    `metarl plot` writes it beside a run's learned curriculum."""
+    from metarl.analysis.curriculum import scorer_grid
+    from metarl.app.plots import curriculum_report
+    from metarl.io.learned import LearnedComponent, save_learned
+
+    space = envs.make("Maze-pocket").level_space
+    kwargs = {"base": "learnability", "progress": progress}
+    params = curricula.make("learned", space=space, **kwargs).meta_init(jax.random.PRNGKey(0))
+    spreads = lambda rows: [v for row in rows if "spread_over_progress" in row for v in row["spread_over_progress"].values()]  # noqa: E731
+    start = scorer_grid(params, kwargs)
+    assert all(v == 0 for row in start if "logit_at_success" in row for v in row["logit_at_success"].values())
+    moved = perturbed(params, 5, scale=1.0)
+    grid = scorer_grid(moved, kwargs)
+    assert any(v != 0 for row in grid if "logit_at_success" in row for v in row["logit_at_success"].values())
+    assert (max(spreads(grid)) > 0.01) == progress
+    run = tmp_path / "run"
+    (run / "learned").mkdir(parents=True)
+    path = run / "learned" / "curriculum_learned.msgpack"
+    save_learned(path, LearnedComponent("curriculum", "learned", kwargs, moved, {}))
+    report = json.loads(curriculum_report(path).read_text())
+    assert report["base"] == "learnability" and report["grid"] == json.loads(json.dumps(grid))

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from metarl import components, envs, objectives
+from metarl.analysis.curriculum import scorer_grid
 from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, temporal_variation
 from metarl.analysis.shaping import learned_over_progress, random_rollout
 from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
@@ -252,6 +253,20 @@ def shaping_report(learned_file: str | Path) -> Path:
     return out
 
 
+def curriculum_report(learned_file: str | Path) -> Path:
+    """``<run>/curriculum_report_<name>.json``: a learned curriculum's logit (its residual on the base sampler, where
+    it has one) over a level's running success and training progress n/N (:mod:`metarl.analysis.curriculum`)."""
+    learned_file = Path(learned_file)
+    learned = load_learned(learned_file, "curriculum")
+    report = {"file": str(learned_file), "name": learned.name, "kwargs": learned.kwargs,
+              "base": learned.kwargs.get("base", "uniform"),
+              "features_held": "seen, staleness 0, mean |A| 0.5; difficulty 0 and 1",
+              "grid": scorer_grid(learned.params, learned.kwargs)}
+    out = learned_file.parent.parent / f"{learned_file.stem}.json".replace("curriculum_", "curriculum_report_")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out
+
+
 def plot_sweep(root: str | Path) -> Path | None:
     """A sweep folder's ``index.csv``: every meta-training run's fitness per generation in one figure (the
     evaluated mean meta-parameters where recorded, else the population mean), labelled by run."""
@@ -294,6 +309,8 @@ def plot_all(root: str | Path) -> list[Path]:
                     written.extend(plot_learned(learned))
                 elif family == "shaping":
                     written.append(shaping_report(learned))
+                elif family == "curriculum" and learned.stem == "curriculum_learned":
+                    written.append(curriculum_report(learned))
         elif (run_dir / "eval.npz").is_file():
             written.append(plot_eval(run_dir))
             written.extend(plot_curves(run_dir))

@@ -55,6 +55,9 @@ class Curriculum(NamedTuple):
     init: Callable[[chex.PRNGKey], CurriculumState]
     sample: Callable[..., tuple[chex.Array, CurriculumState]]
     update: Callable[..., CurriculumState]
+    # a hand-designed sampler's distribution, ``logits(state, key) -> (K,)`` (None for a learned one): what a learned
+    # curriculum with this sampler as its ``base`` adds its residual to
+    logits: Callable[[CurriculumState, chex.PRNGKey], chex.Array] | None = None
 
 
 def initial_state(space: LevelSpace) -> CurriculumState:
@@ -125,4 +128,4 @@ def hand_designed(name: str, space: LevelSpace, sample_logits: Callable, extra_u
         new = record(state, ids, signals, space.num_levels)
         return extra_update(state, new, ids, signals) if extra_update is not None else new
 
-    return Curriculum(name, no_meta_params, init, sample, update)
+    return Curriculum(name, no_meta_params, init, sample, update, sample_logits)
