@@ -243,6 +243,24 @@ def test_the_shaping_preset_is_the_shaping_studys_recipe():
     assert parse_meta_train_config(["--preset", "shaping", "--shaping.heuristic", "pd_good"]).shaping.heuristic == "pd_good"
 
 
+def test_the_curriculum_preset_is_the_curricula_studys_recipe():
+    """`metarl meta-train --preset curriculum` makes the curricula study's run (results/curricula_pocket/learned_progress_s0)
+    with the same identity; only its verdict differs (the study judged each run on validation seeds, the preset judges
+    on test seeds). The study stepped its three meta-seeds together (`metarl sweep --vmap`), which rounds differently
+    from a run alone, so a solo run follows its own trajectory from the same start."""
+    from pathlib import Path
+
+    from metarl.app.meta_train import parse_meta_train_config
+    from metarl.io.checkpoint import differing_fields
+
+    run = Path(__file__).resolve().parents[1] / "results" / "curricula_pocket" / "learned_progress_s0"
+    stored = json.loads((run / "config.json").read_text())
+    config = parse_meta_train_config(["--preset", "curriculum"])
+    assert not differing_fields(stored["identity"], json.loads(json.dumps(config.identity())))
+    assert config.curriculum.name == "learned" and config.verdict.stream == "test" and config.verdict.statistic == "mean"
+    assert parse_meta_train_config(["--preset", "curriculum", "--outer.sigma", "0.3"]).outer.sigma == 0.3
+
+
 def documented_commands() -> list[tuple[str, str, list[str]]]:
     """Every `metarl meta-train|train` line in the README's and docs' code blocks: (file, command, its arguments), with
     backslash continuations joined and trailing comments dropped."""
