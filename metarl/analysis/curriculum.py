@@ -12,17 +12,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
-from metarl.curricula.learned import scorer
+from metarl.curricula.learned import feature_rows, scorer
 
 PROGRESS_POINTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SUCCESS_POINTS = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 DIFFICULTIES = (0.0, 1.0)
+ABS_ADVANTAGE = 0.5
 
 
-def scorer_grid(params, kwargs: dict[str, Any], abs_advantage: float = 0.5, progress_points=PROGRESS_POINTS,
+def held_features(abs_advantage: float = ABS_ADVANTAGE, difficulties=DIFFICULTIES) -> str:
+    """What :func:`scorer_grid` holds fixed, in words (stored beside the grid)."""
+    return f"seen, staleness 0, mean |A| {abs_advantage}; difficulty {', '.join(str(d) for d in difficulties)}"
+
+
+def scorer_grid(params, kwargs: dict[str, Any], abs_advantage: float = ABS_ADVANTAGE, progress_points=PROGRESS_POINTS,
                 success_points=SUCCESS_POINTS, difficulties=DIFFICULTIES) -> list[dict[str, Any]]:
     """Per difficulty and n/N: the scorer's logit at each running success in ``success_points`` (a row each), and
     the spread over n/N (max − min of the logit over ``progress_points``, at each p) — 0 for a scorer without n/N."""
@@ -31,11 +36,9 @@ def scorer_grid(params, kwargs: dict[str, Any], abs_advantage: float = 0.5, prog
     for difficulty in difficulties:
         grid = []
         for progress in progress_points:
-            columns = [np.full(len(success_points), difficulty), np.asarray(success_points), np.full(len(success_points), abs_advantage),
-                       np.ones(len(success_points)), np.zeros(len(success_points))]
-            if use_progress:
-                columns.append(np.full(len(success_points), progress))
-            features = jnp.asarray(np.stack(columns, axis=-1), jnp.float32)
+            ones = np.ones(len(success_points))
+            features = feature_rows(difficulty * ones, np.asarray(success_points), abs_advantage * ones, ones, 0 * ones,
+                                    progress, use_progress)
             grid.append(np.asarray(scorer(params, features), np.float64))
         grid = np.stack(grid)  # (progress, success)
         for i, progress in enumerate(progress_points):

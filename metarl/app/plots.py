@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from metarl import components, envs, objectives
-from metarl.analysis.curriculum import scorer_grid
+from metarl.analysis.curriculum import held_features, scorer_grid
 from metarl.analysis.drift import ADVANTAGES, PROGRESS, RATIOS, drift_grid, temporal_variation
 from metarl.analysis.shaping import learned_over_progress, random_rollout
 from metarl.analysis.starc import TabularMaze, maze_rewards, starc_distance
@@ -260,7 +260,7 @@ def curriculum_report(learned_file: str | Path) -> Path:
     learned = load_learned(learned_file, "curriculum")
     report = {"file": str(learned_file), "name": learned.name, "kwargs": learned.kwargs,
               "base": learned.kwargs.get("base", "uniform"),
-              "features_held": "seen, staleness 0, mean |A| 0.5; difficulty 0 and 1",
+              "features_held": held_features(),
               "grid": scorer_grid(learned.params, learned.kwargs)}
     out = learned_file.parent.parent / f"{learned_file.stem}.json".replace("curriculum_", "curriculum_report_")
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -22,12 +22,18 @@ from metarl.envs.levels import LevelSpace
 BASE_FEATURES = 5
 
 
+def feature_rows(difficulty, success, abs_advantage, seen, staleness, progress, use_progress: bool):
+    """The scorer's input (L, F) from per-level columns (L,) and the scalar n/N: the one place that fixes the order."""
+    columns = [difficulty, success, abs_advantage, seen, staleness]
+    if use_progress:
+        columns.append(jnp.full(jnp.shape(difficulty), progress, jnp.float32))
+    return jnp.stack([jnp.asarray(c, jnp.float32) for c in columns], axis=-1)
+
+
 def level_features(space: LevelSpace, state: CurriculumState, progress, use_progress: bool):
     staleness = (state.step - state.last_sampled).astype(jnp.float32) / jnp.maximum(state.step.astype(jnp.float32), 1.0)
-    columns = [space.difficulty, state.success, state.abs_advantage, state.seen.astype(jnp.float32), jnp.where(state.seen, staleness, 1.0)]
-    if use_progress:
-        columns.append(jnp.full((space.num_levels,), progress, jnp.float32))
-    return jnp.stack(columns, axis=-1)
+    return feature_rows(space.difficulty, state.success, state.abs_advantage, state.seen, jnp.where(state.seen, staleness, 1.0),
+                        progress, use_progress)
 
 
 def scorer(meta_params, features):
