@@ -17,4 +17,4 @@ OBJECTIVE_DEFAULT_CHANGES = {
 # the outer loop's settings by the loop, "es" / "metagrad", as runs were hashed before `outer` became one field.)
 LEGACY_IDENTITY = {"es.adam_b1": 0.9, "es.sigma_floor": 0.0, "es.lr_floor": 0.0, "tasks.reference_seeds": 4,
                    "metagrad.max_nonfinite_generations": 3, "init_from": None,
-                   "tasks.lifetime_strata": 1}
+                   "tasks.lifetime_strata": 1, "tasks.seed_statistic": "mean"}

@@ -594,7 +594,11 @@ class TaskDistribution:
     three quarters of the scan). 1: one scan to ppo.num_updates for every member. ES only; members (pairs, when
     antithetic) must divide evenly."""
     seeds_per_member: int = 2
-    """Agents trained per member and env (their scores are averaged; more seeds, less fitness noise)."""
+    """Agents trained per member and env (their scores are aggregated by seed_statistic; more seeds, less fitness noise)."""
+    seed_statistic: Statistic = "mean"
+    """How a member's score per env aggregates its seeds: mean, or iqm (needs seeds_per_member >= 4), the statistic the
+    verdict compares by default. On a bimodal env (Acrobot: a few seeds never reach the goal) the mean rewards avoiding
+    the rare failure, which the IQM of the judging seeds trims away; iqm makes the fitness see what the verdict sees."""
     fitness: FitnessScore = "auc"
     """auc (mean return over the lifetime: it sees the speed and the stability of learning, where the final return
     saturates, e.g. at CartPole's 500, and reads one rollout), final_return (last update of the lifetime),
@@ -632,6 +636,11 @@ class TaskDistribution:
             _require(max(lifetimes) > min(lifetimes),
                      "tasks.lifetime_strata", f"needs a range of lifetimes to split, got {list(lifetimes)}")
         _positive_int(self.seeds_per_member, "tasks.seeds_per_member")
+        _require(self.seed_statistic in STATISTIC_NAMES, "tasks.seed_statistic",
+                 f"must be one of {', '.join(STATISTIC_NAMES)}; got {self.seed_statistic!r}")
+        _require(self.seed_statistic != "iqm" or self.seeds_per_member >= 4, "tasks.seed_statistic",
+                 f"iqm trims a quarter of a member's seeds from each side: needs tasks.seeds_per_member >= 4, "
+                 f"got {self.seeds_per_member}")
         _require(self.fitness in FITNESS_SCORES, "tasks.fitness", f"must be one of {', '.join(FITNESS_SCORES)}; got {self.fitness!r}")
         _positive_int(self.last_k, "tasks.last_k")
         _positive_int(self.reference_seeds, "tasks.reference_seeds")

@@ -8,12 +8,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def iqm_weights(n: int) -> np.ndarray:
+    """The weight of each of ``n`` sorted values in their IQM: 0 in the lowest and highest quarter, 1 in the middle
+    half, fractional where a quarter boundary cuts a value (n = 4: 0, 1, 1, 0)."""
+    positions = (np.arange(n) + 0.5) / n  # each sample's quantile mid-point
+    return np.clip(np.minimum(positions - 0.25, 0.75 - positions) * n + 0.5, 0.0, 1.0)
+
+
 def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """Mean of the middle 50 % (the lowest and highest quarter trimmed; fractional trimming by weights)."""
     values = np.sort(np.asarray(values, np.float64), axis=axis)
     n = values.shape[axis]
-    positions = (np.arange(n) + 0.5) / n  # each sample's quantile mid-point
-    weights = np.clip(np.minimum(positions - 0.25, 0.75 - positions) * n + 0.5, 0.0, 1.0)
+    weights = iqm_weights(n)
     shape = [1] * values.ndim
     shape[axis] = n
     weights = weights.reshape(shape)

@@ -10,9 +10,11 @@ import pytest
 from conftest import tiny
 
 from metarl import objectives
-from metarl.config import ESConfig, MetaTrainConfig, PPOConfig, TaskDistribution, VerdictConfig
+from metarl.config import STATISTIC_NAMES, ESConfig, MetaTrainConfig, PPOConfig, TaskDistribution, VerdictConfig
+from metarl.errors import ConfigError
 from metarl.meta.run import build_problem, run_meta_train
 from metarl.meta.tasks import References
+from metarl.stats import STATISTICS
 
 LEARNED_TARGET = [name for name in objectives.names()
                   if objectives.make(name).targets is not None and jax.tree.leaves(objectives.make(name).init(jax.random.PRNGKey(0)))]
@@ -123,3 +125,39 @@ def test_last_k_mean_fitness_is_the_mean_of_the_last_k_returns_of_the_lifetime()
     # the window matters: neither the final return nor the whole-lifetime mean gives this number
     assert not np.isclose(by_hand, np.mean(returns[:, lifetime - 1]))
     assert not np.isclose(by_hand, np.mean([np.nanmean(returns[s, :lifetime]) for s in range(seeds)]))
+
+
+@pytest.mark.parametrize("statistic", STATISTIC_NAMES)
+def test_seed_statistic_aggregates_a_members_seeds_as_the_verdict_would(statistic):
+    """A member's fitness with ``tasks.seed_statistic`` equals that statistic (metarl.stats, what the verdict
+    compares) of its 4 seeds' AUCs computed by hand from the same runs; the IQM is not their mean."""
+    from metarl.inner import level_task, make_train
+    from metarl.meta.tasks import make_member_evaluator
+
+    lifetime, seeds = 6, 4
+    config = MetaTrainConfig(ppo=tiny(total_timesteps=4 * 16 * 6), outer=ESConfig(population_size=2), verdict=VerdictConfig(num_seeds=0),
+                             tasks=TaskDistribution(normalize=False, seeds_per_member=seeds, seed_statistic=statistic)).validate()
+    problem = build_problem(config)
+    spec = problem.env_specs[0]
+    evaluate = make_member_evaluator(config, problem.objective, problem.env_specs, seeds, problem.components)
+    train = make_train(config.ppo, spec, problem.objective)
+
+    def fitness_and_returns(meta_params, key):
+        fitness, _ = evaluate(meta_params, jnp.int32(lifetime), key, References(jnp.zeros(1), jnp.ones(1)))
+        seed_keys = jax.random.split(jax.random.fold_in(key, 0), seeds)
+        output = jax.vmap(lambda s: train(meta_params, level_task(spec, lifetime, s), s))(seed_keys)
+        return fitness, output.metrics["episode_return"]
+
+    fitness, returns = jax.jit(fitness_and_returns)(problem.meta_params, jax.random.PRNGKey(5))
+    per_seed = np.nanmean(np.asarray(returns, np.float64), axis=1)
+    assert len(set(per_seed.round(4))) == seeds  # distinct seeds, so trimming can matter
+    np.testing.assert_allclose(float(fitness), STATISTICS[statistic](per_seed), rtol=1e-5)
+    if statistic == "iqm":
+        assert not np.isclose(float(fitness), per_seed.mean(), rtol=1e-5)
+
+
+def test_seed_statistic_iqm_needs_four_seeds():
+    with pytest.raises(ConfigError, match=r"tasks\.seed_statistic.*seeds_per_member >= 4, got 2"):
+        TaskDistribution(seed_statistic="iqm").validate(tiny())
+    with pytest.raises(ConfigError, match=r"tasks\.seed_statistic: must be one of iqm, mean"):
+        TaskDistribution(seed_statistic="median").validate(tiny())

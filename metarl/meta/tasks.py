@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from metarl import curricula
+from metarl import curricula, stats
 from metarl.components import inner_kwargs
 from metarl.config import MetaTrainConfig, PPOConfig, TaskDistribution
 from metarl.envs.spec import EnvSpec
@@ -108,6 +108,18 @@ def diverged(output) -> chex.Array:
     return jnp.any(jnp.stack([jnp.any(active & ~jnp.isfinite(loss)) for loss in losses]))
 
 
+def aggregate_seeds(per_seed: chex.Array, statistic: str) -> chex.Array:
+    """A member's score from its runs' scores (leading axis: seeds; any further axes, e.g. held-out levels, are
+    averaged within a seed), traceable: the mean of all (as every run before ``seed_statistic`` existed), or the IQM
+    of the seeds' means with the weights of :func:`metarl.stats.iqm`, so a fitness aggregated by ``iqm`` equals the
+    verdict's statistic on the same values."""
+    if statistic == "mean":
+        return jnp.mean(per_seed)
+    seed_means = jnp.mean(per_seed.reshape(per_seed.shape[0], -1), axis=1)
+    weights = jnp.asarray(stats.iqm_weights(seed_means.shape[0]), seed_means.dtype)
+    return jnp.sum(jnp.sort(seed_means) * weights) / jnp.sum(weights)
+
+
 def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_specs: list[EnvSpec], num_seeds: int, components=None):
     """``evaluate(meta_params, num_updates, key, references, hparams=None) -> (fitness, per-env scores (E,))`` for
     one member. ``components``: per env, the :class:`metarl.components.Components` (curriculum, shaping) its runs use;
@@ -122,7 +134,8 @@ def make_member_evaluator(config: MetaTrainConfig, objective: Objective, env_spe
         for index, (spec, train) in enumerate(zip(env_specs, trains, strict=True)):
             seed_keys = jax.random.split(jax.random.fold_in(key, index), num_seeds)
             output = jax.vmap(lambda k, train=train, spec=spec: train(meta_params, level_task(spec, num_updates, k), k, hparams))(seed_keys)
-            scores.append(jnp.where(diverged(output), jnp.nan, jnp.mean(score(output, tasks.fitness, tasks.last_k))))
+            scores.append(jnp.where(diverged(output), jnp.nan,
+                                    aggregate_seeds(score(output, tasks.fitness, tasks.last_k), tasks.seed_statistic)))
         raw = jnp.stack(scores)
         if tasks.normalize:
             span = references.ppo - references.initial  # PPO no better than untrained: score the gain in raw units
