@@ -36,6 +36,10 @@ def run_points(root: Path) -> list[dict]:
         inner = "" if (ppo["lr"], ppo["update_epochs"]) == (0.01, 4) else f", lr {ppo['lr']:g}, {ppo['update_epochs']} epochs"
         if kwargs.get("learned_step"):  # the inner step size is meta-learned: its own column of the figure
             inner += f", learned step (gain {kwargs.get('step_gain', 1.0):g})"
+        tasks = config["tasks"]
+        statistic = tasks.get("seed_statistic", "mean")
+        if (statistic, tasks["seeds_per_member"]) != ("mean", 2):  # the fitness aggregates a member's seeds otherwise
+            inner += f", fitness {'IQM' if statistic == 'iqm' else 'mean'} of {tasks['seeds_per_member']} seeds"
         start = f"PPO (clip {kwargs.get('clip_eps', 0.2):g})" if kwargs.get("ppo_init") else "drift ≈ 0"
         point = {"run": summary_path.parent.name, "seed": config["seed"], "envs": verdict["envs"], "stream": verdict["stream"],
                  "testbed": f"{ppo['num_envs']}x{ppo['num_steps']}{inner}", "start": start, "population": outer["population_size"],
@@ -51,15 +55,23 @@ def run_points(root: Path) -> list[dict]:
     return points
 
 
+def eval_labels(path: Path, data) -> list[str]:
+    """The objectives of the eval at ``path``, learned files as ``<stem> (<run folder>)`` from the eval's config: how the
+    tables and the figure find a run (eval.npz holds eval's own labels, a bare stem where it judged one learned file)."""
+    given = json.loads((path.parent / "config.json").read_text())["config"]["objectives"]
+    learned = iter(Path(o) for o in given if o.endswith(".msgpack"))
+    return [str(o) if str(o) in given or str(o) == "tuned_ppo" else f"{(f := next(learned)).stem} ({f.parent.parent.name})"
+            for o in data["objectives"]]
+
+
 def judged_rows(root: Path) -> list[dict]:
     """Every learned objective of every ``judge*`` eval against its PPO and its tuned PPO (paired, same seeds)."""
-    from metarl.app.evaluation import load_eval, objective_label, verdict_table
+    from metarl.app.evaluation import load_eval, verdict_table
 
     rows = []
     for path in sorted(root.glob("judge*/eval.npz")):
         data = load_eval(path)
-        names = [str(o) for o in data["objectives"]]
-        labels = [objective_label(o, names) if o.endswith(".msgpack") else o for o in names]
+        labels = eval_labels(path, data)
         for baseline in ("ppo", "tuned_ppo"):
             for row in verdict_table(data["scores"], labels, labels.index(baseline), data["envs"], data["lifetimes"],
                                      stream="validation"):
@@ -80,6 +92,75 @@ def judged_table(rows: list[dict]) -> str:
     lines += ["", f"Judged on {'/'.join(map(str, seeds))} seeds of the validation stream, paired across every objective of "
               "an eval; raw AUC returns of Acrobot-v1 (higher is better); equivalent: CI inside ±5 % of the baseline's IQM; "
               "Holm over each baseline's comparisons in that eval."]
+    return "\n".join(lines)
+
+
+FAILED_AUC = -400.0  # Acrobot's AUC floor is -500 (no goal reached in any episode): below this a seed barely learned
+
+
+def spread_rows(root: Path) -> list[dict]:
+    """Per ``judge*`` eval and objective, how its 128 scores spread: the IQM (what the verdict compares), the mean and
+    the number of seeds below :data:`FAILED_AUC`. Descriptive only: it shows what the IQM trims, not a verdict."""
+    import numpy as np
+
+    from metarl.app.evaluation import load_eval
+    from metarl.stats import iqm
+
+    rows = []
+    for path in sorted([*root.glob("judge*/eval.npz"), *root.glob("finelr*/eval.npz")]):
+        data = load_eval(path)
+        for label, scores in zip(eval_labels(path, data), np.asarray(data["scores"])[:, 0, 0, :], strict=True):
+            rows.append({"eval": path.parent.name, "objective": label,
+                         "iqm": float(iqm(scores)), "mean": float(np.mean(scores)), "failed": int(np.sum(scores < FAILED_AUC)),
+                         "num_seeds": int(scores.shape[-1])})
+    return rows
+
+
+def spread_table(rows: list[dict]) -> str:
+    lines = ["| eval | objective | IQM | mean | seeds below −400 |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['eval']} | {r['objective']} | {r['iqm']:.1f} | {r['mean']:.1f} | {r['failed']} of {r['num_seeds']} |" for r in rows]
+    lines += ["", "The same scores, described (not judged): the IQM the verdict compares trims the quarter of seeds that learn "
+              "least, where a seed that barely reaches the goal (AUC below −400 of a floor of −500) falls; the mean counts them."]
+    return "\n".join(lines)
+
+
+def fine_lr_rows(root: Path) -> list[dict]:
+    """PPO cells between tuned PPO's grid points (``finelr*`` evals: one PPO config each, on the judges' 128 validation
+    seeds) against tuned PPO's scores from the ``judge*`` evals, paired seed by seed (the same stream and count: the
+    same seeds; every judge holds the same tuned PPO scores, read from the store, which this checks)."""
+    import numpy as np
+
+    from metarl.app.evaluation import load_eval, verdict_table
+
+    tuned = []
+    for path in sorted(root.glob("judge*/eval.npz")):
+        data = load_eval(path)
+        names = [str(o) for o in data["objectives"]]
+        if "tuned_ppo" in names:
+            tuned.append(np.asarray(data["scores"])[names.index("tuned_ppo")])
+    if not tuned or any(not np.array_equal(t, tuned[0]) for t in tuned):
+        raise SystemExit(f"{root}: the judge evals do not hold one and the same tuned PPO score array")
+    rows = []
+    for path in sorted(root.glob("finelr*/eval.npz")):
+        data = load_eval(path)
+        config = json.loads((path.parent / "config.json").read_text())["config"]
+        clip = json.loads(config["objective_kwargs"]).get("clip_eps", 0.2)
+        label = f"ppo (clip {clip:g}, lr {config['ppo']['lr']:g}, {config['ppo']['update_epochs']} epochs)"
+        scores = np.stack([tuned[0], np.asarray(data["scores"])[0]])
+        rows += [{"eval": path.parent.name, "num_seeds": int(scores.shape[-1]), **row}
+                 for row in verdict_table(scores, ["tuned_ppo", label], 0, data["envs"], data["lifetimes"], stream="validation")]
+    return rows
+
+
+def fine_lr_table(rows: list[dict]) -> str:
+    lines = ["| eval | PPO cell | IQM | tuned PPO IQM | difference [95% CI, paired] | P(cell > tuned) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['eval']} | {r['objective']} | {r['candidate']['iqm']:.1f} | {r['baseline']['iqm']:.1f} "
+              f"| {r['difference']['iqm']:+.1f} [{r['difference']['ci'][0]:+.1f}, {r['difference']['ci'][1]:+.1f}] "
+              f"| {r['probability_of_improvement']['value']:.2f} | {r['verdict']} |" for r in rows]
+    lines += ["", "PPO cells between tuned PPO's grid points (lr 0.001 and 0.003), on the same 128 validation seeds, paired with "
+              "tuned PPO's scores there: what a finer learning rate alone does. Descriptive, not a tuned PPO (these cells were "
+              "not picked on selection seeds)."]
     return "\n".join(lines)
 
 
@@ -163,6 +244,17 @@ def figure(points: list[dict], judged: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def markdown(points: list[dict], judged: list[dict], spread: list[dict], fine_lr: list[dict]) -> str:
+    """budget.md: the runs' own verdicts, then (where ``judge*`` evals exist) their 128-seed verdicts and spread, and
+    (where ``finelr*`` evals exist) PPO between tuned PPO's grid points."""
+    text = table(points)
+    if judged:
+        text += "\n\n" + judged_table(judged) + "\n\n" + spread_table(spread)
+    if fine_lr:
+        text += "\n\n" + fine_lr_table(fine_lr)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", nargs="?", default="results/acrobot_budget")
@@ -170,12 +262,12 @@ def main() -> None:
     points = run_points(root)
     if not points:
         raise SystemExit(f"{root}: no meta-train run with a verdict")
-    text = table(points)
-    judged = judged_rows(root)
-    if judged:
-        text += "\n\n" + judged_table(judged)
+    judged, spread = judged_rows(root), spread_rows(root)
+    fine_lr = fine_lr_rows(root) if judged else []
+    text = markdown(points, judged, spread, fine_lr)
     (root / "budget.md").write_text(text + "\n")
-    (root / "budget.json").write_text(json.dumps({"runs": points, "judged": judged}, indent=1, default=float) + "\n")
+    (root / "budget.json").write_text(json.dumps({"runs": points, "judged": judged, "spread": spread, "fine_lr": fine_lr},
+                                                 indent=1, default=float) + "\n")
     figure(points, judged, root / "budget.png")
     print(text)
     print(f"wrote {root / 'budget.md'}, budget.json, budget.png")

@@ -111,11 +111,13 @@ def test_the_acrobot_budget_tables_regenerate_from_its_runs():
     bootstrap draws its resamples from a fixed key, so a recomputation is exact)."""
     script = load_script("budget_curve")
     root = ROOT / "results" / "acrobot_budget"
-    points, judged = script.run_points(root), script.judged_rows(root)
+    points, judged, spread, fine_lr = (script.run_points(root), script.judged_rows(root), script.spread_rows(root),
+                                       script.fine_lr_rows(root))
     stored = json.loads((root / "budget.json").read_text())
-    assert_close(json.loads(json.dumps({"runs": points, "judged": judged}, default=float)), stored)
-    text = script.table(points) + ("\n\n" + script.judged_table(judged) if judged else "")
-    assert (root / "budget.md").read_text() == text + "\n"
+    assert_close(json.loads(json.dumps({"runs": points, "judged": judged, "spread": spread, "fine_lr": fine_lr}, default=float)),
+                 stored)
+    assert (root / "budget.md").read_text() == script.markdown(points, judged, spread, fine_lr) + "\n"
+    assert {r["failed"] for r in spread} != {0}  # the table describes what the IQM trims: some seeds fail
     assert {p["stream"] for p in points} == {r["stream"] for r in judged} == {"validation"}  # the test stream stays untouched
 
 
